@@ -1,0 +1,12 @@
+//! The measuring side of algo-engine.
+//!
+//! `harness` holds what every suite shares (pinning, the TSC clock, HDR histograms, the cost of
+//! the measurement itself, and the report that is printed as a table and saved as JSON). Each
+//! suite module measures one component against its peers in the same process and run, so the
+//! ratios it prints are not skewed by a different machine state: `rings` (the SPSC ring against
+//! disruptor, crossbeam and std), `journal` (the memory-mapped journal against a naive mmap
+//! append). The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
+
+pub mod harness;
+pub mod journal;
+pub mod rings;

@@ -1,0 +1,9 @@
+//! The cold path of algo-engine: threads and tools that read the journal after the fact.
+//!
+//! Nothing here runs on a hot thread or can slow one down: every component is a journal tailer
+//! with its own cursor, and one that falls behind only lags. [`inspect`] summarises and verifies a
+//! journal directory (segments, record counts by kind, time range, CRC check) and renders records
+//! for `algo-engine journal inspect|tail`. Storage export, notifications, reconciliation, metrics
+//! and the admin API join it as further tailers.
+
+pub mod inspect;

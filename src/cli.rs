@@ -1,0 +1,69 @@
+//! Command-line grammar (clap) and dispatch to the subcommands.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Co-located low-latency order-flow trading engine.
+#[derive(Parser, Debug)]
+#[command(name = "algo-engine", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Read, verify and follow journals.
+    Journal {
+        /// Journal subcommand.
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// Run the hot path on pinned threads as a profile lays it out.
+    Run(crate::pipeline::RunArgs),
+}
+
+/// `algo-engine journal ...`
+#[derive(Subcommand, Debug)]
+pub enum JournalCommand {
+    /// Header, segments, record counts by type, first/last timestamps and a full CRC check.
+    /// Exits 1 when a corruption is found.
+    Inspect {
+        /// Journal directory.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print records as they are appended (like `tail -f`).
+    Tail {
+        /// Journal directory.
+        dir: PathBuf,
+        /// Start at this sequence number (default: the beginning).
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Stop after printing this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Keep following after reaching the end (stop with Ctrl-C).
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+}
+
+/// Runs the parsed command.
+pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Journal { command } => match command {
+            JournalCommand::Inspect { dir, json } => crate::journal_cmd::inspect(&dir, json),
+            JournalCommand::Tail { dir, from, limit, follow } => {
+                crate::journal_cmd::tail(&dir, from, limit, follow)
+            }
+        },
+        Command::Run(args) => crate::pipeline::run(args),
+    }
+}

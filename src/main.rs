@@ -1,0 +1,33 @@
+//! `algo-engine`: the command line of the trading engine.
+//!
+//! Each subcommand is a thin layer over the crates: `journal` over `coldpath::inspect`,
+//! `run` over the stage runtime in `hotpath::runtime` with the wiring in [`pipeline`].
+//! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
+
+mod cli;
+mod journal_cmd;
+mod pipeline;
+mod signals;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ALGO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match cli::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` joins the anyhow context chain on one line: "what we did: why it failed".
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
