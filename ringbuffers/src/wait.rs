@@ -75,7 +75,10 @@ impl WaitStrategy {
     /// [`Waiter::idle`] after each empty round and [`Waiter::reset`] after each productive one.
     #[inline]
     pub fn waiter(self) -> Waiter {
-        Waiter { strategy: self, idle_rounds: 0 }
+        Waiter {
+            strategy: self,
+            idle_rounds: 0,
+        }
     }
 
     /// Parses a strategy from configuration text.
@@ -223,11 +226,16 @@ mod tests {
         assert_eq!(WaitStrategy::parse("busy-spin"), Ok(WaitStrategy::BusySpin));
         assert_eq!(
             WaitStrategy::parse(" spin-then-yield "),
-            Ok(WaitStrategy::SpinThenYield { spins: DEFAULT_SPINS })
+            Ok(WaitStrategy::SpinThenYield {
+                spins: DEFAULT_SPINS
+            })
         );
         assert_eq!(
             WaitStrategy::parse("park"),
-            Ok(WaitStrategy::Park { spins: DEFAULT_SPINS, park_micros: DEFAULT_PARK_MICROS })
+            Ok(WaitStrategy::Park {
+                spins: DEFAULT_SPINS,
+                park_micros: DEFAULT_PARK_MICROS
+            })
         );
         assert_eq!(
             WaitStrategy::parse("spin-then-yield:7"),
@@ -235,15 +243,34 @@ mod tests {
         );
         assert_eq!(
             WaitStrategy::parse("park:3"),
-            Ok(WaitStrategy::Park { spins: 3, park_micros: DEFAULT_PARK_MICROS })
+            Ok(WaitStrategy::Park {
+                spins: 3,
+                park_micros: DEFAULT_PARK_MICROS
+            })
         );
-        assert_eq!(WaitStrategy::parse("park:3:9"), Ok(WaitStrategy::Park { spins: 3, park_micros: 9 }));
+        assert_eq!(
+            WaitStrategy::parse("park:3:9"),
+            Ok(WaitStrategy::Park {
+                spins: 3,
+                park_micros: 9
+            })
+        );
     }
 
     #[test]
     fn parse_rejects_garbage() {
-        for bad in ["", "nap", "busy-spin:1", "park:1:2:3", "spin-then-yield:x", "park:99999999999"] {
-            assert!(WaitStrategy::parse(bad).is_err(), "{bad:?} should not parse");
+        for bad in [
+            "",
+            "nap",
+            "busy-spin:1",
+            "park:1:2:3",
+            "spin-then-yield:x",
+            "park:99999999999",
+        ] {
+            assert!(
+                WaitStrategy::parse(bad).is_err(),
+                "{bad:?} should not parse"
+            );
         }
     }
 
@@ -252,7 +279,10 @@ mod tests {
         for w in [
             WaitStrategy::BusySpin,
             WaitStrategy::SpinThenYield { spins: 12 },
-            WaitStrategy::Park { spins: 0, park_micros: 5 },
+            WaitStrategy::Park {
+                spins: 0,
+                park_micros: 5,
+            },
         ] {
             assert_eq!(w.to_string().parse::<WaitStrategy>(), Ok(w));
         }
@@ -260,7 +290,11 @@ mod tests {
 
     #[test]
     fn idle_counts_and_reset_clears() {
-        let mut w = WaitStrategy::Park { spins: 2, park_micros: 1 }.waiter();
+        let mut w = WaitStrategy::Park {
+            spins: 2,
+            park_micros: 1,
+        }
+        .waiter();
         for _ in 0..5 {
             w.idle();
         }

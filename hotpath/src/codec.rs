@@ -1,0 +1,633 @@
+//! Journal encoding of the event types: record kinds, the schema hash, and zero-copy
+//! encode/access/decode with rkyv.
+//!
+//! The journal ([`ringbuffers::journal`]) stores opaque payloads tagged with a `u16` kind. This
+//! module says what the kinds are ([`RecordKind`]) and how a fixed-size event becomes a payload
+//! and back:
+//!
+//! * [`encode_into`] serialises an event with rkyv straight into a caller-provided buffer (the
+//!   journal's mapped segment, through `Appender::append_with`) with no heap allocation: rkyv's
+//!   low-level API with a [`Buffer`] writer and an empty [`SubAllocator`] (fixed-size events
+//!   never need scratch space). [`encoded_len`] is a `const fn`, so the journal can reserve the
+//!   record before the bytes exist.
+//! * [`access`] validates a payload with bytecheck (length, alignment, enum discriminants,
+//!   `bool`s) and returns a reference to the archived event **inside the payload**: a tailer
+//!   reads events out of the mapped file without copying. [`decode`] returns the owned `Copy`
+//!   value.
+//! * [`SCHEMA_HASH`] identifies the layout of everything journaled; the journal stores it in
+//!   each segment header and a tailer opened with a different hash refuses to read.
+//!
+//! # Changing an event type
+//!
+//! The `schema!` invocation below is the journal format's description. It lists every journaled
+//! struct with its size and each field's name, type and offset, every enum with its
+//! discriminants, and a manual [`SCHEMA_VERSION`]. The macro turns it into
+//! [`SCHEMA_DESCRIPTION`] (hashed into [`SCHEMA_HASH`]) **and** into compile-time assertions:
+//! native and archived sizes, every offset, every field type, that the listed fields cover the
+//! struct with no padding (so a new field cannot be forgotten), every discriminant and that each
+//! enum's variant list is exhaustive. Whoever changes an event must update the invocation (the
+//! build fails until they do) and bump `SCHEMA_VERSION` when the *meaning* of a field changes
+//! without its layout changing.
+
+use core::mem::{align_of, offset_of, size_of};
+
+use rkyv::api::low::{LowDeserializer, LowSerializer, LowValidator};
+use rkyv::bytecheck::CheckBytes;
+use rkyv::rancor::Failure;
+use rkyv::ser::allocator::SubAllocator;
+use rkyv::ser::writer::Buffer;
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::event::{
+    Aggressor, ArchivedControl, ArchivedExecEvent, ArchivedMarketEvent, ArchivedOrderIntent,
+    Control, ControlKind, ExecEvent, ExecKind, IntentAction, MarketEvent, MarketKind,
+    OrderIntent, OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce,
+};
+use crate::fixed::{Price, Qty};
+use crate::instrument::InstrumentId;
+
+/// What a journal record holds (the journal's `kind: u16`).
+///
+/// The numbering is part of the journal format (it is in [`SCHEMA_DESCRIPTION`]): never reuse a
+/// number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u16)]
+pub enum RecordKind {
+    /// Raw inbound bytes (a WebSocket frame payload or REST response body), stamped on receipt.
+    RawFrame = 1,
+    /// A decoded [`MarketEvent`].
+    Market = 2,
+    /// An [`OrderIntent`].
+    Intent = 3,
+    /// Raw outbound order bytes as written to the socket.
+    OutboundBytes = 4,
+    /// An [`ExecEvent`].
+    Exec = 5,
+    /// A [`Control`] command.
+    Control = 6,
+    /// A strategy decision with its level scores and confluence (explains each entry/exit).
+    Decision = 7,
+    /// A feed decode or protocol error, with the offending bytes.
+    FeedError = 8,
+    /// A detected sequence gap (depth `U`/`u`/`pu` break, missed trade ids, reconnect).
+    Gap = 9,
+    /// A reconciliation result or discrepancy (venue state against journal state).
+    Reconcile = 10,
+}
+
+impl RecordKind {
+    /// Every kind, in numeric order.
+    pub const ALL: [RecordKind; 10] = [
+        RecordKind::RawFrame,
+        RecordKind::Market,
+        RecordKind::Intent,
+        RecordKind::OutboundBytes,
+        RecordKind::Exec,
+        RecordKind::Control,
+        RecordKind::Decision,
+        RecordKind::FeedError,
+        RecordKind::Gap,
+        RecordKind::Reconcile,
+    ];
+
+    /// The kind with number `v`, if known.
+    pub const fn from_u16(v: u16) -> Option<RecordKind> {
+        Some(match v {
+            1 => RecordKind::RawFrame,
+            2 => RecordKind::Market,
+            3 => RecordKind::Intent,
+            4 => RecordKind::OutboundBytes,
+            5 => RecordKind::Exec,
+            6 => RecordKind::Control,
+            7 => RecordKind::Decision,
+            8 => RecordKind::FeedError,
+            9 => RecordKind::Gap,
+            10 => RecordKind::Reconcile,
+            _ => return None,
+        })
+    }
+
+    /// The number stored in the journal.
+    #[inline]
+    pub const fn as_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// Stable lowercase name (the CLI prints record counts by name).
+    pub const fn name(self) -> &'static str {
+        match self {
+            RecordKind::RawFrame => "raw_frame",
+            RecordKind::Market => "market",
+            RecordKind::Intent => "intent",
+            RecordKind::OutboundBytes => "outbound_bytes",
+            RecordKind::Exec => "exec",
+            RecordKind::Control => "control",
+            RecordKind::Decision => "decision",
+            RecordKind::FeedError => "feed_error",
+            RecordKind::Gap => "gap",
+            RecordKind::Reconcile => "reconcile",
+        }
+    }
+
+    /// The fixed payload size of kinds that hold one of this module's events; `None` for
+    /// variable-length kinds.
+    pub const fn fixed_len(self) -> Option<usize> {
+        match self {
+            RecordKind::Market => Some(encoded_len::<MarketEvent>()),
+            RecordKind::Intent => Some(encoded_len::<OrderIntent>()),
+            RecordKind::Exec => Some(encoded_len::<ExecEvent>()),
+            RecordKind::Control => Some(encoded_len::<Control>()),
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// FNV-1a (64-bit) of `bytes`, usable in constants.
+pub const fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        h ^= bytes[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
+
+/// Builds [`SCHEMA_DESCRIPTION`] and checks it against the real types at compile time.
+///
+/// Types are written as single identifiers (aliases for arrays) so that the description text
+/// does not depend on how the compiler pretty-prints types.
+macro_rules! schema {
+    (
+        version $version:literal;
+        $( newtype $nname:ident ( $nty:ident ); )+
+        $( struct $sname:ident = $ssize:literal {
+            $( $field:ident : $fty:ident @ $off:literal ),+ $(,)?
+        } )+
+        $( enum $ename:ident : $erepr:ident {
+            $( $variant:ident = $disc:literal ),+ $(,)?
+        } )+
+        $( plain enum $pname:ident : $prepr:ident {
+            $( $pvariant:ident = $pdisc:literal ),+ $(,)?
+        } )*
+    ) => {
+        /// Manual version of the journal schema: bump it when the meaning of a journaled field
+        /// changes without its layout changing (layout changes alter the hash by themselves).
+        pub const SCHEMA_VERSION: u32 = $version;
+
+        /// Human-readable description of every journaled type (hashed into [`SCHEMA_HASH`]).
+        pub const SCHEMA_DESCRIPTION: &str = concat!(
+            "algo-engine journal schema v", $version, "\n",
+            $( "newtype ", stringify!($nname), "(", stringify!($nty), ")\n", )+
+            $(
+                "struct ", stringify!($sname), " size ", $ssize, "\n",
+                $( "  ", stringify!($field), ": ", stringify!($fty), " @", $off, "\n", )+
+            )+
+            $(
+                "enum ", stringify!($ename), ": ", stringify!($erepr), "\n",
+                $( "  ", stringify!($variant), " = ", $disc, "\n", )+
+            )+
+            $(
+                "enum ", stringify!($pname), ": ", stringify!($prepr), "\n",
+                $( "  ", stringify!($pvariant), " = ", $pdisc, "\n", )+
+            )*
+        );
+
+        $(
+            const _: () = {
+                assert!(size_of::<$nname>() == size_of::<$nty>());
+                assert!(size_of::<<$nname as Archive>::Archived>() == size_of::<$nty>());
+                fn _field_type(v: &$nname) -> &$nty {
+                    &v.0
+                }
+            };
+        )+
+
+        $(
+            const _: () = {
+                assert!(
+                    size_of::<$sname>() == $ssize,
+                    concat!("schema!: size of ", stringify!($sname), " changed")
+                );
+                assert!(
+                    size_of::<<$sname as Archive>::Archived>() == $ssize,
+                    concat!("schema!: archived size of ", stringify!($sname), " differs")
+                );
+                let mut covered = 0usize;
+                $(
+                    assert!(
+                        offset_of!($sname, $field) == $off,
+                        concat!("schema!: offset of ", stringify!($sname), ".", stringify!($field))
+                    );
+                    assert!(
+                        offset_of!(<$sname as Archive>::Archived, $field) == $off,
+                        concat!("schema!: archived offset of ", stringify!($sname), ".",
+                            stringify!($field))
+                    );
+                    covered += size_of::<$fty>();
+                    {
+                        fn _field_type(v: &$sname) -> &$fty {
+                            &v.$field
+                        }
+                    }
+                )+
+                assert!(
+                    covered == $ssize,
+                    concat!("schema!: fields of ", stringify!($sname),
+                        " leave padding or a field is not listed")
+                );
+            };
+        )+
+
+        $(
+            const _: () = {
+                assert!(size_of::<$ename>() == size_of::<$erepr>());
+                assert!(size_of::<<$ename as Archive>::Archived>() == size_of::<$erepr>());
+                $( assert!($ename::$variant as $erepr == $disc); )+
+                const fn _exhaustive(v: $ename) {
+                    match v {
+                        $( $ename::$variant => (), )+
+                    }
+                }
+            };
+        )+
+
+        $(
+            const _: () = {
+                assert!(size_of::<$pname>() == size_of::<$prepr>());
+                $( assert!($pname::$pvariant as $prepr == $pdisc); )+
+                const fn _exhaustive(v: $pname) {
+                    match v {
+                        $( $pname::$pvariant => (), )+
+                    }
+                }
+            };
+        )*
+    };
+}
+
+schema! {
+    version 1;
+
+    newtype Price(i64);
+    newtype Qty(i64);
+    newtype InstrumentId(u32);
+    newtype ReasonCode(u16);
+
+    struct Stamps = 48 {
+        venue_ns: u64 @ 0,
+        recv_tsc: u64 @ 8,
+        stage_tsc: StageTsc @ 16,
+    }
+    struct MarketEvent = 144 {
+        instrument: InstrumentId @ 0,
+        kind: MarketKind @ 4,
+        aggressor: Aggressor @ 5,
+        price_scale: u8 @ 6,
+        qty_scale: u8 @ 7,
+        flags: u32 @ 8,
+        interval_secs: u32 @ 12,
+        price: Price @ 16,
+        qty: Qty @ 24,
+        bid_px: Price @ 32,
+        bid_qty: Qty @ 40,
+        ask_px: Price @ 48,
+        ask_qty: Qty @ 56,
+        aux_px: Price @ 64,
+        id: u64 @ 72,
+        first_id: u64 @ 80,
+        aux_id: u64 @ 88,
+        stamps: Stamps @ 96,
+    }
+    struct OrderIntent = 96 {
+        instrument: InstrumentId @ 0,
+        side: Side @ 4,
+        order_type: OrderType @ 5,
+        time_in_force: TimeInForce @ 6,
+        action: IntentAction @ 7,
+        reason: ReasonCode @ 8,
+        price_scale: u8 @ 10,
+        qty_scale: u8 @ 11,
+        reduce_only: bool @ 12,
+        reserved: Reserved3 @ 13,
+        price: Price @ 16,
+        qty: Qty @ 24,
+        client_order_id: u64 @ 32,
+        decision_seq: u64 @ 40,
+        stamps: Stamps @ 48,
+    }
+    struct ExecEvent = 128 {
+        instrument: InstrumentId @ 0,
+        kind: ExecKind @ 4,
+        side: Side @ 5,
+        price_scale: u8 @ 6,
+        qty_scale: u8 @ 7,
+        fee_scale: u8 @ 8,
+        is_maker: bool @ 9,
+        reserved: u16 @ 10,
+        venue_error: i32 @ 12,
+        last_px: Price @ 16,
+        last_qty: Qty @ 24,
+        cum_qty: Qty @ 32,
+        leaves_qty: Qty @ 40,
+        fee: i64 @ 48,
+        client_order_id: u64 @ 56,
+        venue_order_id: u64 @ 64,
+        trade_id: u64 @ 72,
+        stamps: Stamps @ 80,
+    }
+    struct Control = 72 {
+        kind: ControlKind @ 0,
+        reserved: Reserved3 @ 1,
+        instrument: InstrumentId @ 4,
+        arg: u64 @ 8,
+        issued_unix_ns: u64 @ 16,
+        stamps: Stamps @ 24,
+    }
+
+    enum MarketKind: u8 {
+        Trade = 1, AggTrade = 2, BookTicker = 3, DepthLevel = 4, Kline = 5, Quote = 6,
+    }
+    enum Aggressor: u8 { Unknown = 0, Buy = 1, Sell = 2 }
+    enum Side: u8 { Buy = 1, Sell = 2 }
+    enum OrderType: u8 { Market = 1, Limit = 2, LimitMaker = 3, StopMarket = 4 }
+    enum TimeInForce: u8 { Gtc = 1, Ioc = 2, Fok = 3, Gtx = 4 }
+    enum IntentAction: u8 { New = 1, Cancel = 2 }
+    enum ExecKind: u8 {
+        Ack = 1, PartialFill = 2, Fill = 3, Canceled = 4, Rejected = 5, Expired = 6,
+    }
+    enum ControlKind: u8 {
+        Halt = 1, Resume = 2, WatchlistAdd = 3, WatchlistRemove = 4, WatchlistRenew = 5,
+        ConfigReload = 6, Shutdown = 7,
+    }
+
+    // Not archived itself: listed for its numbering, which is part of the journal format.
+    plain enum RecordKind: u16 {
+        RawFrame = 1, Market = 2, Intent = 3, OutboundBytes = 4, Exec = 5, Control = 6,
+        Decision = 7, FeedError = 8, Gap = 9, Reconcile = 10,
+    }
+}
+
+/// Hash of the journal schema: FNV-1a over [`SCHEMA_DESCRIPTION`], computed at compile time.
+/// Any change to a journaled type's layout (or to [`SCHEMA_VERSION`]) changes it.
+pub const SCHEMA_HASH: u64 = fnv1a64(SCHEMA_DESCRIPTION.as_bytes());
+
+/// Why an event could not be encoded or read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The output buffer is shorter than the encoded event.
+    #[error("buffer of {available} bytes is too small for a {kind} record of {needed} bytes")]
+    BufferTooSmall {
+        /// Record kind.
+        kind: RecordKind,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The payload length is not the event's encoded length.
+    #[error("{kind} payload is {actual} bytes, expected {expected}")]
+    Length {
+        /// Record kind.
+        kind: RecordKind,
+        /// Expected length.
+        expected: usize,
+        /// Actual length.
+        actual: usize,
+    },
+    /// The payload is not aligned for zero-copy access (use [`decode`], which copies).
+    #[error("{kind} payload is not {align}-byte aligned for zero-copy access")]
+    Misaligned {
+        /// Record kind.
+        kind: RecordKind,
+        /// Required alignment.
+        align: usize,
+    },
+    /// The payload failed validation (bad enum discriminant, bad `bool`, ...): corrupt or not
+    /// this kind.
+    #[error("{kind} payload failed validation (corrupt or wrong record kind)")]
+    Invalid {
+        /// Record kind.
+        kind: RecordKind,
+    },
+    /// rkyv failed to serialise (cannot happen for the fixed-size events of this crate).
+    #[error("failed to serialise a {kind} record")]
+    Serialize {
+        /// Record kind.
+        kind: RecordKind,
+    },
+    /// The record's kind is not the one asked for.
+    #[error("record kind {actual} is not {expected}")]
+    KindMismatch {
+        /// Kind asked for.
+        expected: RecordKind,
+        /// Kind found (raw number).
+        actual: u16,
+    },
+    /// The record kind number is unknown to this build.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+}
+
+/// The rkyv serializer used by [`encode_into`]: a slice writer and an empty scratch allocator.
+pub type EventSerializer<'a> = LowSerializer<Buffer<'a>, SubAllocator<'a>, Failure>;
+
+/// An event type that is journaled as a fixed-size rkyv record of kind [`Journaled::KIND`].
+///
+/// The bounds say: it can be serialised without heap or scratch space, its archived form can be
+/// validated without allocation, and deserialised back to `Self`.
+pub trait Journaled:
+    Copy
+    + Archive<
+        Archived: for<'a> CheckBytes<LowValidator<'a, Failure>>
+                      + Deserialize<Self, LowDeserializer<Failure>>,
+    > + for<'a> Serialize<EventSerializer<'a>>
+{
+    /// The record kind this type is journaled as.
+    const KIND: RecordKind;
+}
+
+impl Journaled for MarketEvent {
+    const KIND: RecordKind = RecordKind::Market;
+}
+impl Journaled for OrderIntent {
+    const KIND: RecordKind = RecordKind::Intent;
+}
+impl Journaled for ExecEvent {
+    const KIND: RecordKind = RecordKind::Exec;
+}
+impl Journaled for Control {
+    const KIND: RecordKind = RecordKind::Control;
+}
+
+/// Exact payload length of an encoded `E` (the archived size; equal to `size_of::<E>()` for
+/// this crate's events).
+#[inline]
+pub const fn encoded_len<E: Journaled>() -> usize {
+    size_of::<E::Archived>()
+}
+
+/// Largest [`encoded_len`] of this crate's events.
+pub const MAX_ENCODED_LEN: usize = {
+    let lens = [
+        encoded_len::<MarketEvent>(),
+        encoded_len::<OrderIntent>(),
+        encoded_len::<ExecEvent>(),
+        encoded_len::<Control>(),
+    ];
+    let mut m = 0;
+    let mut i = 0;
+    while i < lens.len() {
+        if lens[i] > m {
+            m = lens[i];
+        }
+        i += 1;
+    }
+    m
+};
+
+/// Serialise `event` into the front of `out` and return the number of bytes written
+/// ([`encoded_len::<E>()`](encoded_len)). No heap allocation; `out` need not be aligned (the
+/// bytes are position-independent), but [`access`] needs the payload 8-aligned, which journal
+/// payloads are.
+#[inline]
+pub fn encode_into<E: Journaled>(event: &E, out: &mut [u8]) -> Result<usize, CodecError> {
+    let needed = encoded_len::<E>();
+    let Some(dst) = out.get_mut(..needed) else {
+        return Err(CodecError::BufferTooSmall {
+            kind: E::KIND,
+            needed,
+            available: out.len(),
+        });
+    };
+    let written = rkyv::api::low::to_bytes_in_with_alloc::<_, _, Failure>(
+        event,
+        Buffer::from(dst),
+        SubAllocator::empty(),
+    )
+    .map_err(|_| CodecError::Serialize { kind: E::KIND })?
+    .len();
+    debug_assert_eq!(written, needed);
+    Ok(written)
+}
+
+/// Validate `payload` and return the archived event inside it, without copying.
+///
+/// `payload` must be exactly [`encoded_len::<E>()`](encoded_len) bytes and aligned to
+/// `align_of::<E::Archived>()` (8); journal payloads are. Validation checks every enum
+/// discriminant and `bool`, so a corrupt or mis-typed record is an error, never undefined
+/// behaviour or a panic.
+#[inline]
+pub fn access<E: Journaled>(payload: &[u8]) -> Result<&E::Archived, CodecError> {
+    let expected = encoded_len::<E>();
+    if payload.len() != expected {
+        return Err(CodecError::Length {
+            kind: E::KIND,
+            expected,
+            actual: payload.len(),
+        });
+    }
+    let align = align_of::<E::Archived>();
+    if payload.as_ptr().align_offset(align) != 0 {
+        return Err(CodecError::Misaligned {
+            kind: E::KIND,
+            align,
+        });
+    }
+    rkyv::api::low::access::<E::Archived, Failure>(payload)
+        .map_err(|_| CodecError::Invalid { kind: E::KIND })
+}
+
+/// Scratch space for decoding misaligned payloads.
+#[repr(C, align(16))]
+struct AlignedScratch([u8; MAX_ENCODED_LEN]);
+
+/// Validate `payload` and return the owned event. Unlike [`access`], a misaligned payload is
+/// accepted (it is copied to an aligned stack buffer first).
+#[inline]
+pub fn decode<E: Journaled>(payload: &[u8]) -> Result<E, CodecError> {
+    let archived = match access::<E>(payload) {
+        Ok(a) => a,
+        Err(CodecError::Misaligned { .. }) if payload.len() <= MAX_ENCODED_LEN => {
+            let mut scratch = AlignedScratch([0; MAX_ENCODED_LEN]);
+            let copy = &mut scratch.0[..payload.len()];
+            copy.copy_from_slice(payload);
+            let a = access::<E>(copy)?;
+            return deserialize::<E>(a);
+        }
+        Err(e) => return Err(e),
+    };
+    deserialize::<E>(archived)
+}
+
+/// The owned value of an archived event.
+#[inline]
+pub fn deserialize<E: Journaled>(archived: &E::Archived) -> Result<E, CodecError> {
+    rkyv::api::low::deserialize::<E, Failure>(archived)
+        .map_err(|_| CodecError::Invalid { kind: E::KIND })
+}
+
+/// [`access`] after checking that the record's `kind` is `E`'s.
+#[inline]
+pub fn access_record<E: Journaled>(kind: u16, payload: &[u8]) -> Result<&E::Archived, CodecError> {
+    if kind != E::KIND as u16 {
+        return Err(CodecError::KindMismatch {
+            expected: E::KIND,
+            actual: kind,
+        });
+    }
+    access::<E>(payload)
+}
+
+/// A journal record viewed by kind: archived events in place, other kinds as their bytes.
+#[derive(Debug, Clone, Copy)]
+pub enum RecordView<'a> {
+    /// [`RecordKind::Market`].
+    Market(&'a ArchivedMarketEvent),
+    /// [`RecordKind::Intent`].
+    Intent(&'a ArchivedOrderIntent),
+    /// [`RecordKind::Exec`].
+    Exec(&'a ArchivedExecEvent),
+    /// [`RecordKind::Control`].
+    Control(&'a ArchivedControl),
+    /// Any variable-length kind (raw frames, outbound bytes, decisions, errors, gaps,
+    /// reconciliation): the payload as is.
+    Bytes {
+        /// The kind.
+        kind: RecordKind,
+        /// The payload.
+        payload: &'a [u8],
+    },
+}
+
+impl RecordView<'_> {
+    /// The record's kind.
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            RecordView::Market(_) => RecordKind::Market,
+            RecordView::Intent(_) => RecordKind::Intent,
+            RecordView::Exec(_) => RecordKind::Exec,
+            RecordView::Control(_) => RecordKind::Control,
+            RecordView::Bytes { kind, .. } => *kind,
+        }
+    }
+}
+
+/// View any journal record by its kind number (validating fixed-size events).
+pub fn view(kind: u16, payload: &[u8]) -> Result<RecordView<'_>, CodecError> {
+    let k = RecordKind::from_u16(kind).ok_or(CodecError::UnknownKind(kind))?;
+    Ok(match k {
+        RecordKind::Market => RecordView::Market(access::<MarketEvent>(payload)?),
+        RecordKind::Intent => RecordView::Intent(access::<OrderIntent>(payload)?),
+        RecordKind::Exec => RecordView::Exec(access::<ExecEvent>(payload)?),
+        RecordKind::Control => RecordView::Control(access::<Control>(payload)?),
+        kind => RecordView::Bytes { kind, payload },
+    })
+}

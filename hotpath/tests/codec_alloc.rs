@@ -1,0 +1,269 @@
+//! Proves the hot-path pieces of the event model allocate nothing after warm-up: encoding and
+//! accessing a million events in a reused buffer, and parsing/formatting a million decimals
+//! from byte slices (taken from a real capture when available).
+//!
+//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
+//! counting is switched on, so the test harness's own threads cannot disturb the result.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use hotpath::codec::{access, decode, encode_into, view, RecordKind, RecordView};
+use hotpath::event::{
+    Aggressor, Control, ControlKind, DepthIds, ExecEvent, ExecKind, MarketEvent, OrderIntent,
+    OrderType, ReasonCode, Side, Stage, Stamps, TimeInForce,
+};
+use hotpath::fixed::{format_decimal, parse_mantissa, Decimal, Price, Qty, MAX_DECIMAL_LEN};
+use hotpath::instrument::{
+    InstrumentId, InstrumentKind, InstrumentRef, InstrumentSpec, InstrumentTable, Symbol, Venue,
+};
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+struct CountingAllocator;
+
+impl CountingAllocator {
+    #[inline]
+    fn note() {
+        // `try_with`: the thread-locals are const-initialised without destructors, so this
+        // never allocates and never fails, but stay safe during thread teardown anyway.
+        let _ = COUNTING.try_with(|c| {
+            if c.get() {
+                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            }
+        });
+    }
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
+// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Run `f` and return its result with the number of allocations this thread made meanwhile.
+fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (r, ALLOCATIONS.with(|n| n.get()))
+}
+
+const N: usize = 1_000_000;
+
+/// A payload buffer aligned like a journal payload.
+#[repr(C, align(16))]
+struct Aligned([u8; 256]);
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (v, n) = count_allocations(|| black_box(vec![1u8; 64]));
+    drop(v);
+    assert!(n >= 1, "counting allocator is not active");
+}
+
+#[test]
+fn encoding_and_accessing_a_million_events_allocates_nothing() {
+    let inst = InstrumentRef {
+        id: InstrumentId(1),
+        price_scale: 2,
+        qty_scale: 5,
+    };
+    let mut st = Stamps::new(1_723_161_255_343_000_000, 1);
+    st.stamp(Stage::Decoded, 2);
+    let trade = MarketEvent::trade(inst, st, Price(6_183_763), Qty(2_000), Aggressor::Sell, 1);
+    let level = MarketEvent::depth_level(
+        inst,
+        st,
+        Side::Sell,
+        Price(6_183_764),
+        Qty(154_698),
+        DepthIds {
+            first_update_id: 10,
+            final_update_id: 12,
+            prev_final_update_id: Some(9),
+        },
+        true,
+    );
+    let intent = OrderIntent::new_order(
+        inst,
+        Side::Buy,
+        OrderType::Limit,
+        TimeInForce::Ioc,
+        Price(6_183_700),
+        Qty(100),
+        42,
+    )
+    .because(ReasonCode::ENTRY_LONG, 7);
+    let exec = ExecEvent::new(inst, ExecKind::Fill, Side::Buy, 42, 99, st)
+        .with_fill(Price(6_183_700), Qty(100), Qty(100), Qty::ZERO, 5)
+        .with_fee(Decimal::new(6, 5), false);
+    let control = Control::new(ControlKind::Halt, InstrumentId::NONE, 0, 1, st);
+    let mut buf = Aligned([0; 256]);
+
+    let mut run = |iters: usize| -> u64 {
+        let mut sum = 0u64;
+        for i in 0..iters {
+            let i64v = i as i64;
+            let out = &mut buf.0;
+            match i % 5 {
+                0 | 1 => {
+                    let mut e = if i % 5 == 0 { trade } else { level };
+                    e.price = Price(e.price.0 + (i64v & 0xff));
+                    e.id = i as u64;
+                    let n = encode_into(&e, out).unwrap();
+                    let a = access::<MarketEvent>(&out[..n]).unwrap();
+                    sum = sum.wrapping_add(a.price.to_native().0 as u64 + a.id.to_native());
+                    if let RecordView::Market(m) = view(RecordKind::Market.as_u16(), &out[..n]).unwrap() {
+                        sum = sum.wrapping_add(u64::from(m.flags.to_native()));
+                    }
+                }
+                2 => {
+                    let mut e = intent;
+                    e.client_order_id = i as u64;
+                    let n = encode_into(&e, out).unwrap();
+                    let d = decode::<OrderIntent>(&out[..n]).unwrap();
+                    sum = sum.wrapping_add(d.client_order_id);
+                }
+                3 => {
+                    let mut e = exec;
+                    e.cum_qty = Qty(i64v);
+                    let n = encode_into(&e, out).unwrap();
+                    let a = access::<ExecEvent>(&out[..n]).unwrap();
+                    sum = sum.wrapping_add(a.cum_qty.to_native().0 as u64);
+                }
+                _ => {
+                    let mut e = control;
+                    e.arg = i as u64;
+                    let n = encode_into(&e, out).unwrap();
+                    let d = decode::<Control>(&out[..n]).unwrap();
+                    sum = sum.wrapping_add(d.arg);
+                }
+            }
+        }
+        black_box(sum)
+    };
+
+    run(10_000); // warm-up
+    let start = std::time::Instant::now();
+    let (sum, allocations) = count_allocations(|| run(N));
+    eprintln!(
+        "{N} events encoded and read back: {:.1} ns/event",
+        start.elapsed().as_nanos() as f64 / N as f64
+    );
+    assert_ne!(sum, 0);
+    assert_eq!(allocations, 0, "encode/access/decode allocated");
+}
+
+/// Decimal strings to parse: every quoted decimal of the spot capture, or a synthetic set.
+fn decimal_inputs() -> Vec<Vec<u8>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let dir = match std::env::var_os("ALGO_DATA_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_relative() {
+                root.join(d)
+            } else {
+                d
+            }
+        }
+        _ => root.join("../shared/data"),
+    };
+    let path = dir.join("binance/spot/btcusdt_20240808.gz");
+    let mut out = Vec::new();
+    if let Ok(f) = std::fs::File::open(&path) {
+        for line in BufReader::new(flate2::read::GzDecoder::new(f)).lines() {
+            let line = line.unwrap();
+            for s in line.split('"').skip(1).step_by(2) {
+                if s.contains('.') && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                    out.push(s.as_bytes().to_vec());
+                }
+            }
+        }
+        eprintln!("{} decimal strings from {}", out.len(), path.display());
+    } else if std::env::var("ALGO_REQUIRE_DATA").as_deref() == Ok("1") {
+        panic!("ALGO_REQUIRE_DATA=1 but {} is missing", path.display());
+    } else {
+        eprintln!("capture {} not found: synthetic decimals", path.display());
+        for i in 0..10_000u64 {
+            out.push(format!("{}.{:08}", 60_000 + i % 3_000, (i * 7_919) % 100_000_000).into_bytes());
+        }
+    }
+    out
+}
+
+#[test]
+fn parsing_a_million_decimals_allocates_nothing() {
+    let inputs = decimal_inputs();
+    assert!(!inputs.is_empty());
+    let mut table = InstrumentTable::with_capacity(8);
+    for s in ["BTCUSDT", "ETHUSDT", "BNBUSDT"] {
+        table
+            .intern(InstrumentSpec::new(
+                Venue::BinanceSpot,
+                Symbol::new(s.as_bytes()).unwrap(),
+                InstrumentKind::Spot,
+                2,
+                5,
+            ))
+            .unwrap();
+    }
+    let symbols: [&[u8]; 4] = [b"btcusdt", b"ETHUSDT", b"BnbUsdt", b"XRPUSDT"];
+
+    let run = |iters: usize| -> u64 {
+        let mut sum = 0u64;
+        let mut text = [0u8; MAX_DECIMAL_LEN];
+        for i in 0..iters {
+            let s = &inputs[i % inputs.len()];
+            let m = parse_mantissa(black_box(s), 8).unwrap();
+            let n = format_decimal(m, 8, &mut text).unwrap();
+            let p = Price::parse(&text[..n], 8).unwrap();
+            let id = table.lookup(Venue::BinanceSpot, symbols[i & 3]);
+            sum = sum
+                .wrapping_add(p.0 as u64)
+                .wrapping_add(id.map_or(0, |id| u64::from(id.0)));
+        }
+        black_box(sum)
+    };
+
+    run(10_000); // warm-up
+    let start = std::time::Instant::now();
+    let (sum, allocations) = count_allocations(|| run(N));
+    eprintln!(
+        "{N} decimals parsed, formatted, re-parsed, plus a symbol lookup: {:.1} ns/iteration",
+        start.elapsed().as_nanos() as f64 / N as f64
+    );
+    assert_ne!(sum, 0);
+    assert_eq!(allocations, 0, "decimal parsing/formatting or instrument lookup allocated");
+}
