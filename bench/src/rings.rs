@@ -255,7 +255,6 @@ impl PinLog {
 
 /// Ping-pong over two generic queues: thread A (core_a) sends `i` on queue 1 and waits for it on
 /// queue 2; thread B (core_b) echoes. Records RTT/2 of the last `samples` round trips.
-#[allow(clippy::too_many_arguments)]
 fn pingpong_generic<T1: Tx, R1: Rx, T2: Tx, R2: Rx>(
     opts: &SuiteOpts,
     clock: &Clock,
@@ -291,7 +290,7 @@ fn pingpong_generic<T1: Tx, R1: Rx, T2: Tx, R2: Rx>(
                     }
                 };
                 let t1 = clock.raw();
-                debug_assert_eq!(v, i);
+                assert_eq!(v, i, "ping-pong reply out of order");
                 if i as usize >= WARMUP_RTT {
                     hist.record(clock.delta_ns(t0, t1) / 2);
                 }
@@ -333,7 +332,7 @@ fn pingpong_disruptor_busyspin(
                 fwd_tx.publish(|x| *x = i);
                 let v = recv();
                 let t1 = clock.raw();
-                debug_assert_eq!(v, i);
+                assert_eq!(v, i, "ping-pong reply out of order");
                 if i as usize >= WARMUP_RTT {
                     hist.record(clock.delta_ns(t0, t1) / 2);
                 }
@@ -408,30 +407,93 @@ fn latency_once(
     }
 }
 
-/// Burst throughput over a generic queue: `warm` then `total` items in bursts of `burst`; the
-/// consumer acknowledges each completed burst through `acked`. Returns items/s of the timed part.
+/// Timed windows per throughput run; each run reports the median window rate.
+const WINDOWS: usize = 50;
+
+/// Item counts of one throughput run: `warm` untimed items, then `windows` timed windows of
+/// `per_window` items each, all multiples of the burst.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    burst: usize,
+    warm: u64,
+    per_window: u64,
+    windows: usize,
+}
+
+impl Plan {
+    fn new(burst: usize, items: u64) -> Plan {
+        let b = burst as u64;
+        Plan {
+            burst,
+            warm: (items / 10 / b).max(1) * b,
+            per_window: (items / WINDOWS as u64 / b).max(1) * b,
+            windows: WINDOWS,
+        }
+    }
+
+    fn all(&self) -> u64 {
+        self.warm + self.per_window * self.windows as u64
+    }
+}
+
+/// The producer side of every throughput run: sends bursts (`send_burst(first)` sends items
+/// `first .. first + burst`), waits for each burst's acknowledgement, stamps the TSC at every
+/// window boundary, and returns the median window rate in items/s.
+///
+/// The median over short windows, rather than one rate over the whole run, is what makes the
+/// number usable on a shared VM: a window in which either thread was descheduled is an outlier
+/// and drops out, instead of dragging the whole run down by however long the neighbour ran.
+fn drive_producer(
+    plan: Plan,
+    clock: &Clock,
+    acked: &AtomicU64,
+    mut send_burst: impl FnMut(u64),
+) -> f64 {
+    let mut stamps = Vec::with_capacity(plan.windows + 1);
+    let mut next_stamp = plan.warm;
+    let mut sent = 0u64;
+    while sent < plan.all() {
+        if sent == next_stamp {
+            stamps.push(clock.raw());
+            next_stamp += plan.per_window;
+        }
+        send_burst(sent);
+        sent += plan.burst as u64;
+        // Acquire: pairs with the consumer's Release store of the acknowledgement.
+        while acked.load(Ordering::Acquire) < sent {}
+    }
+    stamps.push(clock.raw());
+    let rates = stamps
+        .windows(2)
+        .map(|w| plan.per_window as f64 / (clock.delta_ns(w[0], w[1]).max(1) as f64 / 1e9))
+        .collect();
+    median(rates)
+}
+
+/// Burst throughput over a generic queue; the consumer acknowledges each completed burst
+/// through `acked` (one atomic on its own cache line).
 fn burst_generic<T: Tx, R: Rx>(
     opts: &SuiteOpts,
     clock: &Clock,
     pins: &PinLog,
-    burst: usize,
-    warm: u64,
-    total: u64,
+    plan: Plan,
     (mut tx, mut rx): (T, R),
 ) -> f64 {
     let acked = CachePadded::new(AtomicU64::new(0));
     let acked = &acked;
-    let all = warm + total;
-    let elapsed_ns = std::thread::scope(|s| {
+    let burst = plan.burst;
+    std::thread::scope(|s| {
         s.spawn(move || {
             pins.pin(opts.core_b);
-            let burst = burst as u64;
             let mut got = 0u64;
-            while got < all {
-                let n = rx.recv_some((burst - got % burst) as usize) as u64;
+            let mut in_burst = 0usize;
+            while got < plan.all() {
+                let n = rx.recv_some(burst - in_burst);
                 if n > 0 {
-                    got += n;
-                    if got % burst == 0 {
+                    got += n as u64;
+                    in_burst += n;
+                    if in_burst == burst {
+                        in_burst = 0;
                         // Release: the producer's Acquire load sees the burst fully drained.
                         acked.store(got, Ordering::Release);
                     }
@@ -440,72 +502,47 @@ fn burst_generic<T: Tx, R: Rx>(
         });
         s.spawn(move || {
             pins.pin(opts.core_a);
-            let mut sent = 0u64;
-            let mut t0 = clock.raw();
-            while sent < all {
-                if sent == warm {
-                    t0 = clock.raw();
-                }
-                tx.send_burst(sent, burst);
-                sent += burst as u64;
-                while acked.load(Ordering::Acquire) < sent {}
-            }
-            clock.delta_ns(t0, clock.raw())
+            drive_producer(plan, clock, acked, |first| tx.send_burst(first, burst))
         })
         .join()
         .expect("producer thread panicked")
-    });
-    total as f64 / (elapsed_ns.max(1) as f64 / 1e9)
+    })
 }
 
 /// Burst throughput with the disruptor's own `BusySpin` processor as the consumer.
-fn burst_disruptor_busyspin(
-    opts: &SuiteOpts,
-    clock: &Clock,
-    pins: &PinLog,
-    burst: usize,
-    warm: u64,
-    total: u64,
-) -> f64 {
+fn burst_disruptor_busyspin(opts: &SuiteOpts, clock: &Clock, pins: &PinLog, plan: Plan) -> f64 {
     let acked = Arc::new(CachePadded::new(AtomicU64::new(0)));
     let ack = Arc::clone(&acked);
-    let b = burst as u64;
-    let mut got = 0u64;
+    let b = plan.burst as u64;
+    let (mut got, mut in_burst) = (0u64, 0u64);
     let mut tx = disruptor::build_single_producer(CAP, || 0u64, BusySpin)
         .pin_at_core(opts.core_b)
         .handle_events_with(move |e: &u64, _seq, _eob| {
             std::hint::black_box(e);
             got += 1;
-            if got % b == 0 {
+            in_burst += 1;
+            if in_burst == b {
+                in_burst = 0;
+                // Release: the producer's Acquire load sees the burst fully drained.
                 ack.store(got, Ordering::Release);
             }
         })
         .build();
-    let all = warm + total;
-    let elapsed_ns = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         s.spawn(move || {
             pins.pin(opts.core_a);
-            let mut sent = 0u64;
-            let mut t0 = clock.raw();
-            while sent < all {
-                if sent == warm {
-                    t0 = clock.raw();
-                }
+            let rate = drive_producer(plan, clock, &acked, |first| {
                 for i in 0..b {
-                    tx.publish(|x| *x = sent + i);
+                    tx.publish(|x| *x = first + i);
                 }
-                sent += b;
-                while acked.load(Ordering::Acquire) < sent {}
-            }
-            let ns = clock.delta_ns(t0, clock.raw());
+            });
             // Dropping the producer stops and joins the disruptor's consumer thread.
             drop(tx);
-            ns
+            rate
         })
         .join()
         .expect("producer thread panicked")
-    });
-    total as f64 / (elapsed_ns.max(1) as f64 / 1e9)
+    })
 }
 
 fn throughput_once(
@@ -513,59 +550,32 @@ fn throughput_once(
     opts: &SuiteOpts,
     clock: &Clock,
     pins: &PinLog,
-    burst: usize,
-    total: u64,
+    plan: Plan,
 ) -> f64 {
-    let total = total / burst as u64 * burst as u64;
-    let warm = (total / 10).max(burst as u64) / burst as u64 * burst as u64;
     match subject {
-        Subject::Spsc => burst_generic(opts, clock, pins, burst, warm, total, spsc::channel(CAP)),
+        Subject::Spsc => burst_generic(opts, clock, pins, plan, spsc::channel(CAP)),
         Subject::SpscBatch => {
             let (tx, rx) = spsc::channel(CAP);
-            burst_generic(
-                opts,
-                clock,
-                pins,
-                burst,
-                warm,
-                total,
-                (SpscBatchTx(tx), SpscBatchRx(rx)),
-            )
+            burst_generic(opts, clock, pins, plan, (SpscBatchTx(tx), SpscBatchRx(rx)))
         }
-        Subject::DisruptorBusySpin => {
-            burst_disruptor_busyspin(opts, clock, pins, burst, warm, total)
-        }
-        Subject::DisruptorPoller => {
-            burst_generic(opts, clock, pins, burst, warm, total, disruptor_polled())
-        }
+        Subject::DisruptorBusySpin => burst_disruptor_busyspin(opts, clock, pins, plan),
+        Subject::DisruptorPoller => burst_generic(opts, clock, pins, plan, disruptor_polled()),
         Subject::ArrayQueue => {
             let q = Arc::new(ArrayQueue::new(CAP));
-            burst_generic(
-                opts,
-                clock,
-                pins,
-                burst,
-                warm,
-                total,
-                (AqTx(Arc::clone(&q)), AqRx(q)),
-            )
+            burst_generic(opts, clock, pins, plan, (AqTx(Arc::clone(&q)), AqRx(q)))
         }
         Subject::CrossbeamChannel => burst_generic(
             opts,
             clock,
             pins,
-            burst,
-            warm,
-            total,
+            plan,
             crossbeam_channel::bounded::<u64>(CAP),
         ),
         Subject::StdSyncChannel => burst_generic(
             opts,
             clock,
             pins,
-            burst,
-            warm,
-            total,
+            plan,
             std::sync::mpsc::sync_channel::<u64>(CAP),
         ),
     }
@@ -586,7 +596,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
     let reps = opts.reps.max(1);
     let samples_total: usize = if opts.quick { 20_000 } else { 200_000 };
     let samples_per_rep = samples_total.div_ceil(reps);
-    let items: u64 = if opts.quick { 100_000 } else { 1_000_000 };
+    let items: u64 = if opts.quick { 50_000 } else { 500_000 };
 
     // Latency: interleaved repetitions, histograms merged per subject.
     let mut hists: Vec<LatencyHist> = LATENCY_SUBJECTS
@@ -617,9 +627,8 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
     for _ in 0..reps {
         for (si, subject) in THROUGHPUT_SUBJECTS.iter().enumerate() {
             for (bi, burst) in BURSTS.iter().enumerate() {
-                tput[si][bi].push(throughput_once(
-                    *subject, opts, &clock, &pins, *burst, items,
-                ));
+                let plan = Plan::new(*burst, items);
+                tput[si][bi].push(throughput_once(*subject, opts, &clock, &pins, plan));
             }
         }
     }
@@ -689,8 +698,9 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          {samples_per_rep} samples per repetition, {reps} interleaved repetitions merged \
          ({total_samples} samples per subject), overhead p50 subtracted; HDR files \
          rings-<subject>-latency.hdr.txt. Throughput: bursts of 1/10/100 items, producer waits \
-         for the consumer's ack of each burst, {items} items (+10% warm-up) per run, median of \
-         {reps} interleaved repetitions. Machine: noisy 2-core VM shared with other builds, so \
+         for the consumer's ack of each burst, {items} items (+10% warm-up) per run timed in \
+         {WINDOWS} windows, a run's rate is its median window (drops windows hit by preemption), \
+         reported value is the median of {reps} interleaved repetitions. Machine: noisy 2-core VM shared with other builds, so \
          tails (p99.9) mostly measure the neighbours{quick}.",
         a = opts.core_a,
         b = opts.core_b,

@@ -16,6 +16,10 @@
 //!   value.
 //! * [`SCHEMA_HASH`] identifies the layout of everything journaled; the journal stores it in
 //!   each segment header and a tailer opened with a different hash refuses to read.
+//! * Thin journal glue: [`append`] serialises an event in place into the mapped segment through
+//!   `Appender::append_with`; [`access_journal`] / [`view_journal`] read a tailer's
+//!   `RecordRef` zero-copy; [`journal_config`] and [`open_tailer`] bind the journal to
+//!   [`SCHEMA_HASH`].
 //!
 //! # Changing an event type
 //!
@@ -30,6 +34,9 @@
 //! without its layout changing.
 
 use core::mem::{align_of, offset_of, size_of};
+use std::path::Path;
+
+use ringbuffers::journal::{Appender, JournalConfig, JournalError, RecordRef, Tailer};
 
 use rkyv::api::low::{LowDeserializer, LowSerializer, LowValidator};
 use rkyv::bytecheck::CheckBytes;
@@ -40,8 +47,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::event::{
     Aggressor, ArchivedControl, ArchivedExecEvent, ArchivedMarketEvent, ArchivedOrderIntent,
-    Control, ControlKind, ExecEvent, ExecKind, IntentAction, MarketEvent, MarketKind,
-    OrderIntent, OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce,
+    Control, ControlKind, ExecEvent, ExecKind, IntentAction, MarketEvent, MarketKind, OrderIntent,
+    OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce,
 };
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;
@@ -550,7 +557,8 @@ pub fn access<E: Journaled>(payload: &[u8]) -> Result<&E::Archived, CodecError> 
 struct AlignedScratch([u8; MAX_ENCODED_LEN]);
 
 /// Validate `payload` and return the owned event. Unlike [`access`], a misaligned payload is
-/// accepted (it is copied to an aligned stack buffer first).
+/// accepted: it is copied to an aligned stack buffer of [`MAX_ENCODED_LEN`] bytes first (a
+/// larger foreign `Journaled` type still needs an aligned payload).
 #[inline]
 pub fn decode<E: Journaled>(payload: &[u8]) -> Result<E, CodecError> {
     let archived = match access::<E>(payload) {
@@ -630,4 +638,236 @@ pub fn view(kind: u16, payload: &[u8]) -> Result<RecordView<'_>, CodecError> {
         RecordKind::Control => RecordView::Control(access::<Control>(payload)?),
         kind => RecordView::Bytes { kind, payload },
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal glue
+// ---------------------------------------------------------------------------------------------
+
+/// Why an event could not be appended to the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The journal refused the record (full disk, too large, ...).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The event could not be serialised (cannot happen for this crate's events; the record is
+    /// then appended zero-filled, which [`access`] rejects).
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+/// A journal configuration for this build's [`SCHEMA_HASH`], with the journal's defaults.
+pub fn journal_config() -> JournalConfig {
+    JournalConfig::new(SCHEMA_HASH)
+}
+
+/// Open a tailer on `dir` that refuses journals written with another schema.
+pub fn open_tailer(dir: &Path) -> Result<Tailer, JournalError> {
+    Tailer::open(dir, Some(SCHEMA_HASH))
+}
+
+/// Append `event` as one record of kind [`E::KIND`](Journaled::KIND), serialised in place into
+/// the mapped segment (no intermediate copy, no allocation). Returns the record's sequence
+/// number.
+#[inline]
+pub fn append<E: Journaled>(
+    appender: &mut Appender,
+    event: &E,
+    flags: u16,
+    timestamp: u64,
+) -> Result<u64, AppendError> {
+    let mut encoded = Ok(0);
+    let seq = appender.append_with(
+        E::KIND.as_u16(),
+        flags,
+        timestamp,
+        encoded_len::<E>(),
+        |buf| {
+            encoded = encode_into(event, buf);
+            if encoded.is_err() {
+                buf.fill(0);
+            }
+        },
+    )?;
+    encoded?;
+    Ok(seq)
+}
+
+/// Append a variable-length record (raw inbound frame, outbound order bytes, decision, feed
+/// error, gap, reconciliation) as is.
+#[inline]
+pub fn append_bytes(
+    appender: &mut Appender,
+    kind: RecordKind,
+    flags: u16,
+    timestamp: u64,
+    payload: &[u8],
+) -> Result<u64, JournalError> {
+    appender.append(kind.as_u16(), flags, timestamp, payload)
+}
+
+/// The archived `E` inside a journal record, zero-copy (checks the record kind first).
+#[inline]
+pub fn access_journal<'a, E: Journaled>(
+    record: &RecordRef<'a>,
+) -> Result<&'a E::Archived, CodecError> {
+    access_record::<E>(record.kind, record.payload)
+}
+
+/// Any journal record viewed by its kind (see [`view`]).
+#[inline]
+pub fn view_journal<'a>(record: &RecordRef<'a>) -> Result<RecordView<'a>, CodecError> {
+    view(record.kind, record.payload)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Human-readable summaries (cold path)
+// ---------------------------------------------------------------------------------------------
+
+/// One line describing a record's payload, for inspection tools (`journal tail`). Cold path:
+/// allocates. Fixed-size events are validated and printed with their exact decimals; other
+/// kinds show their length and a printable preview; invalid payloads say why.
+pub fn summarize(kind: u16, payload: &[u8]) -> String {
+    use core::fmt::Write;
+
+    let mut out = String::new();
+    let Some(k) = RecordKind::from_u16(kind) else {
+        let _ = write!(out, "unknown kind {kind}, {} bytes", payload.len());
+        return out;
+    };
+    let result = match k {
+        RecordKind::Market => {
+            decode::<MarketEvent>(payload).map(|e| summarize_market(&e, &mut out))
+        }
+        RecordKind::Intent => decode::<OrderIntent>(payload).map(|i| {
+            let _ = write!(
+                out,
+                "{} {} {} {} px={} qty={} cid={} reason={} decision={}{}",
+                i.action,
+                i.side,
+                i.order_type,
+                i.time_in_force,
+                i.price.to_decimal(i.price_scale),
+                i.qty.to_decimal(i.qty_scale),
+                i.client_order_id,
+                i.reason,
+                i.decision_seq,
+                if i.reduce_only { " reduce_only" } else { "" },
+            );
+        }),
+        RecordKind::Exec => decode::<ExecEvent>(payload).map(|x| {
+            let _ = write!(
+                out,
+                "{} {} inst={} cid={} vid={} last={}@{} cum={} leaves={} fee={}{}",
+                x.kind,
+                x.side,
+                x.instrument,
+                x.client_order_id,
+                x.venue_order_id,
+                x.last_qty.to_decimal(x.qty_scale),
+                x.last_px.to_decimal(x.price_scale),
+                x.cum_qty.to_decimal(x.qty_scale),
+                x.leaves_qty.to_decimal(x.qty_scale),
+                x.fee_decimal(),
+                if x.is_maker { " maker" } else { "" },
+            );
+            if x.venue_error != 0 {
+                let _ = write!(out, " err={}", x.venue_error);
+            }
+        }),
+        RecordKind::Control => decode::<Control>(payload).map(|c| {
+            let _ = write!(
+                out,
+                "{} inst={} arg={} issued_ns={}",
+                c.kind, c.instrument, c.arg, c.issued_unix_ns
+            );
+        }),
+        _ => {
+            const PREVIEW: usize = 96;
+            let shown = &payload[..payload.len().min(PREVIEW)];
+            let _ = write!(out, "{} bytes: \"", payload.len());
+            for ch in String::from_utf8_lossy(shown).chars() {
+                let _ = write!(out, "{}", ch.escape_debug());
+            }
+            out.push('"');
+            if payload.len() > PREVIEW {
+                out.push_str("...");
+            }
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        out.clear();
+        let _ = write!(out, "invalid: {e}");
+    }
+    out
+}
+
+/// The market-event part of [`summarize`].
+fn summarize_market(e: &MarketEvent, out: &mut String) {
+    use core::fmt::Write;
+
+    let px = |p: Price| p.to_decimal(e.price_scale);
+    let qty = |q: Qty| q.to_decimal(e.qty_scale);
+    let _ = write!(out, "{} inst={} ", e.kind, e.instrument);
+    let _ = match e.kind {
+        MarketKind::Trade | MarketKind::AggTrade => write!(
+            out,
+            "px={} qty={} aggr={} id={}",
+            px(e.price),
+            qty(e.qty),
+            e.aggressor,
+            e.id
+        ),
+        MarketKind::BookTicker | MarketKind::Quote => write!(
+            out,
+            "bid={}x{} ask={}x{} u={}",
+            px(e.bid_px),
+            qty(e.bid_qty),
+            px(e.ask_px),
+            qty(e.ask_qty),
+            e.id
+        ),
+        MarketKind::DepthLevel => {
+            let ids = e.depth_ids();
+            let _ = write!(
+                out,
+                "{} px={} qty={} U={} u={}",
+                if e.depth_side() == Side::Buy {
+                    "bid"
+                } else {
+                    "ask"
+                },
+                px(e.price),
+                qty(e.qty),
+                ids.first_update_id,
+                ids.final_update_id
+            );
+            if let Some(pu) = ids.prev_final_update_id {
+                let _ = write!(out, " pu={pu}");
+            }
+            if e.has(MarketEvent::FLAG_SNAPSHOT) {
+                out.push_str(" snapshot");
+            }
+            if e.is_last() {
+                out.push_str(" last");
+            }
+            Ok(())
+        }
+        MarketKind::Kline => match e.as_kline() {
+            Some(k) => write!(
+                out,
+                "{}s o={} h={} l={} c={} v={} trades={}{}",
+                k.interval_secs,
+                px(k.open),
+                px(k.high),
+                px(k.low),
+                px(k.close),
+                qty(k.volume),
+                k.trades,
+                if k.closed { " closed" } else { "" }
+            ),
+            None => Ok(()),
+        },
+    };
 }

@@ -117,14 +117,12 @@ pub enum Stage {
 ///
 /// TSC values are raw `quanta` counter readings (`quanta::Clock::raw`), comparable within one
 /// machine and converted to nanoseconds off the hot path; 0 means "not reached/not known".
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Archive, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
 #[rkyv(derive(Debug, Clone, Copy, PartialEq, Eq), compare(PartialEq))]
 #[repr(C)]
 pub struct Stamps {
-    /// Venue event time, nanoseconds since the Unix epoch (Binance `E`/`T` in ms times 10^6);
-    /// 0 if the message has none.
+    /// Venue time, nanoseconds since the Unix epoch (Binance `T` for trades and fills, `E`
+    /// otherwise, in ms times 10^6); 0 if the message has none.
     pub venue_ns: u64,
     /// Raw TSC when the bytes carrying the event were received.
     pub recv_tsc: u64,
@@ -347,8 +345,8 @@ pub struct Kline {
 ///
 /// A depth update with N levels becomes N `DepthLevel` events sharing `U`/`u`/`pu`, bids then
 /// asks, with [`FLAG_LAST`](Self::FLAG_LAST) on the final one; a consumer applies the update to
-/// its book when it sees `FLAG_LAST`. `stamps.venue_ns` is the event time `E` (trade time `T` for
-/// trades when the decoder prefers it).
+/// its book when it sees `FLAG_LAST`. `stamps.venue_ns` is the trade time `T` for trades and
+/// the event time `E` for every other kind (0 for a bookTicker, which carries no time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
 #[rkyv(derive(Debug), compare(PartialEq))]
 #[repr(C)]
@@ -669,7 +667,17 @@ wire_enum! {
 /// order is explainable). Open set of `u16` codes: the constants below are the ones the engine
 /// uses; values from 1000 up are free for strategy-specific reasons.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Archive, Serialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Archive,
+    Serialize,
     Deserialize,
 )]
 #[rkyv(derive(Debug, Clone, Copy, PartialEq, Eq, Hash), compare(PartialEq))]

@@ -262,13 +262,88 @@ fn syntax_error(s: &[u8], pos: usize, seen_dot: bool) -> ParseError {
     }
 }
 
+/// Eight bytes starting at `i`, little-endian (byte `i` in the low byte), if available.
+#[inline(always)]
+fn load8(s: &[u8], i: usize) -> Option<u64> {
+    match s.get(i..) {
+        Some(rest) => rest.first_chunk::<8>().map(|c| u64::from_le_bytes(*c)),
+        None => None,
+    }
+}
+
+/// `x << (8 * n)`, zero for `n >= 8`.
+#[inline(always)]
+const fn shl_bytes(x: u64, n: usize) -> u64 {
+    if n >= 8 {
+        0
+    } else {
+        x << (8 * n)
+    }
+}
+
+/// `x >> (8 * n)`, zero for `n >= 8`.
+#[inline(always)]
+const fn shr_bytes(x: u64, n: usize) -> u64 {
+    if n >= 8 {
+        0
+    } else {
+        x >> (8 * n)
+    }
+}
+
+/// Per-byte digit values (`chunk ^ '0'` in every byte) and the number of leading bytes (in
+/// string order) that are ASCII digits.
+#[inline(always)]
+const fn digit_run(chunk: u64) -> (u64, usize) {
+    const LANES_0: u64 = 0x3030_3030_3030_3030;
+    const LANES_7F: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const LANES_76: u64 = 0x7676_7676_7676_7676;
+    const LANES_80: u64 = 0x8080_8080_8080_8080;
+    let x = chunk ^ LANES_0;
+    // A byte is a digit iff x < 10. `(x & 0x7f) + 0x76` cannot carry out of its byte and has the
+    // high bit set iff `x & 0x7f >= 10`; `| x` flags bytes whose own high bit is set.
+    let non_digit = (((x & LANES_7F) + LANES_76) | x) & LANES_80;
+    let run = if non_digit == 0 {
+        8
+    } else {
+        (non_digit.trailing_zeros() / 8) as usize
+    };
+    (x, run)
+}
+
+/// The number formed by the 8 digit values in `v` (byte 0 = most significant digit).
+#[inline(always)]
+const fn combine8(v: u64) -> u64 {
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff
+}
+
+/// The number formed by the first `n` (`1..=8`) digit values of `x` (string order).
+#[inline(always)]
+const fn leading_digits(x: u64, n: usize) -> u64 {
+    // Shift the n digits to the top: the vacated low bytes are zeros, i.e. leading zeros.
+    combine8(shl_bytes(x, 8 - n))
+}
+
+/// `acc * 10^n + v` with a sticky overflow flag (`n <= 8`).
+#[inline(always)]
+fn push_digits(acc: u64, n: usize, v: u64, overflow: &mut bool) -> u64 {
+    let (m, o1) = acc.overflowing_mul(POW10[n]);
+    let (a, o2) = m.overflowing_add(v);
+    *overflow |= o1 | o2;
+    a
+}
+
 /// Parse a decimal string into an `i64` mantissa at `scale`, exactly.
 ///
 /// Accepted syntax: an optional leading `-` or `+`, digits, optionally one `.` followed by
 /// digits; at least one digit overall (`"5."` and `".5"` are accepted, `"."` is not). No
 /// whitespace, no exponent, no thousands separators. Digits beyond `scale` must be zeros.
 ///
-/// Works on raw bytes (no UTF-8 validation), does not allocate, and reads each byte once.
+/// Works on raw bytes (no UTF-8 validation), does not allocate, and reads each byte once:
+/// eight bytes at a time where the input allows (digit detection and conversion in a `u64`),
+/// byte by byte for the tail.
 ///
 /// ```
 /// use hotpath::fixed::{parse_mantissa, ParseError};
@@ -296,21 +371,29 @@ pub fn parse_mantissa(s: &[u8], scale: u8) -> Result<i64, ParseError> {
     let mut overflow = false;
 
     // Integer digits.
+    while let Some(chunk) = load8(s, i) {
+        let (x, run) = digit_run(chunk);
+        if run > 0 {
+            acc = push_digits(acc, run, leading_digits(x, run), &mut overflow);
+            i += run;
+        }
+        if run < 8 {
+            break;
+        }
+    }
     while i < len {
         let d = s[i].wrapping_sub(b'0');
         if d > 9 {
             break;
         }
-        let (m, o1) = acc.overflowing_mul(10);
-        let (a, o2) = m.overflowing_add(u64::from(d));
-        acc = a;
-        overflow |= o1 | o2;
+        acc = push_digits(acc, 1, u64::from(d), &mut overflow);
         i += 1;
     }
     let mut ndigits = i - int_start;
 
-    // Fraction digits.
-    let mut frac: u8 = 0;
+    // Fraction digits: the first `scale` are accumulated, the rest must be zeros.
+    let scale_us = usize::from(scale);
+    let mut frac = 0usize;
     let mut too_precise = false;
     if i < len {
         if s[i] != b'.' {
@@ -318,21 +401,35 @@ pub fn parse_mantissa(s: &[u8], scale: u8) -> Result<i64, ParseError> {
         }
         i += 1;
         let frac_start = i;
+        while let Some(chunk) = load8(s, i) {
+            let (x, run) = digit_run(chunk);
+            let take = run.min(scale_us - frac);
+            if take > 0 {
+                acc = push_digits(acc, take, leading_digits(x, take), &mut overflow);
+                frac += take;
+            }
+            // Digits `take..run` of the chunk are beyond the scale: they must be zeros.
+            too_precise |= shl_bytes(shr_bytes(x, take), 8 - (run - take)) != 0;
+            i += run;
+            if run < 8 {
+                break;
+            }
+        }
         while i < len {
             let d = s[i].wrapping_sub(b'0');
             if d > 9 {
-                return Err(syntax_error(s, i, true));
+                break;
             }
-            if frac < scale {
-                let (m, o1) = acc.overflowing_mul(10);
-                let (a, o2) = m.overflowing_add(u64::from(d));
-                acc = a;
-                overflow |= o1 | o2;
+            if frac < scale_us {
+                acc = push_digits(acc, 1, u64::from(d), &mut overflow);
                 frac += 1;
             } else {
                 too_precise |= d != 0;
             }
             i += 1;
+        }
+        if i < len {
+            return Err(syntax_error(s, i, true));
         }
         ndigits += i - frac_start;
     }
@@ -343,7 +440,7 @@ pub fn parse_mantissa(s: &[u8], scale: u8) -> Result<i64, ParseError> {
     if too_precise {
         return Err(ParseError::TooPrecise { scale });
     }
-    let (m, o) = acc.overflowing_mul(POW10[usize::from(scale - frac)]);
+    let (m, o) = acc.overflowing_mul(POW10[scale_us - frac]);
     let limit = if neg { 1u64 << 63 } else { i64::MAX as u64 };
     if overflow || o || m > limit {
         return Err(ParseError::Overflow { scale });
@@ -356,45 +453,32 @@ pub fn parse_mantissa(s: &[u8], scale: u8) -> Result<i64, ParseError> {
     })
 }
 
-/// Write `mantissa / 10^scale` as an exact decimal string with exactly `scale` fraction digits
-/// (`write_decimal(6183763, 2, w)` writes `"61837.63"`; `write_decimal(5, 3, w)` writes
-/// `"0.005"`; scale 0 writes no point). Works for any `u8` scale and does not allocate.
-pub fn write_decimal<W: fmt::Write + ?Sized>(mantissa: i64, scale: u8, w: &mut W) -> fmt::Result {
-    const ZEROS: &str = "00000000000000000000000000000000";
-    let mut digits = [0u8; 20];
-    let mut pos = digits.len();
-    let mut mag = mantissa.unsigned_abs();
-    loop {
-        pos -= 1;
-        digits[pos] = b'0' + (mag % 10) as u8;
-        mag /= 10;
-        if mag == 0 {
-            break;
-        }
+/// `"00" "01" ... "99"`: two digits per table lookup when formatting.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// The decimal digits of `mag` at the end of `buf`; returns the index of the first digit.
+#[inline]
+fn digits_of(mut mag: u64, buf: &mut [u8; 20]) -> usize {
+    let mut pos = buf.len();
+    while mag >= 100 {
+        let r = (mag % 100) as usize * 2;
+        mag /= 100;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[r..r + 2]);
     }
-    let ds = &digits[pos..];
-    if mantissa < 0 {
-        w.write_char('-')?;
-    }
-    let scale = usize::from(scale);
-    if scale == 0 {
-        return w.write_str(ascii(ds)?);
-    }
-    if ds.len() > scale {
-        let split = ds.len() - scale;
-        w.write_str(ascii(&ds[..split])?)?;
-        w.write_char('.')?;
-        w.write_str(ascii(&ds[split..])?)
+    if mag >= 10 {
+        let r = mag as usize * 2;
+        pos -= 2;
+        buf[pos..pos + 2].copy_from_slice(&DIGIT_PAIRS[r..r + 2]);
     } else {
-        w.write_str("0.")?;
-        let mut zeros = scale - ds.len();
-        while zeros > 0 {
-            let n = zeros.min(ZEROS.len());
-            w.write_str(&ZEROS[..n])?;
-            zeros -= n;
-        }
-        w.write_str(ascii(ds)?)
+        pos -= 1;
+        buf[pos] = b'0' + mag as u8;
     }
+    pos
 }
 
 /// ASCII digits as `&str` (always valid; a failure would be a bug, reported as `fmt::Error`).
@@ -403,31 +487,74 @@ fn ascii(b: &[u8]) -> Result<&str, fmt::Error> {
     core::str::from_utf8(b).map_err(|_| fmt::Error)
 }
 
-/// A [`fmt::Write`] over a byte slice; fails instead of growing.
-struct SliceWriter<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl fmt::Write for SliceWriter<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        dst.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-/// Format `mantissa / 10^scale` into `out` (as [`write_decimal`]) and return the number of bytes
-/// written, or `None` if `out` is too short. [`MAX_DECIMAL_LEN`] bytes always suffice for scales
-/// up to [`MAX_SCALE`]. This is what an order encoder uses to write a price into a preallocated
-/// request buffer.
+/// Format `mantissa / 10^scale` into the front of `out` as an exact decimal string with exactly
+/// `scale` fraction digits (`6183763` at scale 2 is `"61837.63"`, `5` at scale 3 is `"0.005"`,
+/// scale 0 writes no point) and return its length, or `None` if `out` is too short.
+/// [`MAX_DECIMAL_LEN`] bytes always suffice for scales up to [`MAX_SCALE`].
+///
+/// Byte-level and allocation-free: this is what an order encoder uses to write a price into a
+/// preallocated request buffer.
 #[inline]
 pub fn format_decimal(mantissa: i64, scale: u8, out: &mut [u8]) -> Option<usize> {
-    let mut w = SliceWriter { buf: out, len: 0 };
-    write_decimal(mantissa, scale, &mut w).ok()?;
-    Some(w.len)
+    let mut digits = [0u8; 20];
+    let first = digits_of(mantissa.unsigned_abs(), &mut digits);
+    let ds = &digits[first..];
+    let scale = usize::from(scale);
+    let sign = usize::from(mantissa < 0);
+    let total = if scale == 0 {
+        sign + ds.len()
+    } else if ds.len() > scale {
+        sign + ds.len() + 1
+    } else {
+        sign + 2 + scale
+    };
+    let out = out.get_mut(..total)?;
+    if sign == 1 {
+        out[0] = b'-';
+    }
+    let body = &mut out[sign..];
+    if scale == 0 {
+        body.copy_from_slice(ds);
+    } else if ds.len() > scale {
+        let split = ds.len() - scale;
+        body[..split].copy_from_slice(&ds[..split]);
+        body[split] = b'.';
+        body[split + 1..].copy_from_slice(&ds[split..]);
+    } else {
+        let zeros = scale - ds.len();
+        body[0] = b'0';
+        body[1] = b'.';
+        body[2..2 + zeros].fill(b'0');
+        body[2 + zeros..].copy_from_slice(ds);
+    }
+    Some(total)
+}
+
+/// Write `mantissa / 10^scale` as an exact decimal string (as [`format_decimal`]) to a
+/// formatter or any [`fmt::Write`]. Works for any `u8` scale and does not allocate.
+pub fn write_decimal<W: fmt::Write + ?Sized>(mantissa: i64, scale: u8, w: &mut W) -> fmt::Result {
+    let mut buf = [0u8; MAX_DECIMAL_LEN];
+    if let Some(n) = format_decimal(mantissa, scale, &mut buf) {
+        return w.write_str(ascii(&buf[..n])?);
+    }
+    // Only scales above MAX_SCALE get here; the value is then below 1 in magnitude:
+    // "0." followed by zeros and the digits.
+    const ZEROS: &str = "00000000000000000000000000000000";
+    let mut digits = [0u8; 20];
+    let first = digits_of(mantissa.unsigned_abs(), &mut digits);
+    let ds = &digits[first..];
+    let scale = usize::from(scale);
+    if mantissa < 0 {
+        w.write_char('-')?;
+    }
+    w.write_str("0.")?;
+    let mut zeros = scale.saturating_sub(ds.len());
+    while zeros > 0 {
+        let n = zeros.min(ZEROS.len());
+        w.write_str(&ZEROS[..n])?;
+        zeros -= n;
+    }
+    w.write_str(ascii(ds)?)
 }
 
 /// A decimal number with its own scale, for parsing and printing values whose scale is not
@@ -510,7 +637,9 @@ impl Decimal {
         let s = self.scale.max(other.scale);
         let widen = |d: Decimal| {
             let k = u32::from(s - d.scale);
-            // At most 255 - 0 decimals apart; beyond 10^38 only the sign matters.
+            // Only the operand with the smaller scale is widened, and |mantissa| < 10^19: once
+            // widened by 10^19 or more it outweighs the other operand, so saturating (or
+            // replacing by a signed maximum beyond 10^38) keeps the comparison exact.
             if k > 38 {
                 i128::from(d.mantissa.signum()) * i128::MAX
             } else {
@@ -762,14 +891,8 @@ mod tests {
             Err(Overflow { scale: 0 })
         );
         assert_eq!(parse_mantissa(b"1", 19), Err(ScaleTooLarge { scale: 19 }));
-        assert_eq!(
-            parse_mantissa(b"-9223372036854775808", 0),
-            Ok(i64::MIN)
-        );
-        assert_eq!(
-            parse_mantissa(b"92233720368.54775807", 8),
-            Ok(i64::MAX)
-        );
+        assert_eq!(parse_mantissa(b"-9223372036854775808", 0), Ok(i64::MIN));
+        assert_eq!(parse_mantissa(b"92233720368.54775807", 8), Ok(i64::MAX));
         assert_eq!(
             parse_mantissa(b"92233720368.54775808", 8),
             Err(Overflow { scale: 8 })
@@ -777,7 +900,10 @@ mod tests {
         // Syntax errors win over precision and range errors, wherever they are.
         assert_eq!(
             parse_mantissa(b"99999999999999999999.001x", 2),
-            Err(InvalidByte { pos: 24, byte: b'x' })
+            Err(InvalidByte {
+                pos: 24,
+                byte: b'x'
+            })
         );
     }
 
@@ -816,7 +942,10 @@ mod tests {
 
     #[test]
     fn arithmetic() {
-        assert_eq!(rescale(6_183_763, 2, 8, Rounding::Exact), Ok(6_183_763_000_000));
+        assert_eq!(
+            rescale(6_183_763, 2, 8, Rounding::Exact),
+            Ok(6_183_763_000_000)
+        );
         assert_eq!(rescale(15, 1, 0, Rounding::Exact), Err(ArithError::Inexact));
         assert_eq!(rescale(15, 1, 0, Rounding::HalfEven), Ok(2));
         assert_eq!(rescale(25, 1, 0, Rounding::HalfEven), Ok(2));
@@ -824,7 +953,10 @@ mod tests {
         assert_eq!(rescale(-15, 1, 0, Rounding::Floor), Ok(-2));
         assert_eq!(rescale(-15, 1, 0, Rounding::Ceil), Ok(-1));
         assert_eq!(rescale(-15, 1, 0, Rounding::TowardZero), Ok(-1));
-        assert_eq!(rescale(i64::MAX, 0, 1, Rounding::Exact), Err(ArithError::Overflow));
+        assert_eq!(
+            rescale(i64::MAX, 0, 1, Rounding::Exact),
+            Err(ArithError::Overflow)
+        );
         assert_eq!(
             notional(Price(6_183_763), 2, Qty(2_000), 5, 4, Rounding::Exact),
             Ok(12_367_526)
@@ -841,9 +973,18 @@ mod tests {
             notional(Price(i64::MAX), 0, Qty(2), 0, 0, Rounding::Exact),
             Err(ArithError::Overflow)
         );
-        assert_eq!(Price(1234).round_to(Price(5), Rounding::Floor), Ok(Price(1230)));
-        assert_eq!(Price(1234).round_to(Price(5), Rounding::Ceil), Ok(Price(1235)));
-        assert_eq!(Price(1).round_to(Price(0), Rounding::Ceil), Err(ArithError::BadIncrement));
+        assert_eq!(
+            Price(1234).round_to(Price(5), Rounding::Floor),
+            Ok(Price(1230))
+        );
+        assert_eq!(
+            Price(1234).round_to(Price(5), Rounding::Ceil),
+            Ok(Price(1235))
+        );
+        assert_eq!(
+            Price(1).round_to(Price(0), Rounding::Ceil),
+            Err(ArithError::BadIncrement)
+        );
         assert!(Price(1235).is_multiple_of(Price(5)));
         assert_eq!(Price(6_183_763).to_f64(2), 61837.63);
     }

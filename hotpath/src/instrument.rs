@@ -276,7 +276,10 @@ pub enum InstrumentKind {
 impl InstrumentKind {
     /// True for inverse contracts (quantity in contracts of `contract_size` quote units).
     pub const fn is_inverse(self) -> bool {
-        matches!(self, InstrumentKind::InversePerp | InstrumentKind::InverseFuture)
+        matches!(
+            self,
+            InstrumentKind::InversePerp | InstrumentKind::InverseFuture
+        )
     }
 
     /// True for perpetuals and futures (reduce-only orders, positions rather than balances).
@@ -397,7 +400,8 @@ impl InstrumentSpec {
         let step = Decimal::parse(step_size).map_err(field("step size"))?;
         let price_scale = tick.min_scale();
         let qty_scale = step.min_scale();
-        let mut spec = InstrumentSpec::new(venue, Symbol::new(symbol)?, kind, price_scale, qty_scale);
+        let mut spec =
+            InstrumentSpec::new(venue, Symbol::new(symbol)?, kind, price_scale, qty_scale);
         spec.tick = Price::parse(tick_size, price_scale).map_err(field("tick size"))?;
         spec.step = Qty::parse(step_size, qty_scale).map_err(field("step size"))?;
         spec.min_qty = Qty::parse(min_qty, qty_scale).map_err(field("min qty"))?;
@@ -636,10 +640,15 @@ mod tests {
         let btc = t.intern(spec(Venue::BinanceSpot, "BTCUSDT")).unwrap();
         let eth = t.intern(spec(Venue::BinanceSpot, "ETHUSDT")).unwrap();
         let btc_f = t.intern(spec(Venue::BinanceUsdM, "BTCUSDT")).unwrap();
-        assert_eq!((btc, eth, btc_f), (InstrumentId(0), InstrumentId(1), InstrumentId(2)));
-        assert_eq!(t.intern(spec(Venue::BinanceSpot, "btcusdt")), Ok(btc));
         assert_eq!(
-            t.intern(spec(Venue::BinanceSpot, "BTCUSDT").tap_scale(3)),
+            (btc, eth, btc_f),
+            (InstrumentId(0), InstrumentId(1), InstrumentId(2))
+        );
+        assert_eq!(t.intern(spec(Venue::BinanceSpot, "btcusdt")), Ok(btc));
+        let mut different = spec(Venue::BinanceSpot, "BTCUSDT");
+        different.price_scale = 3;
+        assert_eq!(
+            t.intern(different),
             Err(InstrumentError::Conflict { id: btc })
         );
         assert_eq!(t.lookup(Venue::BinanceSpot, b"btcusdt"), Some(btc));
@@ -650,7 +659,8 @@ mod tests {
         assert_eq!(t.get(eth).symbol.as_str(), "ETHUSDT");
         assert_eq!(t.instrument_ref(eth).price_scale, 2);
         for i in 0..61 {
-            t.intern(spec(Venue::Simulator, &format!("SYM{i}"))).unwrap();
+            t.intern(spec(Venue::Simulator, &format!("SYM{i}")))
+                .unwrap();
         }
         assert_eq!(t.len(), 64);
         assert_eq!(
@@ -677,7 +687,10 @@ mod tests {
         assert_eq!((s.price_scale, s.qty_scale), (2, 5));
         assert_eq!((s.tick, s.step, s.min_qty), (Price(1), Qty(1), Qty(1)));
         assert_eq!(s.min_notional, Decimal::new(5, 0));
-        assert_eq!(Price::parse(b"61837.63000000", s.price_scale), Ok(Price(6_183_763)));
+        assert_eq!(
+            Price::parse(b"61837.63000000", s.price_scale),
+            Ok(Price(6_183_763))
+        );
         assert!(matches!(
             InstrumentSpec::from_filters(
                 Venue::BinanceSpot,
@@ -690,15 +703,5 @@ mod tests {
             ),
             Err(InstrumentError::NonPositiveTick)
         ));
-    }
-
-    trait TapScale {
-        fn tap_scale(self, s: u8) -> Self;
-    }
-    impl TapScale for InstrumentSpec {
-        fn tap_scale(mut self, s: u8) -> Self {
-            self.price_scale = s;
-            self
-        }
     }
 }

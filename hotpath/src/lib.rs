@@ -26,8 +26,11 @@
 //!   decision), the `risk` gate and position monitor, and the `gateway` that sends orders and
 //!   keeps the order state machine.
 
+pub mod book;
 pub mod codec;
+pub mod datadir;
 pub mod event;
 pub mod fixed;
 pub mod instrument;
 pub mod runtime;
+pub mod venue;

@@ -161,7 +161,10 @@ impl Profile {
     /// Checks that every stage in `stages` is placed on exactly one thread and that the profile
     /// places nothing else.
     pub fn check_placement(&self, stages: &[&str]) -> Result<(), RuntimeError> {
-        let err = |message: String| RuntimeError::Placement { profile: self.name.clone(), message };
+        let err = |message: String| RuntimeError::Placement {
+            profile: self.name.clone(),
+            message,
+        };
         let mut seen: Vec<&str> = Vec::new();
         for t in &self.threads {
             for s in &t.stages {
@@ -173,13 +176,17 @@ impl Profile {
                     )));
                 }
                 if seen.contains(&s.as_str()) {
-                    return Err(err(format!("stage '{s}' is placed on more than one thread")));
+                    return Err(err(format!(
+                        "stage '{s}' is placed on more than one thread"
+                    )));
                 }
                 seen.push(s);
             }
         }
         if let Some(missing) = stages.iter().find(|s| !seen.contains(s)) {
-            return Err(err(format!("stage '{missing}' is not placed on any thread")));
+            return Err(err(format!(
+                "stage '{missing}' is not placed on any thread"
+            )));
         }
         Ok(())
     }
@@ -255,8 +262,13 @@ impl Runtime {
                 .stages
                 .iter()
                 .map(|n| {
-                    let i = names.iter().position(|x| x == n).expect("placement checked above");
-                    pool[i].take().expect("each stage placed once, checked above")
+                    let i = names
+                        .iter()
+                        .position(|x| x == n)
+                        .expect("placement checked above");
+                    pool[i]
+                        .take()
+                        .expect("each stage placed once, checked above")
                 })
                 .collect();
             let stop = Arc::clone(&stop);
@@ -264,7 +276,10 @@ impl Runtime {
             let handle = std::thread::Builder::new()
                 .name(spec.name.clone())
                 .spawn(move || run_thread(spec, core_id, wait, mine, stop))
-                .map_err(|source| RuntimeError::Spawn { thread: profile.name.clone(), source })?;
+                .map_err(|source| RuntimeError::Spawn {
+                    thread: profile.name.clone(),
+                    source,
+                })?;
             handles.push(handle);
         }
         Ok(Runtime { handles, stop })
@@ -389,8 +404,16 @@ mod tests {
         let p = Profile::from_toml(FUSED, "inline").unwrap();
         let total = Arc::new(AtomicU64::new(0));
         let stages: Vec<Box<dyn Stage>> = vec![
-            Box::new(Counter { name: "a", left: 1000, total: total.clone() }),
-            Box::new(Counter { name: "b", left: 500, total: total.clone() }),
+            Box::new(Counter {
+                name: "a",
+                left: 1000,
+                total: total.clone(),
+            }),
+            Box::new(Counter {
+                name: "b",
+                left: 500,
+                total: total.clone(),
+            }),
         ];
         let rt = Runtime::spawn(&p, stages, Arc::new(AtomicBool::new(false))).unwrap();
         let reports = rt.join();
@@ -439,12 +462,23 @@ mod tests {
         let r = rt.join();
         assert!(r[0].idle_rounds > 0);
 
-        let strict = format!("strict_pinning = true\n{}", FUSED.replace("core = 0", "core = 4096"));
+        let strict = format!(
+            "strict_pinning = true\n{}",
+            FUSED.replace("core = 0", "core = 4096")
+        );
         let p = Profile::from_toml(&strict, "x").unwrap();
         let total = Arc::new(AtomicU64::new(0));
         let stages: Vec<Box<dyn Stage>> = vec![
-            Box::new(Counter { name: "a", left: 1, total: total.clone() }),
-            Box::new(Counter { name: "b", left: 1, total }),
+            Box::new(Counter {
+                name: "a",
+                left: 1,
+                total: total.clone(),
+            }),
+            Box::new(Counter {
+                name: "b",
+                left: 1,
+                total,
+            }),
         ];
         let e = Runtime::spawn(&p, stages, stop).err().unwrap().to_string();
         assert!(e.contains("wants core 4096"), "{e}");

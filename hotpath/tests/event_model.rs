@@ -8,11 +8,13 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hotpath::codec::{
-    access, access_record, decode, encode_into, encoded_len, fnv1a64, view, CodecError, Journaled,
-    RecordKind, RecordView, MAX_ENCODED_LEN, SCHEMA_DESCRIPTION, SCHEMA_HASH, SCHEMA_VERSION,
+    access, access_journal, access_record, append, append_bytes, decode, deserialize, encode_into,
+    encoded_len, fnv1a64, journal_config, open_tailer, summarize, view, view_journal, CodecError,
+    Journaled, RecordKind, RecordView, MAX_ENCODED_LEN, SCHEMA_DESCRIPTION, SCHEMA_HASH,
+    SCHEMA_VERSION,
 };
 use hotpath::event::{
     AggTradeIds, Aggressor, Control, ControlKind, DepthIds, ExecEvent, ExecKind, IntentAction,
@@ -32,40 +34,7 @@ use proptest::prelude::*;
 // Capture access
 // ---------------------------------------------------------------------------------------------
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("hotpath has a parent directory")
-        .to_path_buf()
-}
-
-/// The capture file `rel` under the data directory, or `None` (skip) when it is missing and
-/// data is not required.
-fn capture(rel: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os("ALGO_DATA_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            if d.is_relative() {
-                workspace_root().join(d)
-            } else {
-                d
-            }
-        }
-        _ => workspace_root().join("../shared/data"),
-    };
-    let path = dir.join(rel);
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("ALGO_REQUIRE_DATA").as_deref() == Ok("1") {
-        panic!(
-            "ALGO_REQUIRE_DATA=1 but capture {} is missing (set ALGO_DATA_DIR)",
-            path.display()
-        );
-    }
-    eprintln!("skipping: capture {} not found", path.display());
-    None
-}
+use hotpath::datadir::capture;
 
 /// `(receive ns, json)` lines of an hftbacktest `.gz` capture.
 fn capture_lines(path: &Path) -> Vec<(u64, String)> {
@@ -103,7 +72,8 @@ fn decimal_strings(json: &str) -> impl Iterator<Item = &str> {
     json.split('"').skip(1).step_by(2).filter(|s| {
         !s.is_empty()
             && s.bytes().any(|b| b.is_ascii_digit())
-            && s.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
     })
 }
 
@@ -414,6 +384,34 @@ fn exhaustive_short_strings_match_the_reference() {
     assert!(checked > 500_000);
 }
 
+/// The parser reads 8 bytes at a time: put every possible byte at every position of long
+/// inputs (integer part, point, fraction) to check its in-register digit detection.
+#[test]
+fn every_byte_at_every_position_of_long_inputs_matches_the_reference() {
+    let bases: [&[u8]; 4] = [
+        b"1234567890123456",
+        b"61837.63000000",
+        b"0.00012000000000000",
+        b"-92233720368.54775807",
+    ];
+    for base in bases {
+        for pos in 0..base.len() {
+            for byte in 0..=255u8 {
+                let mut s = base.to_vec();
+                s[pos] = byte;
+                for scale in [0u8, 2, 5, 8, 18] {
+                    assert_eq!(
+                        parse_mantissa(&s, scale),
+                        reference_parse(&s, scale),
+                        "{:?} at scale {scale}",
+                        String::from_utf8_lossy(&s)
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn range_boundaries_at_every_scale() {
     for scale in 0..=18u8 {
@@ -440,7 +438,10 @@ fn range_boundaries_at_every_scale() {
                 Err(ParseError::Overflow { scale }),
                 "{s}"
             );
-            assert_eq!(reference_parse(s.as_bytes(), scale), Err(ParseError::Overflow { scale }));
+            assert_eq!(
+                reference_parse(s.as_bytes(), scale),
+                Err(ParseError::Overflow { scale })
+            );
         }
     }
 }
@@ -511,6 +512,29 @@ proptest! {
         scale in 0u8..=19,
     ) {
         prop_assert_eq!(parse_mantissa(s.as_bytes(), scale), reference_parse(s.as_bytes(), scale));
+    }
+
+    #[test]
+    fn long_digit_strings_with_odd_bytes_match_the_reference(
+        int in "[0-9]{0,22}",
+        frac in proptest::option::of("[0-9]{0,26}"),
+        odd in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3),
+        sign in proptest::option::of(prop_oneof![Just(b'-'), Just(b'+')]),
+        scale in 0u8..=18,
+    ) {
+        let mut s: Vec<u8> = sign.into_iter().collect();
+        s.extend_from_slice(int.as_bytes());
+        if let Some(f) = frac {
+            s.push(b'.');
+            s.extend_from_slice(f.as_bytes());
+        }
+        for (pos, byte) in odd {
+            if !s.is_empty() {
+                let p = pos % s.len();
+                s[p] = byte;
+            }
+        }
+        prop_assert_eq!(parse_mantissa(&s, scale), reference_parse(&s, scale));
     }
 
     #[test]
@@ -707,9 +731,15 @@ fn event_accessors_agree_with_constructors() {
     );
     assert_eq!(evs[3].depth_side(), Side::Buy);
     assert!(evs[3].is_last());
-    assert_eq!(evs[3].depth_ids().prev_final_update_id, Some(5_123_107_831_937));
+    assert_eq!(
+        evs[3].depth_ids().prev_final_update_id,
+        Some(5_123_107_831_937)
+    );
     let k = evs[4].as_kline().unwrap();
-    assert_eq!((k.open, k.high, k.low, k.close), (Price(100), Price(120), Price(90), Price(110)));
+    assert_eq!(
+        (k.open, k.high, k.low, k.close),
+        (Price(100), Price(120), Price(90), Price(110))
+    );
     assert!(k.closed && k.interval_secs == 60 && k.trades == 42);
     assert!(evs[0].as_kline().is_none());
     assert_eq!(evs[5].kind, MarketKind::Quote);
@@ -752,7 +782,11 @@ fn corrupted_payloads_are_errors_not_panics() {
     // Too small an output buffer.
     assert!(matches!(
         encode_into(&e, &mut [0u8; 100]),
-        Err(CodecError::BufferTooSmall { needed: 144, available: 100, .. })
+        Err(CodecError::BufferTooSmall {
+            needed: 144,
+            available: 100,
+            ..
+        })
     ));
     // Misaligned: access refuses, decode copies.
     buf.0.copy_within(0..n, 1);
@@ -799,11 +833,17 @@ fn corrupted_payloads_are_errors_not_panics() {
             actual: 2
         }
     );
-    assert_eq!(view(999, &buf.0[..n]).unwrap_err(), CodecError::UnknownKind(999));
+    assert_eq!(
+        view(999, &buf.0[..n]).unwrap_err(),
+        CodecError::UnknownKind(999)
+    );
     // Variable-length kinds pass through.
     assert!(matches!(
         view(RecordKind::RawFrame.as_u16(), b"{}"),
-        Ok(RecordView::Bytes { kind: RecordKind::RawFrame, payload: b"{}" })
+        Ok(RecordView::Bytes {
+            kind: RecordKind::RawFrame,
+            payload: b"{}"
+        })
     ));
 }
 
@@ -869,7 +909,9 @@ fn schema_hash_and_description_are_consistent() {
     assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
     assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    assert!(SCHEMA_DESCRIPTION.starts_with(&format!("algo-engine journal schema v{SCHEMA_VERSION}\n")));
+    assert!(
+        SCHEMA_DESCRIPTION.starts_with(&format!("algo-engine journal schema v{SCHEMA_VERSION}\n"))
+    );
 
     // The sizes written in the description are the real ones.
     let real: BTreeMap<&str, usize> = [
@@ -902,7 +944,10 @@ fn schema_hash_and_description_are_consistent() {
     for (name, size) in &real {
         assert_eq!(described.get(*name), Some(size), "{name}");
         let fields = &fields_of[*name];
-        assert!(fields.windows(2).all(|w| w[0].1 < w[1].1), "{name}: offsets ascend");
+        assert!(
+            fields.windows(2).all(|w| w[0].1 < w[1].1),
+            "{name}: offsets ascend"
+        );
         assert!(fields.last().unwrap().1 < *size);
     }
     assert_eq!(MAX_ENCODED_LEN, 144);
@@ -938,4 +983,116 @@ fn record_kinds_have_stable_numbers_and_names() {
     assert_eq!(RecordKind::RawFrame.fixed_len(), None);
     assert_eq!(<MarketEvent as Journaled>::KIND, RecordKind::Market);
     assert_eq!(<Control as Journaled>::KIND, RecordKind::Control);
+}
+
+#[test]
+fn events_survive_a_journal_round_trip_zero_copy() {
+    use ringbuffers::journal::{Appender, Tailer};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = journal_config();
+    cfg.segment_size = 64 << 10; // small segments: the events span several
+    let markets = sample_market_events();
+    let mut appended = Vec::new();
+    {
+        let mut app = Appender::open(dir.path(), cfg).unwrap();
+        for round in 0..200u64 {
+            for (i, e) in markets.iter().enumerate() {
+                let mut e = *e;
+                e.id = round * 10 + i as u64;
+                appended.push(append(&mut app, &e, 1, round).unwrap());
+            }
+            append(&mut app, &sample_intent(), 0, round).unwrap();
+            append(&mut app, &sample_exec(), 0, round).unwrap();
+            append(&mut app, &sample_control(), 0, round).unwrap();
+            append_bytes(
+                &mut app,
+                RecordKind::RawFrame,
+                0,
+                round,
+                b"{\"e\":\"trade\"}",
+            )
+            .unwrap();
+        }
+        app.close().unwrap();
+    }
+    assert_eq!(appended.len(), 1200);
+
+    let mut tailer = open_tailer(dir.path()).unwrap();
+    let mut counts = BTreeMap::<&str, usize>::new();
+    let mut market_index = 0u64;
+    while let Some(rec) = tailer.next().unwrap() {
+        let view = view_journal(&rec).unwrap();
+        *counts.entry(view.kind().name()).or_default() += 1;
+        match view {
+            RecordView::Market(m) => {
+                let round = market_index / 6;
+                let i = (market_index % 6) as usize;
+                let mut expected = markets[i];
+                expected.id = round * 10 + i as u64;
+                assert!(*m == expected);
+                assert_eq!(rec.flags, 1);
+                assert_eq!(rec.timestamp, round);
+                market_index += 1;
+            }
+            RecordView::Intent(a) => assert_eq!(deserialize::<OrderIntent>(a), Ok(sample_intent())),
+            RecordView::Exec(a) => assert!(*a == sample_exec()),
+            RecordView::Control(_) => {
+                let a = access_journal::<Control>(&rec).unwrap();
+                assert_eq!(a.kind.to_native(), ControlKind::WatchlistAdd);
+            }
+            RecordView::Bytes { kind, payload } => {
+                assert_eq!(kind, RecordKind::RawFrame);
+                assert_eq!(payload, b"{\"e\":\"trade\"}");
+            }
+        }
+    }
+    assert_eq!(
+        counts,
+        [
+            ("control", 200),
+            ("exec", 200),
+            ("intent", 200),
+            ("market", 1200),
+            ("raw_frame", 200)
+        ]
+        .into_iter()
+        .collect()
+    );
+    // A tailer expecting another schema refuses the journal.
+    assert!(Tailer::open(dir.path(), Some(SCHEMA_HASH ^ 1)).is_err());
+}
+
+#[test]
+fn summaries_print_exact_values() {
+    let mut buf = Aligned([0; 512]);
+    let mut line = |kind: RecordKind, f: &dyn Fn(&mut [u8]) -> usize| {
+        let n = f(&mut buf.0);
+        summarize(kind.as_u16(), &buf.0[..n])
+    };
+    let evs = sample_market_events();
+    assert_eq!(
+        line(RecordKind::Market, &|b| encode_into(&evs[0], b).unwrap()),
+        "trade inst=#7 px=61837.63 qty=0.02000 aggr=sell id=3735683259"
+    );
+    assert_eq!(
+        line(RecordKind::Market, &|b| encode_into(&evs[3], b).unwrap()),
+        "depth_level inst=#7 bid px=58710.20 qty=0.01400 U=5123107832006 u=5123107837557 \
+         pu=5123107831937 last"
+    );
+    assert_eq!(
+        line(RecordKind::Intent, &|b| encode_into(&sample_intent(), b)
+            .unwrap()),
+        "new buy limit_maker gtc px=61837.00 qty=0.00150 cid=81985529216486895 \
+         reason=entry_long decision=77 reduce_only"
+    );
+    assert!(line(RecordKind::Exec, &|b| encode_into(&sample_exec(), b)
+        .unwrap())
+    .ends_with("fee=-0.00012345 maker err=-2010"));
+    assert_eq!(
+        summarize(RecordKind::RawFrame.as_u16(), b"{\"e\":\"trade\"}\n"),
+        "14 bytes: \"{\\\"e\\\":\\\"trade\\\"}\\n\""
+    );
+    assert!(summarize(RecordKind::Market.as_u16(), &[0u8; 10]).starts_with("invalid: "));
+    assert_eq!(summarize(99, b"xy"), "unknown kind 99, 2 bytes");
 }

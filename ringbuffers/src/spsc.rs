@@ -35,6 +35,15 @@
 //!   The caller proves the slot is initialised by returning the `&mut T` that
 //!   [`MaybeUninit::write`] gives back, so the API is safe without requiring `T: Default`.
 //!
+//! Two details found by measuring (the `rings` bench suite, a ping-pong over two rings):
+//!
+//! - The cached counters are written only when the reloaded value *changed*. A consumer polling
+//!   an empty ring thus spins on loads alone; storing the unchanged value on every empty poll
+//!   cost about 100 ns of one-way latency (~250 ns instead of ~140 ns on the 2-core test VM).
+//! - Each handle is `#[repr(align(128))]`, because it holds the counters its side writes on
+//!   every operation. Wherever handles end up (two fields of one struct, two locals of one stack
+//!   frame), the producer's and the consumer's never share a cache line.
+//!
 //! # Memory ordering
 //!
 //! Two happens-before edges make the ring correct; every atomic access below names the one it is
@@ -181,8 +190,6 @@ struct Shared<T> {
 // docs). Values of `T` move between threads, hence `T: Send`; no `&T` is ever shared by both
 // threads at once, so `T: Sync` is not needed.
 unsafe impl<T: Send> Sync for Shared<T> {}
-// SAFETY: as above; `Shared` owns `T`s, which may be sent.
-unsafe impl<T: Send> Send for Shared<T> {}
 
 /// Creates a ring of `capacity` slots and returns its two ends.
 ///

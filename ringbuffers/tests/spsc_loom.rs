@@ -11,29 +11,29 @@ use loom::thread;
 use ringbuffers::spsc;
 use ringbuffers::wait::WaitStrategy;
 
-/// Runs `f` under loom with a preemption bound (3 keeps each model to seconds while still
-/// covering every schedule with up to three forced context switches).
+/// Runs `f` under loom with a preemption bound of 4 unless `LOOM_MAX_PREEMPTIONS` says
+/// otherwise: every schedule with up to four forced context switches, a few seconds in all.
 fn model<F: Fn() + Sync + Send + 'static>(f: F) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(3);
+        builder.preemption_bound = Some(4);
     }
     builder.check(f);
 }
 
-/// Single-item push and pop: three items through two slots.
+/// Single-item push and pop: four items through two slots (two full laps).
 #[test]
 fn push_pop_wraps() {
     model(|| {
         let (mut tx, mut rx) = spsc::channel::<[u64; 2]>(2);
         let producer = thread::spawn(move || {
-            for i in 0..3u64 {
+            for i in 0..4u64 {
                 while tx.try_push([i, !i]).is_err() {
                     thread::yield_now();
                 }
             }
         });
-        for i in 0..3u64 {
+        for i in 0..4u64 {
             loop {
                 if let Some(v) = rx.try_pop() {
                     assert_eq!(v, [i, !i]);

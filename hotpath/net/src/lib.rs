@@ -17,6 +17,8 @@
 //! WebSocket receive path makes no allocation per message (the `rustls` layer does: see
 //! [`socket::TlsTransport`]).
 
+#![warn(missing_docs)]
+
 pub mod onload;
 pub mod reconnect;
 pub mod socket;

@@ -35,13 +35,10 @@ impl OnloadStatus {
 
 /// Whether an `LD_PRELOAD` value (colon- or space-separated) names `libonload`.
 pub fn ld_preload_names_onload(value: &str) -> bool {
-    value
-        .split([':', ' '])
-        .filter(|s| !s.is_empty())
-        .any(|p| {
-            let file = p.rsplit('/').next().unwrap_or(p);
-            file.starts_with("libonload") && !file.starts_with("libonload_ext")
-        })
+    value.split([':', ' ']).filter(|s| !s.is_empty()).any(|p| {
+        let file = p.rsplit('/').next().unwrap_or(p);
+        file.starts_with("libonload") && !file.starts_with("libonload_ext")
+    })
 }
 
 /// Look for `onload_is_present` in the process and call it if found: (found, returned non-zero).
@@ -73,13 +70,19 @@ pub fn detect() -> OnloadStatus {
 }
 
 /// The driver to use given the configured one and an Onload status, with the reason.
-pub fn choose_driver_for(status: &OnloadStatus, configured: DriverKind) -> (DriverKind, &'static str) {
+pub fn choose_driver_for(
+    status: &OnloadStatus,
+    configured: DriverKind,
+) -> (DriverKind, &'static str) {
     match (status.present(), configured) {
         (true, DriverKind::IoUring) => (
             DriverKind::Mio,
             "OpenOnload is present and io_uring would bypass it: using the mio/epoll driver",
         ),
-        (true, DriverKind::Mio) => (DriverKind::Mio, "OpenOnload is present: mio/epoll driver, accelerated"),
+        (true, DriverKind::Mio) => (
+            DriverKind::Mio,
+            "OpenOnload is present: mio/epoll driver, accelerated",
+        ),
         (true, DriverKind::Std) => (
             DriverKind::Std,
             "OpenOnload is present: blocking std driver as configured (accelerated)",
@@ -109,7 +112,9 @@ mod tests {
     fn ld_preload_parsing() {
         assert!(ld_preload_names_onload("libonload.so"));
         assert!(ld_preload_names_onload("/usr/lib64/libonload.so.1"));
-        assert!(ld_preload_names_onload("libfoo.so:/opt/onload/lib/libonload.so"));
+        assert!(ld_preload_names_onload(
+            "libfoo.so:/opt/onload/lib/libonload.so"
+        ));
         assert!(ld_preload_names_onload("libfoo.so libonload.so"));
         assert!(!ld_preload_names_onload(""));
         assert!(!ld_preload_names_onload("libfoo.so"));
@@ -123,7 +128,10 @@ mod tests {
             ld_preload: true,
             ..Default::default()
         };
-        assert_eq!(choose_driver_for(&on, DriverKind::IoUring).0, DriverKind::Mio);
+        assert_eq!(
+            choose_driver_for(&on, DriverKind::IoUring).0,
+            DriverKind::Mio
+        );
         assert_eq!(choose_driver_for(&on, DriverKind::Mio).0, DriverKind::Mio);
         assert_eq!(choose_driver_for(&on, DriverKind::Std).0, DriverKind::Std);
         let sym = OnloadStatus {
@@ -131,14 +139,20 @@ mod tests {
             symbol_says_present: true,
             ..Default::default()
         };
-        assert_eq!(choose_driver_for(&sym, DriverKind::IoUring).0, DriverKind::Mio);
+        assert_eq!(
+            choose_driver_for(&sym, DriverKind::IoUring).0,
+            DriverKind::Mio
+        );
         let stub = OnloadStatus {
             symbol_found: true,
             symbol_says_present: false,
             ..Default::default()
         };
         assert!(!stub.present());
-        assert_eq!(choose_driver_for(&stub, DriverKind::IoUring).0, DriverKind::IoUring);
+        assert_eq!(
+            choose_driver_for(&stub, DriverKind::IoUring).0,
+            DriverKind::IoUring
+        );
     }
 
     #[test]
@@ -147,7 +161,10 @@ mod tests {
         let s = detect();
         if std::env::var("LD_PRELOAD").is_err() {
             assert!(!s.ld_preload);
-            assert!(!s.symbol_found, "onload_is_present resolvable without LD_PRELOAD");
+            assert!(
+                !s.symbol_found,
+                "onload_is_present resolvable without LD_PRELOAD"
+            );
             assert_eq!(choose_driver(DriverKind::IoUring).0, DriverKind::IoUring);
         }
     }

@@ -188,7 +188,10 @@ impl Liveness {
     /// The earliest time at which [`Liveness::check`] can change from `Up` (for timers).
     pub fn next_deadline(&self) -> Option<u64> {
         let since = self.connected_at?;
-        let silence = self.last_rx.saturating_add(self.silence_ns).saturating_add(1);
+        let silence = self
+            .last_rx
+            .saturating_add(self.silence_ns)
+            .saturating_add(1);
         Some(match self.max_age_ns {
             Some(max) => silence.min(since.saturating_add(max)),
             None => silence,
@@ -411,7 +414,10 @@ mod tests {
             a => panic!("expected disconnect, got {a:?}"),
         }
         let retry = r.on_disconnected(t + 9_001 * MS);
-        assert!(retry - (t + 9_001 * MS) <= 200 * MS, "second attempt ceiling 200 ms");
+        assert!(
+            retry - (t + 9_001 * MS) <= 200 * MS,
+            "second attempt ceiling 200 ms"
+        );
         assert_eq!(r.poll(retry), Action::Connect);
         r.on_connected(retry);
         // Stable for 30 s (with traffic): backoff resets.

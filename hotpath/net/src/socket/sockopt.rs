@@ -84,7 +84,11 @@ pub(crate) fn new_tcp_socket(
     addr: &SocketAddr,
     cfg: &SocketConfig,
 ) -> io::Result<(Socket, BusyPollStatus)> {
-    let sock = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    let sock = Socket::new(
+        Domain::for_address(*addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     let busy = apply_options(&sock, cfg)?;
     Ok((sock, busy))
 }
@@ -125,7 +129,13 @@ pub(crate) fn connect_progress(sock: &impl AsRawFd) -> io::Result<bool> {
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: see above.
-    let rc = unsafe { libc::getpeername(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     if rc == 0 {
         return Ok(true);
     }

@@ -81,7 +81,9 @@ fn unavailable(what: &str, e: io::Error) -> NetError {
             "io_uring is forbidden (EPERM: seccomp profile of the container, or \
              kernel.io_uring_disabled=2, or =1 without membership of io_uring_group)"
         }
-        Some(libc::ENOMEM) => "not enough locked memory for the ring (ENOMEM: raise RLIMIT_MEMLOCK)",
+        Some(libc::ENOMEM) => {
+            "not enough locked memory for the ring (ENOMEM: raise RLIMIT_MEMLOCK)"
+        }
         _ => "unexpected error",
     };
     let sysctl = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
@@ -282,7 +284,9 @@ impl UringTransport {
         connected: bool,
     ) -> Result<Self, NetError> {
         if cfg.recv_buffer == 0 || cfg.send_buffer == 0 || cfg.entries < 4 {
-            return Err(NetError::Config("io_uring buffers and entries must be non-zero"));
+            return Err(NetError::Config(
+                "io_uring buffers and entries must be non-zero",
+            ));
         }
         // Blocking mode: io_uring then arms its internal poll on EAGAIN instead of completing
         // the operation with -EAGAIN (which it does for O_NONBLOCK files).
@@ -598,7 +602,18 @@ impl UringTransport {
         n
     }
 
-    /// Cancel everything in flight and wait (bounded) for the completions.
+    /// Operations submitted whose final completion has not been reaped yet.
+    pub fn inflight_ops(&self) -> u32 {
+        self.inflight
+    }
+
+    /// Cancel every in-flight operation, shut the socket down and wait (at most about a second)
+    /// for all completions. `true` when nothing is left in flight - the buffers can then be
+    /// freed safely, which `Drop` relies on. The connection is unusable afterwards.
+    pub fn quiesce(&mut self) -> bool {
+        self.drain()
+    }
+
     fn drain(&mut self) -> bool {
         self.reap();
         if self.inflight == 0 {

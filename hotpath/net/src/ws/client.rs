@@ -273,7 +273,9 @@ impl<T: Transport> WsClient<T> {
     /// Decode frames until one yields a message or the transport has nothing more.
     fn next_event(&mut self) -> Result<Option<Ev>, WsError> {
         loop {
-            let decoded = self.decoder.decode(&mut self.rx[self.rx_start..self.rx_end]);
+            let decoded = self
+                .decoder
+                .decode(&mut self.rx[self.rx_start..self.rx_end]);
             let frame = match decoded {
                 Err(e) => return Err(self.fail(e)),
                 Ok(Decoded::NeedMore { total }) => {
@@ -362,7 +364,10 @@ impl<T: Transport> WsClient<T> {
     /// Read more bytes so that at least `total` bytes from `rx_start` can be present.
     /// `Ok(false)`: the transport has nothing now.
     fn fill(&mut self, total: usize) -> Result<bool, WsError> {
-        if self.rx_start + total > self.rx.len() || self.rx.len() - self.rx_end < self.min_read {
+        if self.rx_start > 0
+            && (self.rx_start + total > self.rx.len()
+                || self.rx.len() - self.rx_end < self.min_read)
+        {
             self.rx.copy_within(self.rx_start..self.rx_end, 0);
             self.rx_end -= self.rx_start;
             self.rx_start = 0;
@@ -376,7 +381,10 @@ impl<T: Transport> WsClient<T> {
         }
         match self.transport.read_into(&mut self.rx[self.rx_end..]) {
             Ok(0) => {
+                // The peer closed its side; close ours so it does not wait for us (RFC 6455
+                // 7.1.1: after the server's TCP close the client closes too).
                 let clean = self.state == WsState::Closing;
+                let _ = self.transport.shutdown_write();
                 self.state = WsState::Closed;
                 Err(if clean {
                     WsError::Closed

@@ -23,3 +23,6 @@ pub use frame::{
     Reassembler, Role,
 };
 pub use handshake::{accept_key, parse_client_request, write_server_response, ClientHandshake};
+
+#[cfg(test)]
+mod tests;

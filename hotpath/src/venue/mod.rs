@@ -1,0 +1,2 @@
+//! Venue codecs (in progress).
+pub mod binance;
