@@ -25,6 +25,9 @@ pub enum Command {
     },
     /// Run the hot path on pinned threads as a profile lays it out.
     Run(crate::pipeline::RunArgs),
+    /// Import a recorded capture into a new journal: raw frames, decoded market events, feed
+    /// errors and book gaps, exactly as the live feed would journal them.
+    Import(crate::import_cmd::ImportArgs),
 }
 
 /// `algo-engine journal ...`
@@ -53,6 +56,15 @@ pub enum JournalCommand {
         #[arg(long, short = 'f')]
         follow: bool,
     },
+    /// Exact per-symbol statistics: counts, venue time range, traded quantity by aggressor
+    /// side, VWAP, min/max price, book gaps and resyncs.
+    Stats {
+        /// Journal directory.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the parsed command.
@@ -63,7 +75,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             JournalCommand::Tail { dir, from, limit, follow } => {
                 crate::journal_cmd::tail(&dir, from, limit, follow)
             }
+            JournalCommand::Stats { dir, json } => crate::import_cmd::run_stats(&dir, json),
         },
+        Command::Import(args) => crate::import_cmd::run_import(args),
         Command::Run(args) => crate::pipeline::run(args),
     }
 }

@@ -5,6 +5,7 @@
 //! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
 
 mod cli;
+mod import_cmd;
 mod journal_cmd;
 mod pipeline;
 mod signals;

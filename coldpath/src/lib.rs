@@ -3,7 +3,13 @@
 //! Nothing here runs on a hot thread or can slow one down: every component is a journal tailer
 //! with its own cursor, and one that falls behind only lags. [`inspect`] summarises and verifies a
 //! journal directory (segments, record counts by kind, time range, CRC check) and renders records
-//! for `algo-engine journal inspect|tail`. Storage export, notifications, reconciliation, metrics
+//! for `algo-engine journal inspect|tail`. [`capture`] reads the recorded capture formats
+//! (hftbacktest, cryptofeed, Lean FX), [`import`] turns a capture into a journal through the
+//! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
+//! exact per-symbol statistics from a journal (`algo-engine journal stats`). Storage export, notifications, reconciliation, metrics
 //! and the admin API join it as further tailers.
 
+pub mod capture;
+pub mod import;
 pub mod inspect;
+pub mod stats;

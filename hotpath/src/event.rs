@@ -401,6 +401,14 @@ impl MarketEvent {
     /// DepthLevel: from a REST snapshot rather than a diff stream.
     pub const FLAG_SNAPSHOT: u32 = 1 << 4;
 
+    /// Filler for preallocated event buffers (an empty trade of [`InstrumentId::NONE`]); it is
+    /// overwritten before use and never journaled or published as is.
+    pub const PLACEHOLDER: MarketEvent = MarketEvent::base(
+        MarketKind::Trade,
+        InstrumentRef { id: InstrumentId::NONE, price_scale: 0, qty_scale: 0 },
+        Stamps::new(0, 0),
+    );
+
     /// An event of `kind` with every value field zero.
     #[inline]
     const fn base(kind: MarketKind, inst: InstrumentRef, stamps: Stamps) -> Self {

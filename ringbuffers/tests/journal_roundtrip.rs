@@ -10,7 +10,11 @@ use std::path::Path;
 const SCHEMA: u64 = 0x5eed_1234_abcd_0001;
 
 fn small_cfg() -> JournalConfig {
-    JournalConfig { segment_size: 64 << 10, max_record: 4096, ..JournalConfig::new(SCHEMA) }
+    JournalConfig {
+        segment_size: 64 << 10,
+        max_record: 4096,
+        ..JournalConfig::new(SCHEMA)
+    }
 }
 
 fn splitmix(mut x: u64) -> u64 {
@@ -61,8 +65,16 @@ fn read_all_check(dir: &Path, from: u64, max: usize) -> u64 {
         assert_eq!(r.kind, kind_for(expect));
         assert_eq!(r.flags, expect as u16);
         assert_eq!(r.timestamp, expect * 10);
-        assert_eq!(r.payload, &expected_payload(expect, max)[..], "payload of seq {expect}");
-        assert_eq!(r.payload.as_ptr() as usize % 8, 0, "payload of seq {expect} not 8-aligned");
+        assert_eq!(
+            r.payload,
+            &expected_payload(expect, max)[..],
+            "payload of seq {expect}"
+        );
+        assert_eq!(
+            r.payload.as_ptr() as usize % 8,
+            0,
+            "payload of seq {expect} not 8-aligned"
+        );
         expect += 1;
     }
     expect
@@ -81,7 +93,10 @@ fn append_and_read_back() {
     let mut prev_off = 0;
     for seq in 0..2000u64 {
         let r = t.next().unwrap().expect("record present");
-        assert_eq!((r.seq, r.kind, r.flags, r.timestamp), (seq, kind_for(seq), seq as u16, seq * 10));
+        assert_eq!(
+            (r.seq, r.kind, r.flags, r.timestamp),
+            (seq, kind_for(seq), seq as u16, seq * 10)
+        );
         assert_eq!(r.payload, &expected_payload(seq, 300)[..]);
         assert_eq!(r.segment, 0);
         assert!(r.offset >= SEGMENT_HEADER_LEN as u64 && r.offset > prev_off || seq == 0);
@@ -90,7 +105,10 @@ fn append_and_read_back() {
     }
     let r = t.next().unwrap().unwrap();
     assert_eq!((r.seq, r.kind, r.payload.len()), (2000, 9, 0));
-    assert!(t.next().unwrap().is_none(), "nothing beyond the last record");
+    assert!(
+        t.next().unwrap().is_none(),
+        "nothing beyond the last record"
+    );
     // A live tailer sees records appended after it caught up.
     app.append(3, 0, 1, b"late").unwrap();
     assert_eq!(t.next().unwrap().unwrap().payload, b"late");
@@ -109,9 +127,9 @@ fn append_and_read_back() {
     assert_eq!((v.first_seq, v.last_seq), (Some(0), Some(2001)));
     assert_eq!((v.first_timestamp, v.last_timestamp), (Some(0), Some(1)));
     assert_eq!(v.bytes, st.bytes);
-    assert_eq!(v.kinds.values().sum::<u64>(), 2002);
-    assert_eq!(v.kinds[&9], 1);
-    assert_eq!(v.kinds[&1], 400);
+    assert_eq!(v.counts.values().sum::<u64>(), 2002);
+    assert_eq!(v.counts[&9], 1);
+    assert_eq!(v.counts[&1], 400);
     app.close().unwrap();
     assert!(!verify(dir.path(), Some(SCHEMA)).unwrap().live);
 }
@@ -126,7 +144,9 @@ fn in_place_append_is_aligned_and_exact() {
                 assert_eq!(buf.len(), len);
                 assert_eq!(buf.as_ptr() as usize % 8, 0, "payload slice is 8-aligned");
                 assert!(buf.iter().all(|&b| b == 0), "payload area starts zeroed");
-                buf.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8 ^ 0x5a);
+                buf.iter_mut()
+                    .enumerate()
+                    .for_each(|(i, b)| *b = i as u8 ^ 0x5a);
             })
             .unwrap();
         assert_eq!(seq as usize + 1, app.stats().records as usize);
@@ -135,7 +155,11 @@ fn in_place_append_is_aligned_and_exact() {
     for len in [0usize, 1, 7, 8, 9, 63, 64, 65, 1000] {
         let r = t.next().unwrap().unwrap();
         assert_eq!(r.payload.len(), len);
-        assert!(r.payload.iter().enumerate().all(|(i, &b)| b == i as u8 ^ 0x5a));
+        assert!(r
+            .payload
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == i as u8 ^ 0x5a));
         assert_eq!(r.payload.as_ptr() as usize % 8, 0);
     }
 }
@@ -169,13 +193,21 @@ fn rollover_across_many_small_segments() {
     let n = 60_000u64;
     append_n(&mut app, n, 300);
     let st = app.stats();
-    assert!(st.segments > 100, "expected many segments, got {}", st.segments);
+    assert!(
+        st.segments > 100,
+        "expected many segments, got {}",
+        st.segments
+    );
     assert_eq!(st.rollovers, st.segments - 1);
     assert_eq!(read_all_check(dir.path(), 0, 300), n);
     app.close().unwrap();
 
     let segs = list_segments(dir.path()).unwrap();
-    assert_eq!(segs.len() as u64, st.segments, "no unused pre-allocated segment left after close");
+    assert_eq!(
+        segs.len() as u64,
+        st.segments,
+        "no unused pre-allocated segment left after close"
+    );
     let mut next_first = 0;
     for (i, s) in segs.iter().enumerate() {
         assert_eq!(s.header.index, i as u64);
@@ -252,10 +284,17 @@ fn reopen_after_a_full_sealed_segment() {
     // Fill the segment exactly so the last thing written is a rollover; reopen must continue in
     // a new segment with the right first_seq.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = JournalConfig { segment_size: 8192, max_record: 8192, ..JournalConfig::new(SCHEMA) };
+    let cfg = JournalConfig {
+        segment_size: 8192,
+        max_record: 8192,
+        ..JournalConfig::new(SCHEMA)
+    };
     let mut app = Appender::open(dir.path(), cfg).unwrap();
     let max = app.max_payload();
-    assert_eq!(max, 8192 - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE);
+    assert_eq!(
+        max,
+        8192 - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE
+    );
     app.append(1, 0, 0, &vec![1u8; max]).unwrap();
     app.append(1, 0, 0, &vec![2u8; max]).unwrap();
     assert_eq!(app.segment(), 1);
@@ -279,27 +318,48 @@ fn record_size_limits() {
     assert_eq!(app.max_payload(), 4096);
     app.append(1, 0, 0, &[7u8; 4096]).unwrap();
     match app.append(1, 0, 0, &[7u8; 4097]) {
-        Err(JournalError::RecordTooLarge { len: 4097, max: 4096 }) => {}
+        Err(JournalError::RecordTooLarge {
+            len: 4097,
+            max: 4096,
+        }) => {}
         other => panic!("expected RecordTooLarge, got {other:?}"),
     }
-    let e = app.append_with(1, 0, 0, 1 << 20, |_| panic!("must not be called")).unwrap_err();
+    let e = app
+        .append_with(1, 0, 0, 1 << 20, |_| panic!("must not be called"))
+        .unwrap_err();
     assert!(matches!(e, JournalError::RecordTooLarge { .. }));
-    assert!(e.to_string().contains("exceeds the journal's maximum of 4096 bytes"), "{e}");
-    assert!(matches!(app.append(0, 0, 0, b"x"), Err(JournalError::InvalidKind)));
+    assert!(
+        e.to_string()
+            .contains("exceeds the journal's maximum of 4096 bytes"),
+        "{e}"
+    );
+    assert!(matches!(
+        app.append(0, 0, 0, b"x"),
+        Err(JournalError::InvalidKind)
+    ));
     // A failed append changes nothing.
     assert_eq!(app.next_seq(), 1);
     assert_eq!(app.append(1, 0, 0, b"ok").unwrap(), 1);
 
     // max_record larger than a segment is clamped to what fits.
     let dir2 = tempfile::tempdir().unwrap();
-    let cfg = JournalConfig { segment_size: 64 << 10, ..JournalConfig::new(SCHEMA) };
+    let cfg = JournalConfig {
+        segment_size: 64 << 10,
+        ..JournalConfig::new(SCHEMA)
+    };
     let mut app2 = Appender::open(dir2.path(), cfg).unwrap();
     let max = app2.max_payload();
-    assert_eq!(max, (64 << 10) - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE);
+    assert_eq!(
+        max,
+        (64 << 10) - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE
+    );
     for _ in 0..3 {
         app2.append(1, 0, 0, &vec![3u8; max]).unwrap();
     }
-    assert!(matches!(app2.append(1, 0, 0, &vec![3u8; max + 1]), Err(JournalError::RecordTooLarge { .. })));
+    assert!(matches!(
+        app2.append(1, 0, 0, &vec![3u8; max + 1]),
+        Err(JournalError::RecordTooLarge { .. })
+    ));
     let mut t = Tailer::open(dir2.path(), None).unwrap();
     for _ in 0..3 {
         assert_eq!(t.next().unwrap().unwrap().payload.len(), max);
@@ -307,8 +367,13 @@ fn record_size_limits() {
 
     // Bad segment sizes are refused with a clear message.
     for size in [4096u64, 10_000, 0] {
-        let cfg = JournalConfig { segment_size: size, ..JournalConfig::new(SCHEMA) };
-        let e = Appender::open(tempfile::tempdir().unwrap().path(), cfg).err().unwrap();
+        let cfg = JournalConfig {
+            segment_size: size,
+            ..JournalConfig::new(SCHEMA)
+        };
+        let e = Appender::open(tempfile::tempdir().unwrap().path(), cfg)
+            .err()
+            .unwrap();
         assert!(matches!(e, JournalError::InvalidConfig { .. }), "{e}");
     }
 }
@@ -325,20 +390,39 @@ fn schema_mismatch_is_refused() {
     let mut app = Appender::open(dir.path(), small_cfg()).unwrap();
     append_n(&mut app, 10, 100);
     drop(app);
-    let other = JournalConfig { schema_hash: 0xabcd, ..small_cfg() };
+    let other = JournalConfig {
+        schema_hash: 0xabcd,
+        ..small_cfg()
+    };
     let e = Appender::open(dir.path(), other).err().unwrap();
     match &e {
-        JournalError::SchemaMismatch { found, expected, path } => {
+        JournalError::SchemaMismatch {
+            found,
+            expected,
+            path,
+        } => {
             assert_eq!((*found, *expected), (SCHEMA, 0xabcd));
             assert!(path.ends_with("0000000000.seg"));
         }
         other => panic!("expected SchemaMismatch, got {other:?}"),
     }
     let msg = one_line(&e);
-    assert!(msg.contains("was written with schema 0x5eed1234abcd0001 but this build expects 0xabcd"), "{msg}");
-    assert!(matches!(Tailer::open(dir.path(), Some(0xabcd)), Err(JournalError::SchemaMismatch { .. })));
-    assert!(matches!(Tailer::open_at(dir.path(), Some(0xabcd), 3), Err(JournalError::SchemaMismatch { .. })));
-    assert!(matches!(verify(dir.path(), Some(0xabcd)), Err(JournalError::SchemaMismatch { .. })));
+    assert!(
+        msg.contains("was written with schema 0x5eed1234abcd0001 but this build expects 0xabcd"),
+        "{msg}"
+    );
+    assert!(matches!(
+        Tailer::open(dir.path(), Some(0xabcd)),
+        Err(JournalError::SchemaMismatch { .. })
+    ));
+    assert!(matches!(
+        Tailer::open_at(dir.path(), Some(0xabcd), 3),
+        Err(JournalError::SchemaMismatch { .. })
+    ));
+    assert!(matches!(
+        verify(dir.path(), Some(0xabcd)),
+        Err(JournalError::SchemaMismatch { .. })
+    ));
     // None = inspection: any schema is accepted.
     let mut t = Tailer::open(dir.path(), None).unwrap();
     assert_eq!(t.header().schema_hash, SCHEMA);
@@ -367,10 +451,23 @@ fn truncated_header_is_refused() {
     let mut app = Appender::open(dir.path(), small_cfg()).unwrap();
     append_n(&mut app, 10, 100);
     drop(app);
-    let f = std::fs::OpenOptions::new().write(true).open(segment_path(dir.path(), 0)).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(segment_path(dir.path(), 0))
+        .unwrap();
     f.set_len(8192).unwrap();
     let e = Tailer::open(dir.path(), None).err().unwrap();
-    assert!(matches!(e, JournalError::Corrupt { segment: 0, offset: 8192, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            JournalError::Corrupt {
+                segment: 0,
+                offset: 8192,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(Appender::open(dir.path(), small_cfg()).is_err());
 }
 
@@ -397,25 +494,46 @@ fn bad_magic_and_version_are_refused() {
     std::fs::write(&path, &bytes).unwrap();
     let e = Tailer::open(dir.path(), None).err().unwrap();
     match &e {
-        JournalError::IncompatibleVersion { found, expected, .. } => {
+        JournalError::IncompatibleVersion {
+            found, expected, ..
+        } => {
             assert_eq!((*found, *expected), (FORMAT_VERSION + 1, FORMAT_VERSION))
         }
         other => panic!("expected IncompatibleVersion, got {other:?}"),
     }
-    assert!(matches!(Appender::open(dir.path(), small_cfg()), Err(JournalError::IncompatibleVersion { .. })));
+    assert!(matches!(
+        Appender::open(dir.path(), small_cfg()),
+        Err(JournalError::IncompatibleVersion { .. })
+    ));
 
     // A header whose checksum does not match.
     bytes[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     bytes[40] ^= 1; // first_seq
     std::fs::write(&path, &bytes).unwrap();
     let e = Tailer::open(dir.path(), None).err().unwrap();
-    assert!(matches!(e, JournalError::Corrupt { segment: 0, offset: 0, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            JournalError::Corrupt {
+                segment: 0,
+                offset: 0,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(one_line(&e).contains("header checksum mismatch"));
 
     // Not a journal at all.
     let empty = tempfile::tempdir().unwrap();
-    assert!(matches!(Tailer::open(empty.path(), None), Err(JournalError::NotAJournal { .. })));
-    assert!(matches!(verify(&empty.path().join("nope"), None), Err(JournalError::NotAJournal { .. })));
+    assert!(matches!(
+        Tailer::open(empty.path(), None),
+        Err(JournalError::NotAJournal { .. })
+    ));
+    assert!(matches!(
+        verify(&empty.path().join("nope"), None),
+        Err(JournalError::NotAJournal { .. })
+    ));
 }
 
 #[test]

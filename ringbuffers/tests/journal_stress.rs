@@ -74,9 +74,17 @@ fn tail(dir: &std::path::Path, from: u64, end: u64, open_at: bool) -> u64 {
                 assert_eq!(r.seq, expect, "lost, duplicated or reordered record");
                 assert_eq!(r.kind, (expect % 7 + 1) as u16, "kind of seq {expect}");
                 assert_eq!(r.flags, (expect >> 3) as u16, "flags of seq {expect}");
-                assert_eq!(r.timestamp, expect.wrapping_mul(1_000_003), "timestamp of seq {expect}");
+                assert_eq!(
+                    r.timestamp,
+                    expect.wrapping_mul(1_000_003),
+                    "timestamp of seq {expect}"
+                );
                 assert_eq!(r.payload.as_ptr() as usize % 8, 0);
-                assert!(payload_ok(expect, r.payload), "payload of seq {expect} (len {})", r.payload.len());
+                assert!(
+                    payload_ok(expect, r.payload),
+                    "payload of seq {expect} (len {})",
+                    r.payload.len()
+                );
                 expect += 1;
             }
             Ok(None) => {
@@ -98,7 +106,11 @@ fn tail(dir: &std::path::Path, from: u64, end: u64, open_at: bool) -> u64 {
 fn one_appender_many_tailers() {
     let n: u64 = 2_000_000;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = JournalConfig { segment_size: 1 << 20, max_record: 4096, ..JournalConfig::new(SCHEMA) };
+    let cfg = JournalConfig {
+        segment_size: 1 << 20,
+        max_record: 4096,
+        ..JournalConfig::new(SCHEMA)
+    };
     let app = Appender::open(dir.path(), cfg).unwrap();
     let progress = Arc::new(AtomicU64::new(0));
     let t0 = Instant::now();
@@ -132,9 +144,14 @@ fn one_appender_many_tailers() {
             let mut app = app;
             for seq in 0..n {
                 let len = len_for(seq);
-                let (kind, flags, ts) = ((seq % 7 + 1) as u16, (seq >> 3) as u16, seq.wrapping_mul(1_000_003));
+                let (kind, flags, ts) = (
+                    (seq % 7 + 1) as u16,
+                    (seq >> 3) as u16,
+                    seq.wrapping_mul(1_000_003),
+                );
                 let got = if seq % 2 == 0 {
-                    app.append_with(kind, flags, ts, len, |b| fill_for(seq, b)).unwrap()
+                    app.append_with(kind, flags, ts, len, |b| fill_for(seq, b))
+                        .unwrap()
                 } else {
                     let mut v = [0u8; 2048];
                     fill_for(seq, &mut v[..len]);
@@ -157,7 +174,11 @@ fn one_appender_many_tailers() {
     let seen: Vec<u64> = tailers.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(seen, vec![n, n, n, n - n / 3, n]);
     assert_eq!(st.records, n);
-    assert!(st.segments > 200, "expected many rollovers, got {} segments", st.segments);
+    assert!(
+        st.segments > 200,
+        "expected many rollovers, got {} segments",
+        st.segments
+    );
     eprintln!(
         "stress: {n} records, {} segments ({} slow rollovers), {:.1} MB, writer {:.2}s, all tailers {:.2}s",
         st.segments,

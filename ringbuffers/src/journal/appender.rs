@@ -2,12 +2,14 @@
 //! flush.
 
 use super::format::{
-    last_nonzero_end, read_slot, record_crc, record_len, HeaderState,
-    SegmentHeader, Slot, END_OF_SEGMENT, FORMAT_VERSION, RECORD_HEADER_LEN, R_CRC, R_FLAGS,
-    R_KIND, R_LEN, R_SEQ, R_TIMESTAMP, SEGMENT_HEADER_LEN, TAIL_RESERVE,
+    last_nonzero_end, read_slot, record_crc, record_len, HeaderState, SegmentHeader, Slot,
+    END_OF_SEGMENT, FORMAT_VERSION, RECORD_HEADER_LEN, R_CRC, R_FLAGS, R_KIND, R_LEN, R_SEQ,
+    R_TIMESTAMP, SEGMENT_HEADER_LEN, TAIL_RESERVE,
 };
 use super::prefault::{self, lock, Retired, Shared, NO_WANT};
-use super::segment::{self, io_err, read_header, segment_files, segment_path, PrepareError, Prepared};
+use super::segment::{
+    self, io_err, read_header, segment_files, segment_path, PrepareError, Prepared,
+};
 use super::{JournalConfig, JournalError};
 use memmap2::MmapRaw;
 use std::cell::Cell;
@@ -80,7 +82,14 @@ struct Active {
 
 impl Active {
     fn from_prepared(p: Prepared, len: usize) -> Active {
-        Active { index: p.index, map: p.map, file: p.file, path: p.path, len, flushed: 0 }
+        Active {
+            index: p.index,
+            map: p.map,
+            file: p.file,
+            path: p.path,
+            len,
+            flushed: 0,
+        }
     }
 }
 
@@ -156,12 +165,32 @@ unsafe fn scan(base: *const u8, len: usize, first_seq: u64) -> ScanResult {
                 seq += 1;
                 records += 1;
             }
-            Slot::Empty => return ScanResult { end: off, next_seq: seq, records, eos: false, bad: None },
+            Slot::Empty => {
+                return ScanResult {
+                    end: off,
+                    next_seq: seq,
+                    records,
+                    eos: false,
+                    bad: None,
+                }
+            }
             Slot::EndOfSegment => {
-                return ScanResult { end: off, next_seq: seq, records, eos: true, bad: None }
+                return ScanResult {
+                    end: off,
+                    next_seq: seq,
+                    records,
+                    eos: true,
+                    bad: None,
+                }
             }
             Slot::Bad { reason, .. } => {
-                return ScanResult { end: off, next_seq: seq, records, eos: false, bad: Some(reason) }
+                return ScanResult {
+                    end: off,
+                    next_seq: seq,
+                    records,
+                    eos: false,
+                    bad: Some(reason),
+                }
             }
         }
     }
@@ -182,7 +211,14 @@ impl Recovered {
         let (file, map) = segment::map_rw(&path, header.segment_size)?;
         // SAFETY: we hold the journal lock, so no appender writes this mapping.
         let scan = unsafe { scan(map.as_ptr(), header.segment_size as usize, header.first_seq) };
-        Ok(Recovered { index, path, header, file, map, scan })
+        Ok(Recovered {
+            index,
+            path,
+            header,
+            file,
+            map,
+            scan,
+        })
     }
 
     fn len(&self) -> usize {
@@ -200,7 +236,9 @@ impl Recovered {
         // SAFETY: as above; zeroing uncommitted/torn bytes never touches a record a reader could
         // have accepted (readers stop at `from`).
         unsafe { std::ptr::write_bytes(base.add(from), 0, end - from) };
-        self.map.flush_range(from, end - from).map_err(io_err(&self.path))?;
+        self.map
+            .flush_range(from, end - from)
+            .map_err(io_err(&self.path))?;
         Ok((end - from) as u64)
     }
 
@@ -210,7 +248,9 @@ impl Recovered {
         // SAFETY: scan.end is 8-aligned and scan.end + TAIL_RESERVE <= len.
         unsafe { AtomicU32::from_ptr(self.map.as_mut_ptr().add(self.scan.end) as *mut u32) }
             .store(END_OF_SEGMENT, Ordering::Release);
-        self.map.flush_range(self.scan.end, TAIL_RESERVE).map_err(io_err(&self.path))
+        self.map
+            .flush_range(self.scan.end, TAIL_RESERVE)
+            .map_err(io_err(&self.path))
     }
 }
 
@@ -308,7 +348,11 @@ impl Appender {
                     created_unix_ns: unix_ns(),
                 };
                 let p = create_sync(dir, &h, cfg.prefault)?;
-                (Active::from_prepared(p, cfg.segment_size as usize), SEGMENT_HEADER_LEN, 0)
+                (
+                    Active::from_prepared(p, cfg.segment_size as usize),
+                    SEGMENT_HEADER_LEN,
+                    0,
+                )
             }
             Some((li, lpath, lh)) => {
                 let mut last = Recovered::load(li, lpath, lh)?;
@@ -364,16 +408,19 @@ impl Appender {
                     let next_seq = s.next_seq;
                     report.records = 0;
                     let p = create_sync(dir, &h, cfg.prefault)?;
-                    (Active::from_prepared(p, cfg.segment_size as usize), SEGMENT_HEADER_LEN, next_seq)
+                    (
+                        Active::from_prepared(p, cfg.segment_size as usize),
+                        SEGMENT_HEADER_LEN,
+                        next_seq,
+                    )
                 } else {
                     let zeroed = last.zero_from(s.end)?;
                     if s.bad.is_some() || zeroed > 0 {
                         report.torn_offset = Some(s.end as u64);
-                        report.torn_reason = Some(
-                            s.bad
-                                .clone()
-                                .unwrap_or_else(|| "uncommitted bytes after the last record".into()),
-                        );
+                        report.torn_reason =
+                            Some(s.bad.clone().unwrap_or_else(|| {
+                                "uncommitted bytes after the last record".into()
+                            }));
                         report.truncated_bytes = zeroed;
                     }
                     let (end, next_seq, len) = (s.end, s.next_seq, last.len());
@@ -404,7 +451,10 @@ impl Appender {
             limit: active.len - TAIL_RESERVE,
             next_seq,
             max_payload,
-            stats: AppenderStats { segments: 1, ..AppenderStats::default() },
+            stats: AppenderStats {
+                segments: 1,
+                ..AppenderStats::default()
+            },
             seg: active,
             shared,
             helper: Some(helper),
@@ -433,7 +483,9 @@ impl Appender {
         timestamp: u64,
         payload: &[u8],
     ) -> Result<u64, JournalError> {
-        self.append_with(kind, flags, timestamp, payload.len(), |buf| buf.copy_from_slice(payload))
+        self.append_with(kind, flags, timestamp, payload.len(), |buf| {
+            buf.copy_from_slice(payload)
+        })
     }
 
     /// Appends one record of `len` payload bytes written in place by `fill`, which receives the
@@ -502,7 +554,10 @@ impl Appender {
         if kind == 0 {
             JournalError::InvalidKind
         } else {
-            JournalError::RecordTooLarge { len, max: self.max_payload as u32 }
+            JournalError::RecordTooLarge {
+                len,
+                max: self.max_payload as u32,
+            }
         }
     }
 
@@ -569,7 +624,9 @@ impl Appender {
             // fsync works on the inode, so a fresh descriptor flushes the pages the (possibly
             // already unmapped) mapping dirtied.
             let path = segment_path(&self.dir, self.unsynced_from);
-            File::open(&path).and_then(|f| f.sync_data()).map_err(io_err(&path))?;
+            File::open(&path)
+                .and_then(|f| f.sync_data())
+                .map_err(io_err(&path))?;
             self.unsynced_from += 1;
         }
         if self.pos > self.seg.flushed {
@@ -634,8 +691,14 @@ impl Appender {
             return Ok(p);
         }
         self.stats.slow_rollovers += 1;
-        match segment::prepare(&self.dir, index, self.cfg.segment_size, false, Some(header), "sync")
-        {
+        match segment::prepare(
+            &self.dir,
+            index,
+            self.cfg.segment_size,
+            false,
+            Some(header),
+            "sync",
+        ) {
             Ok(p) => Ok(p),
             Err(PrepareError::Failed(e)) => Err(e),
             Err(PrepareError::Exists) => {
@@ -665,7 +728,11 @@ impl Appender {
     /// Hands a finished segment to the helper for unmapping (or does it here if the queue is
     /// full).
     fn retire(&mut self, old: Active) {
-        let r = Retired { map: old.map, file: old.file, path: old.path };
+        let r = Retired {
+            map: old.map,
+            file: old.file,
+            path: old.path,
+        };
         let mut q = lock(&self.shared.retired);
         if q.len() < q.capacity() {
             q.push(r);
@@ -678,7 +745,9 @@ impl Appender {
 
     fn request_next(&self) {
         // Release: pairs with the helper's Acquire load; nothing else is published by it.
-        self.shared.want.store(self.seg.index + 1, Ordering::Release);
+        self.shared
+            .want
+            .store(self.seg.index + 1, Ordering::Release);
         self.unpark_helper();
     }
 
@@ -714,6 +783,9 @@ impl Drop for Appender {
         }
         let left: Vec<Retired> = lock(&self.shared.retired).drain(..).collect();
         left.into_iter().for_each(prefault::retire_now);
-        self.shared.take_all_ready().into_iter().for_each(prefault::discard);
+        self.shared
+            .take_all_ready()
+            .into_iter()
+            .for_each(prefault::discard);
     }
 }

@@ -107,7 +107,9 @@ impl SegmentHeader {
             return Ok(HeaderState::Unused);
         }
         if b[..8] != MAGIC {
-            return Err(JournalError::BadMagic { path: path.to_path_buf() });
+            return Err(JournalError::BadMagic {
+                path: path.to_path_buf(),
+            });
         }
         let version = le_u32(b, H_VERSION);
         if version != FORMAT_VERSION {
@@ -133,7 +135,9 @@ impl SegmentHeader {
             return Err(JournalError::Corrupt {
                 segment: index_hint,
                 offset: 0,
-                reason: format!("segment header length {header_len}, expected {SEGMENT_HEADER_LEN}"),
+                reason: format!(
+                    "segment header length {header_len}, expected {SEGMENT_HEADER_LEN}"
+                ),
             });
         }
         let h = SegmentHeader {
@@ -148,7 +152,10 @@ impl SegmentHeader {
             return Err(JournalError::Corrupt {
                 segment: index_hint,
                 offset: 0,
-                reason: format!("file name says segment {index_hint} but its header says {}", h.index),
+                reason: format!(
+                    "file name says segment {index_hint} but its header says {}",
+                    h.index
+                ),
             });
         }
         if h.segment_size < MIN_SEGMENT_SIZE || h.segment_size % 4096 != 0 {
@@ -162,7 +169,11 @@ impl SegmentHeader {
     }
 
     /// Refuses the header when `expected` is given and differs from the stored schema hash.
-    pub(crate) fn check_schema(&self, path: &Path, expected: Option<u64>) -> Result<(), JournalError> {
+    pub(crate) fn check_schema(
+        &self,
+        path: &Path,
+        expected: Option<u64>,
+    ) -> Result<(), JournalError> {
         match expected {
             Some(e) if e != self.schema_hash => Err(JournalError::SchemaMismatch {
                 path: path.to_path_buf(),
@@ -235,7 +246,10 @@ pub(crate) enum Slot {
     Record(RawRecord),
     /// Anything else. `claimed_len` is the commit word when it is at least a plausible length
     /// (used by `verify` to try a safe resync).
-    Bad { reason: String, claimed_len: Option<usize> },
+    Bad {
+        reason: String,
+        claimed_len: Option<usize>,
+    },
 }
 
 /// Reads the slot at `off` of a mapped segment of `seg_len` bytes starting at `base`.
@@ -250,7 +264,12 @@ pub(crate) enum Slot {
 /// `off + TAIL_RESERVE <= seg_len`, and bytes of a record whose commit word is non-zero must not
 /// be modified while this runs (true for the appender protocol: a record is immutable once
 /// committed).
-pub(crate) unsafe fn read_slot(base: *const u8, seg_len: usize, off: usize, expected_seq: u64) -> Slot {
+pub(crate) unsafe fn read_slot(
+    base: *const u8,
+    seg_len: usize,
+    off: usize,
+    expected_seq: u64,
+) -> Slot {
     debug_assert!(off % RECORD_ALIGN == 0 && off + TAIL_RESERVE <= seg_len);
     // SAFETY: in bounds and 4-aligned per the caller's contract; the word may be written
     // concurrently by the appender, so it is only ever accessed atomically.
@@ -301,7 +320,10 @@ pub(crate) unsafe fn read_slot(base: *const u8, seg_len: usize, off: usize, expe
         };
     }
     if kind == 0 {
-        return Slot::Bad { reason: "record kind 0 is reserved".into(), claimed_len: Some(len) };
+        return Slot::Bad {
+            reason: "record kind 0 is reserved".into(),
+            claimed_len: Some(len),
+        };
     }
     if seq != expected_seq {
         return Slot::Bad {

@@ -132,7 +132,12 @@ pub struct JournalConfig {
 impl JournalConfig {
     /// Defaults: 64 MiB segments, 1 MiB maximum record, prefault on.
     pub fn new(schema_hash: u64) -> Self {
-        JournalConfig { segment_size: 64 << 20, schema_hash, max_record: 1 << 20, prefault: true }
+        JournalConfig {
+            segment_size: 64 << 20,
+            schema_hash,
+            max_record: 1 << 20,
+            prefault: true,
+        }
     }
 
     /// Checks the configuration.
@@ -154,7 +159,8 @@ impl JournalConfig {
 
     /// Largest payload an appender with this configuration accepts.
     pub fn max_payload(&self) -> usize {
-        let fits = self.segment_size as usize - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE;
+        let fits =
+            self.segment_size as usize - SEGMENT_HEADER_LEN - RECORD_HEADER_LEN - TAIL_RESERVE;
         let fits = fits.min(u32::MAX as usize - 64);
         (self.max_record as usize).min(fits)
     }

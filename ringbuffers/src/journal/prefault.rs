@@ -86,12 +86,17 @@ impl Shared {
 
     /// Whether prepared segment `index` is ready.
     pub(crate) fn is_ready(&self, index: u64) -> bool {
-        lock(&self.ready).iter().any(|s| s.as_ref().is_some_and(|p| p.index == index))
+        lock(&self.ready)
+            .iter()
+            .any(|s| s.as_ref().is_some_and(|p| p.index == index))
     }
 
     /// Removes every prepared segment (appender shutdown).
     pub(crate) fn take_all_ready(&self) -> Vec<Prepared> {
-        lock(&self.ready).iter_mut().filter_map(Option::take).collect()
+        lock(&self.ready)
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect()
     }
 
     /// Parks a freshly prepared segment; drops entries the appender has moved past.
@@ -123,7 +128,9 @@ pub(crate) fn retire_now(r: Retired) {
 
 /// Spawns the helper thread.
 pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("journal-prefault".into()).spawn(move || run(&shared))
+    std::thread::Builder::new()
+        .name("journal-prefault".into())
+        .spawn(move || run(&shared))
 }
 
 fn run(sh: &Shared) {

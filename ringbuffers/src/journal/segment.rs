@@ -23,7 +23,10 @@ pub fn segment_path(dir: &Path, index: u64) -> PathBuf {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
-    move |source| JournalError::Io { path: path.to_path_buf(), source }
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Parses `NNNNNNNNNN.seg` (at least 10 digits) into its index.
@@ -39,10 +42,19 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
-            return Err(JournalError::NotAJournal { path: dir.to_path_buf() })
+        Err(e)
+            if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory =>
+        {
+            return Err(JournalError::NotAJournal {
+                path: dir.to_path_buf(),
+            })
         }
-        Err(e) => return Err(JournalError::Io { path: dir.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(JournalError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        }
     };
     let mut out = Vec::new();
     for entry in rd {
@@ -57,14 +69,14 @@ pub(crate) fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalEr
 }
 
 /// Reads and validates the header of one segment file; returns it with the file length.
-pub(crate) fn read_header(
-    path: &Path,
-    index: u64,
-) -> Result<(HeaderState, u64), JournalError> {
+pub(crate) fn read_header(path: &Path, index: u64) -> Result<(HeaderState, u64), JournalError> {
     let f = File::open(path).map_err(io_err(path))?;
     let len = f.metadata().map_err(io_err(path))?.len();
     if len < SEGMENT_HEADER_LEN as u64 {
-        return Err(JournalError::TruncatedHeader { path: path.to_path_buf(), len });
+        return Err(JournalError::TruncatedHeader {
+            path: path.to_path_buf(),
+            len,
+        });
     }
     let mut b = [0u8; SEGMENT_HEADER_LEN];
     f.read_exact_at(&mut b, 0).map_err(io_err(path))?;
@@ -107,7 +119,10 @@ impl ReadSegment {
         let f = File::open(path).map_err(io_err(path))?;
         let len = f.metadata().map_err(io_err(path))?.len();
         if len < SEGMENT_HEADER_LEN as u64 {
-            return Err(JournalError::TruncatedHeader { path: path.to_path_buf(), len });
+            return Err(JournalError::TruncatedHeader {
+                path: path.to_path_buf(),
+                len,
+            });
         }
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         f.read_exact_at(&mut b, 0).map_err(io_err(path))?;
@@ -117,8 +132,12 @@ impl ReadSegment {
         };
         h.check_schema(path, schema)?;
         check_len(&h, len)?;
+        // MAP_POPULATE: map every page that is already in the page cache now (with prefault
+        // on, that is the whole segment), instead of taking a minor fault every few pages
+        // while following the appender — those faults were the tailer's latency tail.
         let map = MmapOptions::new()
             .len(h.segment_size as usize)
+            .populate()
             .map_raw_read_only(&f)
             .map_err(io_err(path))?;
         Ok(Some(ReadSegment { header: h, map }))
@@ -135,8 +154,15 @@ impl ReadSegment {
 
 /// Maps an existing segment read-write (recovery). The caller holds the journal lock.
 pub(crate) fn map_rw(path: &Path, size: u64) -> Result<(File, MmapRaw), JournalError> {
-    let f = OpenOptions::new().read(true).write(true).open(path).map_err(io_err(path))?;
-    let map = MmapOptions::new().len(size as usize).map_raw(&f).map_err(io_err(path))?;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    let map = MmapOptions::new()
+        .len(size as usize)
+        .map_raw(&f)
+        .map_err(io_err(path))?;
     Ok((f, map))
 }
 
@@ -204,7 +230,10 @@ pub(crate) fn prepare(
                 }
             }
         }
-        let map = MmapOptions::new().len(size as usize).map_raw(&file).map_err(fail(&tmp))?;
+        let map = MmapOptions::new()
+            .len(size as usize)
+            .map_raw(&file)
+            .map_err(fail(&tmp))?;
         if prefault {
             populate(&map).map_err(fail(&tmp))?;
         }
@@ -223,7 +252,12 @@ pub(crate) fn prepare(
     })();
     let _ = std::fs::remove_file(&tmp);
     let map = result?;
-    Ok(Prepared { index, map, file, path: final_path })
+    Ok(Prepared {
+        index,
+        map,
+        file,
+        path: final_path,
+    })
 }
 
 /// Makes every page of `map` present and writable in this process's page tables, so the first
@@ -234,7 +268,11 @@ pub(crate) fn populate(map: &MmapRaw) -> io::Result<()> {
     let len = map.len();
     // SAFETY: madvise on a range we mapped; it only populates page tables.
     let rc = unsafe {
-        libc::madvise(map.as_mut_ptr() as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE)
+        libc::madvise(
+            map.as_mut_ptr() as *mut libc::c_void,
+            len,
+            libc::MADV_POPULATE_WRITE,
+        )
     };
     if rc == 0 {
         return Ok(());
@@ -259,7 +297,11 @@ pub(crate) fn populate(map: &MmapRaw) -> io::Result<()> {
 pub(crate) fn remove_prep_leftovers(dir: &Path) -> Result<(), JournalError> {
     for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
-        if entry.file_name().to_str().is_some_and(|n| n.contains(PREP_MARK)) {
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.contains(PREP_MARK))
+        {
             let p = entry.path();
             std::fs::remove_file(&p).map_err(io_err(&p))?;
         }
@@ -269,5 +311,7 @@ pub(crate) fn remove_prep_leftovers(dir: &Path) -> Result<(), JournalError> {
 
 /// fsyncs a directory so newly linked segment names survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }

@@ -78,13 +78,19 @@ impl Tailer {
                 return Ok(Tailer::at(dir, schema_hash, seg, first));
             }
         }
-        Err(JournalError::NotAJournal { path: dir.to_path_buf() })
+        Err(JournalError::NotAJournal {
+            path: dir.to_path_buf(),
+        })
     }
 
     /// Opens a tailer whose first returned record is `from_seq` (records before it are read,
     /// verified and skipped). If `from_seq` is beyond the end, the tailer waits for it. Fails with
     /// `SeqUnavailable` if the journal's oldest segment starts after `from_seq`.
-    pub fn open_at(dir: &Path, schema_hash: Option<u64>, from_seq: u64) -> Result<Tailer, JournalError> {
+    pub fn open_at(
+        dir: &Path,
+        schema_hash: Option<u64>,
+        from_seq: u64,
+    ) -> Result<Tailer, JournalError> {
         let mut chosen: Option<(u64, PathBuf)> = None;
         let mut first: Option<u64> = None;
         for (idx, path) in segment_files(dir)? {
@@ -101,13 +107,22 @@ impl Tailer {
             }
         }
         let Some(first) = first else {
-            return Err(JournalError::NotAJournal { path: dir.to_path_buf() });
+            return Err(JournalError::NotAJournal {
+                path: dir.to_path_buf(),
+            });
         };
         let Some((idx, path)) = chosen else {
-            return Err(JournalError::SeqUnavailable { path: dir.to_path_buf(), seq: from_seq, first });
+            return Err(JournalError::SeqUnavailable {
+                path: dir.to_path_buf(),
+                seq: from_seq,
+                first,
+            });
         };
-        let seg = ReadSegment::open(&path, idx, schema_hash)?
-            .ok_or_else(|| JournalError::NotAJournal { path: dir.to_path_buf() })?;
+        let seg = ReadSegment::open(&path, idx, schema_hash)?.ok_or_else(|| {
+            JournalError::NotAJournal {
+                path: dir.to_path_buf(),
+            }
+        })?;
         Ok(Tailer::at(dir, schema_hash, seg, from_seq))
     }
 
@@ -125,6 +140,9 @@ impl Tailer {
 
     /// The next record, `Ok(None)` if the appender has not committed one yet, or an error
     /// (`Corrupt` for a record that fails its checks; the tailer stays at that position).
+    // Not `Iterator::next`: the returned record borrows the tailer (a lending iterator), and
+    // `Ok(None)` means "not yet", not "finished".
+    #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Result<Option<RecordRef<'_>>, JournalError> {
         loop {
@@ -132,7 +150,8 @@ impl Tailer {
             // `len - TAIL_RESERVE` (records end at most there, and a marker fits after them).
             // Committed records are immutable, and read_slot only reads a record's bytes after
             // its Acquire load saw the commit.
-            let slot = unsafe { read_slot(self.seg.base(), self.seg.len(), self.off, self.expected_seq) };
+            let slot =
+                unsafe { read_slot(self.seg.base(), self.seg.len(), self.off, self.expected_seq) };
             match slot {
                 Slot::Empty => return Ok(None),
                 Slot::EndOfSegment => self.advance_segment()?,
@@ -154,7 +173,10 @@ impl Tailer {
                     // is committed and therefore never written again. The borrow of `self` keeps
                     // the mapping alive for the slice's lifetime.
                     let payload = unsafe {
-                        std::slice::from_raw_parts(self.seg.base().add(r.payload_off), r.payload_len)
+                        std::slice::from_raw_parts(
+                            self.seg.base().add(r.payload_off),
+                            r.payload_len,
+                        )
                     };
                     return Ok(Some(RecordRef {
                         seq: r.seq,
@@ -177,7 +199,11 @@ impl Tailer {
         let cur = self.seg.header.index;
         let next = cur + 1;
         let path = segment_path(&self.dir, next);
-        let corrupt = |reason: String| JournalError::Corrupt { segment: cur, offset: 0, reason };
+        let corrupt = |reason: String| JournalError::Corrupt {
+            segment: cur,
+            offset: 0,
+            reason,
+        };
         let seg = match ReadSegment::open(&path, next, self.schema) {
             Ok(Some(s)) => s,
             Ok(None) => {
@@ -186,7 +212,9 @@ impl Tailer {
                     self.off
                 )))
             }
-            Err(JournalError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(JournalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(corrupt(format!(
                     "end-of-segment marker at offset {} but {} is missing",
                     self.off,

@@ -1,6 +1,8 @@
 //! Offline (or live) integrity check of a whole journal.
 
-use super::format::{first_nonzero, read_slot, HeaderState, Slot, SEGMENT_HEADER_LEN, TAIL_RESERVE};
+use super::format::{
+    first_nonzero, read_slot, HeaderState, Slot, SEGMENT_HEADER_LEN, TAIL_RESERVE,
+};
 use super::segment::{read_header, segment_files, ReadSegment, LOCK_FILE};
 use super::JournalError;
 use std::collections::BTreeMap;
@@ -33,7 +35,7 @@ pub struct VerifyReport {
     /// Payload bytes of those records.
     pub payload_bytes: u64,
     /// Verified records per kind.
-    pub kinds: BTreeMap<u16, u64>,
+    pub counts: BTreeMap<u16, u64>,
     /// Sequence number of the first verified record.
     pub first_seq: Option<u64>,
     /// Sequence number of the last verified record.
@@ -85,9 +87,14 @@ fn is_live(dir: &Path) -> bool {
 pub fn verify(dir: &Path, schema_hash: Option<u64>) -> Result<VerifyReport, JournalError> {
     let files = segment_files(dir)?;
     if files.is_empty() {
-        return Err(JournalError::NotAJournal { path: dir.to_path_buf() });
+        return Err(JournalError::NotAJournal {
+            path: dir.to_path_buf(),
+        });
     }
-    let mut rep = VerifyReport { live: is_live(dir), ..VerifyReport::default() };
+    let mut rep = VerifyReport {
+        live: is_live(dir),
+        ..VerifyReport::default()
+    };
     // Sequence number the next segment must start at, when known.
     let mut expected: Option<u64> = None;
     let mut prev_index: Option<u64> = None;
@@ -116,9 +123,10 @@ pub fn verify(dir: &Path, schema_hash: Option<u64>) -> Result<VerifyReport, Jour
                 }
                 break;
             }
-            Err(e @ (JournalError::SchemaMismatch { .. } | JournalError::IncompatibleVersion { .. })) => {
-                return Err(e)
-            }
+            Err(
+                e
+                @ (JournalError::SchemaMismatch { .. } | JournalError::IncompatibleVersion { .. }),
+            ) => return Err(e),
             Err(e) => {
                 rep.corruptions.push(Corruption {
                     segment: idx,
@@ -164,7 +172,12 @@ pub fn verify(dir: &Path, schema_hash: Option<u64>) -> Result<VerifyReport, Jour
 
 /// Checks one segment's records; returns the sequence number the next segment must start at,
 /// or `None` when that is unknown because the scan stopped at a corruption.
-fn scan_segment(seg: &ReadSegment, idx: u64, later_exists: bool, rep: &mut VerifyReport) -> Option<u64> {
+fn scan_segment(
+    seg: &ReadSegment,
+    idx: u64,
+    later_exists: bool,
+    rep: &mut VerifyReport,
+) -> Option<u64> {
     let base = seg.base();
     let len = seg.len();
     let mut off = SEGMENT_HEADER_LEN;
@@ -177,7 +190,7 @@ fn scan_segment(seg: &ReadSegment, idx: u64, later_exists: bool, rep: &mut Verif
                 rep.records += 1;
                 rep.bytes += r.len as u64;
                 rep.payload_bytes += r.payload_len as u64;
-                *rep.kinds.entry(r.kind).or_insert(0) += 1;
+                *rep.counts.entry(r.kind).or_insert(0) += 1;
                 rep.first_seq.get_or_insert(r.seq);
                 rep.first_timestamp.get_or_insert(r.timestamp);
                 rep.last_seq = Some(r.seq);
@@ -191,8 +204,9 @@ fn scan_segment(seg: &ReadSegment, idx: u64, later_exists: bool, rep: &mut Verif
                     rep.corruptions.push(Corruption {
                         segment: idx,
                         offset: off as u64,
-                        reason: "records end without an end-of-segment marker but later segments exist"
-                            .into(),
+                        reason:
+                            "records end without an end-of-segment marker but later segments exist"
+                                .into(),
                         resumed_at: None,
                     });
                 } else if !rep.live {
@@ -211,7 +225,10 @@ fn scan_segment(seg: &ReadSegment, idx: u64, later_exists: bool, rep: &mut Verif
                 }
                 return Some(seq);
             }
-            Slot::Bad { reason, claimed_len } => {
+            Slot::Bad {
+                reason,
+                claimed_len,
+            } => {
                 // Safe resync inside the segment: the damaged record's claimed length must lead
                 // to a record that verifies completely *and* carries the next sequence number.
                 let resync = claimed_len.and_then(|cl| {
