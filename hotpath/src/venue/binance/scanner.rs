@@ -1,0 +1,1059 @@
+//! The hot-path decoder: a hand-written, single-pass scanner for Binance's message shapes.
+//!
+//! # Why not just simd-json
+//!
+//! A general JSON parser does work a feed does not need: it builds a tape or a tree of every
+//! value, unescapes every string, converts every number, then the caller looks fields up by
+//! name. A Binance message is small (about 150 bytes for a trade or a bookTicker) and has a
+//! fixed vocabulary of one-letter keys, so the scanner walks the bytes once, recognises each key
+//! with a `match`, records *where* the value of each interesting key is (a byte span, or the
+//! integer itself), validates everything else without keeping it, and only then converts the
+//! few values the message type needs, decimals straight to fixed-point mantissas. It allocates
+//! nothing: all its state lives on the stack or in buffers sized at construction.
+//!
+//! # Strict, and in agreement with the reference
+//!
+//! The scanner accepts exactly what the reference decoder
+//! ([`SimdDecoder`](super::reference::SimdDecoder)) accepts, and the differential test and fuzz
+//! target check that it does. That is RFC 8259 JSON, plus these rules that both apply:
+//!
+//! * strings: no raw control bytes, valid UTF-8, escapes as JSON defines them; for UTF-16
+//!   surrogates the scanner follows simd-json 0.15 (a lone high surrogate decodes to U+0000; a
+//!   lone low surrogate, or a high one followed by `\u` below `DC00`, is an error);
+//! * numbers are integers in `[-2^63, 2^64-1]`; a number with a fraction or an exponent is
+//!   rejected anywhere in the message (Binance sends prices as strings and ids and times as
+//!   integers, so a JSON float means the input is not what we think it is);
+//! * nesting is at most [`MAX_DEPTH`](super::MAX_DEPTH) arrays/objects deep;
+//! * duplicate keys: the first occurrence counts.
+//!
+//! Field order and whitespace do not matter. The meaning of the fields (which are required,
+//! their types, how they become events) is shared with the reference decoder in
+//! [`schema`](super::schema), so the two can only differ in parsing.
+
+use crate::event::MarketEvent;
+use crate::fixed::{Price, Qty};
+use crate::instrument::{InstrumentId, InstrumentTable, Venue};
+
+use super::error::{DecodeError, DecodeStats, Decoded};
+use super::schema::{
+    self, Access, Ctx, Key, DATA_KEY, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING,
+    EXPECT_UINT, KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
+};
+use super::{Decoder, DecoderConfig};
+
+/// The allocation-free Binance market-data decoder for the feed stage.
+///
+/// One scanner per connection (it is bound to a [`Venue`]); it borrows the instrument table
+/// filled during warm-up. Construction allocates the scratch buffers once (sized by
+/// [`DecoderConfig`]); decoding never allocates.
+///
+/// ```
+/// use hotpath::instrument::{InstrumentKind, InstrumentSpec, InstrumentTable, Venue};
+/// use hotpath::venue::binance::Scanner;
+///
+/// let mut table = InstrumentTable::with_capacity(8);
+/// let spec = InstrumentSpec::new(
+///     Venue::BinanceSpot, "BTCUSDT".parse().unwrap(), InstrumentKind::Spot, 2, 5);
+/// table.intern(spec).unwrap();
+/// let mut scanner = Scanner::new(&table, Venue::BinanceSpot);
+/// let msg = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,
+///     "s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000",
+///     "T":1723161255342,"m":true,"M":true}}"#;
+/// let mut events = Vec::new();
+/// let done = scanner.decode(msg, 0, &mut |e| events.push(e)).unwrap();
+/// assert_eq!(done.events, 1);
+/// assert_eq!(events[0].price.0, 6_183_763);
+/// assert_eq!(events[0].qty.0, 2_000);
+/// assert_eq!(events[0].stamps.venue_ns, 1_723_161_255_342_000_000);
+/// ```
+pub struct Scanner<'t> {
+    table: &'t InstrumentTable,
+    venue: Venue,
+    config: DecoderConfig,
+    /// Unescaped copies of the (rare) strings that contain escapes.
+    scratch: Vec<u8>,
+    /// Parsed depth levels of the current message, emitted once all are valid.
+    levels: Vec<(Price, Qty)>,
+    stats: DecodeStats,
+}
+
+impl<'t> Scanner<'t> {
+    /// A scanner for `venue` with the default [`DecoderConfig`].
+    pub fn new(table: &'t InstrumentTable, venue: Venue) -> Self {
+        Self::with_config(table, venue, DecoderConfig::default())
+    }
+
+    /// A scanner with explicit limits (allocates its buffers here, once).
+    pub fn with_config(table: &'t InstrumentTable, venue: Venue, config: DecoderConfig) -> Self {
+        let config = config.clamped();
+        Scanner {
+            table,
+            venue,
+            config,
+            scratch: Vec::with_capacity(config.max_message_len),
+            levels: Vec::with_capacity(config.max_levels),
+            stats: DecodeStats::default(),
+        }
+    }
+
+    /// Decode one WebSocket message (a combined-stream envelope `{"stream":..,"data":{..}}` or
+    /// a bare payload) and hand its events to `sink`. On error nothing reaches the sink.
+    #[inline]
+    pub fn decode<S: FnMut(MarketEvent)>(
+        &mut self,
+        msg: &[u8],
+        recv_tsc: u64,
+        sink: &mut S,
+    ) -> Result<Decoded, DecodeError> {
+        let r = self.run(msg, recv_tsc, None, sink);
+        self.stats.record(&r);
+        r
+    }
+
+    /// Decode a REST depth snapshot (`GET /api/v3/depth`, `/fapi/v1/depth`, `/dapi/v1/depth`)
+    /// requested for `instrument` into `DepthLevel` events flagged
+    /// [`FLAG_SNAPSHOT`](MarketEvent::FLAG_SNAPSHOT), with `lastUpdateId` as both update ids.
+    /// If the body names a `symbol` (COIN-M does), it must be `instrument`'s.
+    pub fn decode_depth_snapshot<S: FnMut(MarketEvent)>(
+        &mut self,
+        msg: &[u8],
+        instrument: InstrumentId,
+        recv_tsc: u64,
+        sink: &mut S,
+    ) -> Result<Decoded, DecodeError> {
+        let r = self.run(msg, recv_tsc, Some(instrument), sink);
+        self.stats.record(&r);
+        r
+    }
+
+    /// Counters of everything decoded so far.
+    pub fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+
+    /// Zero the counters.
+    pub fn reset_stats(&mut self) {
+        self.stats = DecodeStats::default();
+    }
+
+    /// The venue this scanner decodes for.
+    pub fn venue(&self) -> Venue {
+        self.venue
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> DecoderConfig {
+        self.config
+    }
+
+    #[inline]
+    fn run<S: FnMut(MarketEvent)>(
+        &mut self,
+        msg: &[u8],
+        recv_tsc: u64,
+        snapshot: Option<InstrumentId>,
+        sink: &mut S,
+    ) -> Result<Decoded, DecodeError> {
+        if msg.len() > self.config.max_message_len {
+            return Err(DecodeError::Oversized {
+                what: "bytes",
+                len: msg.len(),
+                max: self.config.max_message_len,
+            });
+        }
+        self.scratch.clear();
+        let mut scan = Scan::new(msg, &mut self.scratch);
+        scan.message(snapshot.is_none())?;
+        let ctx = Ctx {
+            table: self.table,
+            venue: self.venue,
+            max_levels: self.config.max_levels,
+        };
+        match snapshot {
+            None => schema::decode_stream(&mut scan, &ctx, recv_tsc, &mut self.levels, sink),
+            Some(id) => {
+                schema::decode_snapshot(&mut scan, &ctx, id, recv_tsc, &mut self.levels, sink)
+            }
+        }
+    }
+}
+
+impl Decoder for Scanner<'_> {
+    #[inline]
+    fn decode<S: FnMut(MarketEvent)>(
+        &mut self,
+        msg: &mut [u8],
+        recv_tsc: u64,
+        sink: &mut S,
+    ) -> Result<Decoded, DecodeError> {
+        Scanner::decode(self, msg, recv_tsc, sink)
+    }
+
+    fn decode_depth_snapshot<S: FnMut(MarketEvent)>(
+        &mut self,
+        msg: &mut [u8],
+        instrument: InstrumentId,
+        recv_tsc: u64,
+        sink: &mut S,
+    ) -> Result<Decoded, DecodeError> {
+        Scanner::decode_depth_snapshot(self, msg, instrument, recv_tsc, sink)
+    }
+
+    fn stats(&self) -> &DecodeStats {
+        &self.stats
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Lexing: free functions over the message bytes. Each takes the index of the first byte of a
+// token and returns the index just past it.
+// ------------------------------------------------------------------------------------------
+
+#[cold]
+#[inline(never)]
+fn malformed(offset: usize, reason: &'static str) -> DecodeError {
+    DecodeError::Malformed { offset, reason }
+}
+
+#[cold]
+#[inline(never)]
+fn truncated(b: &[u8]) -> DecodeError {
+    DecodeError::Truncated { offset: b.len() }
+}
+
+/// The byte at `i`, or [`DecodeError::Truncated`].
+#[inline(always)]
+fn at(b: &[u8], i: usize) -> Result<u8, DecodeError> {
+    match b.get(i) {
+        Some(&c) => Ok(c),
+        None => Err(truncated(b)),
+    }
+}
+
+/// Index of the first non-whitespace byte at or after `i` (JSON whitespace only).
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(&c) = b.get(i) {
+        if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// High bit set in the lowest byte of `x` that is zero (bits above it may be false positives).
+#[inline(always)]
+const fn zero_bytes(x: u64) -> u64 {
+    x.wrapping_sub(ONES) & !x & HIGH
+}
+
+/// Flags bytes of `w` that end a run of plain string content: `"`, `\`, control bytes and
+/// non-ASCII bytes. The lowest flagged byte is exact (each term only has false positives above a
+/// true one).
+#[inline(always)]
+const fn string_specials(w: u64) -> u64 {
+    zero_bytes(w ^ (ONES * b'"' as u64))
+        | zero_bytes(w ^ (ONES * b'\\' as u64))
+        | (w.wrapping_sub(ONES * 0x20) & !w & HIGH)
+        | (w & HIGH)
+}
+
+#[inline(always)]
+fn load8(b: &[u8], i: usize) -> Option<u64> {
+    match b.get(i..) {
+        Some(rest) => rest.first_chunk::<8>().map(|c| u64::from_le_bytes(*c)),
+        None => None,
+    }
+}
+
+/// A string token: content `start..end` (without quotes, still escaped) and whether it
+/// contains escapes.
+#[derive(Clone, Copy)]
+struct StrTok {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+/// Scan and validate the string starting at the quote at `i`.
+#[inline]
+fn string(b: &[u8], i: usize) -> Result<(StrTok, usize), DecodeError> {
+    let start = i + 1;
+    let mut j = start;
+    let mut escaped = false;
+    let mut non_ascii = false;
+    loop {
+        while let Some(w) = load8(b, j) {
+            let m = string_specials(w);
+            if m != 0 {
+                j += (m.trailing_zeros() / 8) as usize;
+                break;
+            }
+            j += 8;
+        }
+        let c = at(b, j)?;
+        match c {
+            b'"' => break,
+            b'\\' => {
+                escaped = true;
+                j = escape(b, j)?;
+            }
+            0..=0x1f => return Err(malformed(j, "control character in a string")),
+            0x80..=0xff => {
+                non_ascii = true;
+                j += 1;
+            }
+            _ => j += 1,
+        }
+    }
+    if non_ascii && core::str::from_utf8(&b[start..j]).is_err() {
+        return Err(malformed(start, "invalid UTF-8 in a string"));
+    }
+    Ok((
+        StrTok {
+            start,
+            end: j,
+            escaped,
+        },
+        j + 1,
+    ))
+}
+
+#[inline]
+fn hex_digit(c: u8) -> Option<u32> {
+    match c {
+        b'0'..=b'9' => Some(u32::from(c - b'0')),
+        b'a'..=b'f' => Some(u32::from(c - b'a' + 10)),
+        b'A'..=b'F' => Some(u32::from(c - b'A' + 10)),
+        _ => None,
+    }
+}
+
+/// The four hex digits at `i`.
+fn hex4(b: &[u8], i: usize) -> Result<u32, DecodeError> {
+    let mut v = 0;
+    for k in i..i + 4 {
+        match hex_digit(at(b, k)?) {
+            Some(d) => v = v << 4 | d,
+            None => return Err(malformed(k, "invalid \\u escape")),
+        }
+    }
+    Ok(v)
+}
+
+/// Validate the escape sequence at the backslash at `j`; returns the index after it.
+#[cold]
+fn escape(b: &[u8], j: usize) -> Result<usize, DecodeError> {
+    match at(b, j + 1)? {
+        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(j + 2),
+        b'u' => match hex4(b, j + 2)? {
+            0xD800..=0xDBFF => {
+                if b.get(j + 6) == Some(&b'\\') && b.get(j + 7) == Some(&b'u') {
+                    if hex4(b, j + 8)? < 0xDC00 {
+                        return Err(malformed(j, "invalid UTF-16 surrogate pair"));
+                    }
+                    Ok(j + 12)
+                } else {
+                    // A lone high surrogate: simd-json 0.15 decodes it as U+0000.
+                    Ok(j + 6)
+                }
+            }
+            0xDC00..=0xDFFF => Err(malformed(j, "lone low UTF-16 surrogate")),
+            _ => Ok(j + 6),
+        },
+        _ => Err(malformed(j, "invalid escape in a string")),
+    }
+}
+
+/// Decode the validated escaped string content `raw`, byte by byte, exactly as simd-json 0.15
+/// does (see [`escape`]).
+#[cold]
+fn unescape(raw: &[u8], mut put: impl FnMut(u8)) {
+    let hex = |s: Option<&[u8]>| -> u32 {
+        s.map_or(0, |s| {
+            s.iter()
+                .fold(0, |v, &c| v << 4 | hex_digit(c).unwrap_or(0))
+        })
+    };
+    let mut i = 0;
+    while let Some(&c) = raw.get(i) {
+        if c != b'\\' {
+            put(c);
+            i += 1;
+            continue;
+        }
+        let e = raw.get(i + 1).copied().unwrap_or(b'\\');
+        if e != b'u' {
+            put(match e {
+                b'b' => 0x08,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                other => other,
+            });
+            i += 2;
+            continue;
+        }
+        let mut cp = hex(raw.get(i + 2..i + 6));
+        i += 6;
+        if (0xD800..0xDC00).contains(&cp) {
+            if raw.get(i..i + 2) == Some(b"\\u") {
+                let lo = hex(raw.get(i + 2..i + 6));
+                cp = (((cp - 0xD800) << 10) | lo.wrapping_sub(0xDC00)) + 0x10000;
+                i += 6;
+            } else {
+                cp = 0;
+            }
+        }
+        let mut buf = [0u8; 4];
+        if let Some(ch) = char::from_u32(cp) {
+            for &x in ch.encode_utf8(&mut buf).as_bytes() {
+                put(x);
+            }
+        }
+    }
+}
+
+/// Per-byte digit values of `chunk` and the number of leading bytes that are ASCII digits.
+#[inline(always)]
+const fn digit_run(chunk: u64) -> (u64, usize) {
+    let x = chunk ^ (ONES * b'0' as u64);
+    // A byte is a digit iff x < 10: `(x & 0x7f) + 0x76` sets the high bit iff `x & 0x7f >= 10`,
+    // `| x` flags bytes whose own high bit is set.
+    let non_digit = (((x & (ONES * 0x7f)) + ONES * 0x76) | x) & HIGH;
+    let run = if non_digit == 0 {
+        8
+    } else {
+        (non_digit.trailing_zeros() / 8) as usize
+    };
+    (x, run)
+}
+
+/// The number formed by 8 digit values (byte 0 most significant).
+#[inline(always)]
+const fn combine8(v: u64) -> u64 {
+    let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    (v.wrapping_mul(10_000) + (v >> 32)) & 0xffff_ffff
+}
+
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// Scan the integer at `i` (`-` or a digit). Returns the captured value and the index after it.
+#[inline]
+fn number(b: &[u8], i: usize) -> Result<(Raw, usize), DecodeError> {
+    let neg = b.get(i) == Some(&b'-');
+    let mut j = i + usize::from(neg);
+    let first = at(b, j)?;
+    if !first.is_ascii_digit() {
+        return Err(malformed(j, "invalid number"));
+    }
+    let mut v: u64 = 0;
+    let mut overflow = false;
+    if first == b'0' {
+        j += 1;
+    } else {
+        loop {
+            match load8(b, j) {
+                Some(chunk) => {
+                    let (x, run) = digit_run(chunk);
+                    if run > 0 {
+                        // Only the first `run` bytes: shift them to the top (low bytes = zeros).
+                        let d = combine8(if run == 8 { x } else { x << (8 * (8 - run)) });
+                        match v.checked_mul(POW10[run]).and_then(|m| m.checked_add(d)) {
+                            Some(n) => v = n,
+                            None => overflow = true,
+                        }
+                        j += run;
+                    }
+                    if run < 8 {
+                        break;
+                    }
+                }
+                None => {
+                    while let Some(&c) = b.get(j) {
+                        if !c.is_ascii_digit() {
+                            break;
+                        }
+                        match v
+                            .checked_mul(10)
+                            .and_then(|m| m.checked_add(u64::from(c - b'0')))
+                        {
+                            Some(n) => v = n,
+                            None => overflow = true,
+                        }
+                        j += 1;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    if matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
+        return Err(malformed(
+            j,
+            "a number with a fraction or exponent (Binance sends decimals as strings)",
+        ));
+    }
+    if neg {
+        if overflow || v > 1 << 63 {
+            return Err(malformed(i, "integer out of the 64-bit range"));
+        }
+        Ok((Raw::Neg, j))
+    } else {
+        if overflow {
+            return Err(malformed(i, "integer out of the 64-bit range"));
+        }
+        Ok((Raw::UInt(v), j))
+    }
+}
+
+/// The literal `lit` at `i`.
+#[inline]
+fn literal(b: &[u8], i: usize, lit: &'static [u8]) -> Result<usize, DecodeError> {
+    match b.get(i..i + lit.len()) {
+        Some(s) if s == lit => Ok(i + lit.len()),
+        Some(_) => Err(malformed(i, "invalid literal")),
+        None => {
+            let rest = b.get(i..).unwrap_or_default();
+            if lit.starts_with(rest) {
+                Err(truncated(b))
+            } else {
+                Err(malformed(i, "invalid literal"))
+            }
+        }
+    }
+}
+
+/// After a key string ending before `i`: skip `:` and whitespace, return the value's index.
+#[inline(always)]
+fn colon(b: &[u8], i: usize) -> Result<usize, DecodeError> {
+    let i = ws(b, i);
+    if at(b, i)? != b':' {
+        return Err(malformed(i, "expected ':' after an object key"));
+    }
+    Ok(ws(b, i + 1))
+}
+
+/// Validate any JSON value at `i` that is enclosed by `depth` containers; returns the index
+/// after it and, for an array, its number of elements.
+#[inline]
+fn skip_value(b: &[u8], i: usize, depth: usize) -> Result<(usize, u32), DecodeError> {
+    match at(b, i)? {
+        b'"' => string(b, i).map(|(_, n)| (n, 0)),
+        b'-' | b'0'..=b'9' => number(b, i).map(|(_, n)| (n, 0)),
+        b't' => literal(b, i, b"true").map(|n| (n, 0)),
+        b'f' => literal(b, i, b"false").map(|n| (n, 0)),
+        b'n' => literal(b, i, b"null").map(|n| (n, 0)),
+        b'[' | b'{' => container(b, i, depth),
+        _ => Err(malformed(i, "expected a JSON value")),
+    }
+}
+
+/// Validate the array or object at `i` (enclosed by `depth` containers) without recursion:
+/// one bit per open container says whether it is an object. Returns the index after it and
+/// the number of its elements (members for an object).
+fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), DecodeError> {
+    #[derive(Clone, Copy)]
+    enum St {
+        Open,
+        Value,
+        After,
+        Close,
+    }
+    let mut objects: u64 = 0;
+    let mut open = 0usize;
+    let mut count = 0u32;
+    let mut st = St::Open;
+    loop {
+        match st {
+            St::Open => {
+                if depth + open + 1 > MAX_DEPTH {
+                    return Err(malformed(i, "JSON nested deeper than 64 levels"));
+                }
+                let is_obj = b[i] == b'{';
+                if is_obj {
+                    objects |= 1 << open;
+                } else {
+                    objects &= !(1 << open);
+                }
+                open += 1;
+                i = ws(b, i + 1);
+                let c = at(b, i)?;
+                if c == if is_obj { b'}' } else { b']' } {
+                    i += 1;
+                    st = St::Close;
+                    continue;
+                }
+                if open == 1 {
+                    count += 1;
+                }
+                if is_obj {
+                    if c != b'"' {
+                        return Err(malformed(i, "expected a string key"));
+                    }
+                    let (_, n) = string(b, i)?;
+                    i = colon(b, n)?;
+                }
+                st = St::Value;
+            }
+            St::Value => {
+                i = match at(b, i)? {
+                    b'[' | b'{' => {
+                        st = St::Open;
+                        continue;
+                    }
+                    b'"' => string(b, i)?.1,
+                    b'-' | b'0'..=b'9' => number(b, i)?.1,
+                    b't' => literal(b, i, b"true")?,
+                    b'f' => literal(b, i, b"false")?,
+                    b'n' => literal(b, i, b"null")?,
+                    _ => return Err(malformed(i, "expected a JSON value")),
+                };
+                st = St::After;
+            }
+            St::After => {
+                i = ws(b, i);
+                let is_obj = (objects >> (open - 1)) & 1 == 1;
+                match at(b, i)? {
+                    b',' => {
+                        i = ws(b, i + 1);
+                        if open == 1 {
+                            count += 1;
+                        }
+                        if is_obj {
+                            if at(b, i)? != b'"' {
+                                return Err(malformed(i, "expected a string key"));
+                            }
+                            let (_, n) = string(b, i)?;
+                            i = colon(b, n)?;
+                        }
+                        st = St::Value;
+                    }
+                    b'}' if is_obj => {
+                        i += 1;
+                        st = St::Close;
+                    }
+                    b']' if !is_obj => {
+                        i += 1;
+                        st = St::Close;
+                    }
+                    _ if is_obj => return Err(malformed(i, "expected ',' or '}' in an object")),
+                    _ => return Err(malformed(i, "expected ',' or ']' in an array")),
+                }
+            }
+            St::Close => {
+                open -= 1;
+                if open == 0 {
+                    return Ok((i, count));
+                }
+                st = St::After;
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Capturing: the values of the keys the schema reads, found in one pass.
+// ------------------------------------------------------------------------------------------
+
+/// Where a string value is: in the message, or (if it had escapes) unescaped in the scratch.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    len: u32,
+    in_scratch: bool,
+}
+
+/// A captured value.
+#[derive(Clone, Copy, Debug)]
+enum Raw {
+    Absent,
+    Str(Span),
+    UInt(u64),
+    /// A negative integer (never valid for a Binance id or time, but valid JSON).
+    Neg,
+    Bool(bool),
+    Null,
+    /// An array: index of its `[` and number of elements.
+    Array {
+        start: u32,
+        count: u32,
+    },
+    /// An object: index of its `{`.
+    Object {
+        start: u32,
+    },
+}
+
+/// Which object the scanner is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// The message's root (an envelope, or a bare payload).
+    Root { envelope: bool },
+    /// The envelope's `data` object.
+    Data,
+    /// A kline's `k` object.
+    Kline,
+}
+
+/// State of the envelope's `data` key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataState {
+    Absent,
+    Object,
+    NotObject,
+}
+
+/// One message being scanned: the captured fields of the payload (the `data` object if the
+/// root has one, else the root) and of the kline object (filled on demand).
+struct Scan<'m, 's> {
+    b: &'m [u8],
+    scratch: &'s mut Vec<u8>,
+    slots: [Raw; PAYLOAD_KEYS],
+    kline: [Raw; KLINE_KEYS],
+    kline_scanned: bool,
+    data: DataState,
+}
+
+impl<'m, 's> Scan<'m, 's> {
+    #[inline(always)]
+    fn new(b: &'m [u8], scratch: &'s mut Vec<u8>) -> Self {
+        Scan {
+            b,
+            scratch,
+            slots: [Raw::Absent; PAYLOAD_KEYS],
+            kline: [Raw::Absent; KLINE_KEYS],
+            kline_scanned: false,
+            data: DataState::Absent,
+        }
+    }
+
+    /// Validate the whole message and capture the payload's fields. With `envelope`, a root
+    /// key `data` holding an object makes that object the payload.
+    #[inline]
+    fn message(&mut self, envelope: bool) -> Result<(), DecodeError> {
+        let b = self.b;
+        let i = ws(b, 0);
+        let root_is_object = at(b, i)? == b'{';
+        let end = if root_is_object {
+            self.scan_object(i, 1, Level::Root { envelope })?
+        } else {
+            skip_value(b, i, 0)?.0
+        };
+        let end = ws(b, end);
+        if end != b.len() {
+            return Err(malformed(end, "characters after the end of the message"));
+        }
+        if !root_is_object {
+            return Err(DecodeError::WrongType {
+                field: ROOT,
+                expected: EXPECT_OBJECT,
+            });
+        }
+        if self.data == DataState::NotObject {
+            return Err(DecodeError::WrongType {
+                field: "data",
+                expected: EXPECT_OBJECT,
+            });
+        }
+        Ok(())
+    }
+
+    /// Scan the object at `i` (at nesting `depth`), capturing the members `level` cares about.
+    #[inline]
+    fn scan_object(&mut self, i: usize, depth: usize, level: Level) -> Result<usize, DecodeError> {
+        let b = self.b;
+        let mut i = ws(b, i + 1);
+        if at(b, i)? == b'}' {
+            return Ok(i + 1);
+        }
+        loop {
+            if at(b, i)? != b'"' {
+                return Err(malformed(i, "expected a string key"));
+            }
+            let (tok, n) = string(b, i)?;
+            let v = colon(b, n)?;
+            let mut buf = [0u8; 16];
+            let name: Option<&[u8]> = if tok.escaped {
+                unescape_key(&b[tok.start..tok.end], &mut buf)
+            } else {
+                Some(&b[tok.start..tok.end])
+            };
+            i = self.member(v, depth, level, name)?;
+            i = ws(b, i);
+            match at(b, i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => return Ok(i + 1),
+                _ => return Err(malformed(i, "expected ',' or '}' in an object")),
+            }
+        }
+    }
+
+    /// Scan the value at `v` of the member named `name`; returns the index after it.
+    #[inline]
+    fn member(
+        &mut self,
+        v: usize,
+        depth: usize,
+        level: Level,
+        name: Option<&[u8]>,
+    ) -> Result<usize, DecodeError> {
+        let key = match level {
+            Level::Root { envelope: true } if name == Some(DATA_KEY) => {
+                if self.data != DataState::Absent {
+                    return skip_value(self.b, v, depth).map(|r| r.0);
+                }
+                // From now on the payload is `data` alone: forget root members seen so far.
+                self.slots = [Raw::Absent; PAYLOAD_KEYS];
+                if at(self.b, v)? == b'{' {
+                    self.data = DataState::Object;
+                    return self.scan_object(v, depth + 1, Level::Data);
+                }
+                self.data = DataState::NotObject;
+                return skip_value(self.b, v, depth).map(|r| r.0);
+            }
+            Level::Root { .. } if self.data != DataState::Absent => None,
+            Level::Root { .. } | Level::Data => name.and_then(Key::payload),
+            Level::Kline => name.and_then(Key::kline),
+        };
+        let Some(key) = key else {
+            return skip_value(self.b, v, depth).map(|r| r.0);
+        };
+        let slot = if key.is_kline() {
+            &self.kline[key.slot()]
+        } else {
+            &self.slots[key.slot()]
+        };
+        if !matches!(slot, Raw::Absent) {
+            // A duplicate key: the first occurrence counts.
+            return skip_value(self.b, v, depth).map(|r| r.0);
+        }
+        let (raw, next) = self.capture(v, depth)?;
+        if key.is_kline() {
+            self.kline[key.slot()] = raw;
+        } else {
+            self.slots[key.slot()] = raw;
+        }
+        Ok(next)
+    }
+
+    /// Scan the value at `v` and keep it.
+    #[inline]
+    fn capture(&mut self, v: usize, depth: usize) -> Result<(Raw, usize), DecodeError> {
+        let b = self.b;
+        Ok(match at(b, v)? {
+            b'"' => {
+                let (tok, n) = string(b, v)?;
+                (Raw::Str(self.keep(tok)), n)
+            }
+            b'-' | b'0'..=b'9' => number(b, v)?,
+            b't' => (Raw::Bool(true), literal(b, v, b"true")?),
+            b'f' => (Raw::Bool(false), literal(b, v, b"false")?),
+            b'n' => (Raw::Null, literal(b, v, b"null")?),
+            b'[' => {
+                let (n, count) = container(b, v, depth)?;
+                (
+                    Raw::Array {
+                        start: v as u32,
+                        count,
+                    },
+                    n,
+                )
+            }
+            b'{' => {
+                let (n, _) = container(b, v, depth)?;
+                (Raw::Object { start: v as u32 }, n)
+            }
+            _ => return Err(malformed(v, "expected a JSON value")),
+        })
+    }
+
+    /// The span of a string's content, unescaping it into the scratch if needed.
+    #[inline(always)]
+    fn keep(&mut self, tok: StrTok) -> Span {
+        if !tok.escaped {
+            return Span {
+                start: tok.start as u32,
+                len: (tok.end - tok.start) as u32,
+                in_scratch: false,
+            };
+        }
+        self.keep_escaped(tok)
+    }
+
+    #[cold]
+    fn keep_escaped(&mut self, tok: StrTok) -> Span {
+        let start = self.scratch.len();
+        let scratch = &mut *self.scratch;
+        unescape(&self.b[tok.start..tok.end], |c| scratch.push(c));
+        Span {
+            start: start as u32,
+            len: (self.scratch.len() - start) as u32,
+            in_scratch: true,
+        }
+    }
+
+    #[inline(always)]
+    fn span(&self, s: Span) -> &[u8] {
+        let buf: &[u8] = if s.in_scratch { self.scratch } else { self.b };
+        let (start, len) = (s.start as usize, s.len as usize);
+        buf.get(start..start + len).unwrap_or_default()
+    }
+
+    #[inline(always)]
+    fn raw(&self, key: Key) -> Raw {
+        if key.is_kline() {
+            self.kline[key.slot()]
+        } else {
+            self.slots[key.slot()]
+        }
+    }
+}
+
+/// Unescape a key into `buf`; `None` if it is longer than any key the schema knows.
+#[cold]
+fn unescape_key<'a>(raw: &[u8], buf: &'a mut [u8; 16]) -> Option<&'a [u8]> {
+    let mut n = 0usize;
+    let mut too_long = false;
+    unescape(raw, |c| {
+        if n < buf.len() {
+            buf[n] = c;
+            n += 1;
+        } else {
+            too_long = true;
+        }
+    });
+    if too_long {
+        None
+    } else {
+        Some(&buf[..n])
+    }
+}
+
+#[cold]
+fn wrong(key: Key, expected: &'static str) -> DecodeError {
+    DecodeError::WrongType {
+        field: key.name(),
+        expected,
+    }
+}
+
+impl Access for Scan<'_, '_> {
+    #[inline(always)]
+    fn str(&self, key: Key) -> Result<Option<&[u8]>, DecodeError> {
+        match self.raw(key) {
+            Raw::Str(s) => Ok(Some(self.span(s))),
+            Raw::Absent => Ok(None),
+            _ => Err(wrong(key, EXPECT_STRING)),
+        }
+    }
+
+    #[inline(always)]
+    fn uint(&self, key: Key) -> Result<Option<u64>, DecodeError> {
+        match self.raw(key) {
+            Raw::UInt(v) => Ok(Some(v)),
+            Raw::Absent => Ok(None),
+            _ => Err(wrong(key, EXPECT_UINT)),
+        }
+    }
+
+    #[inline(always)]
+    fn boolean(&self, key: Key) -> Result<Option<bool>, DecodeError> {
+        match self.raw(key) {
+            Raw::Bool(v) => Ok(Some(v)),
+            Raw::Absent => Ok(None),
+            _ => Err(wrong(key, EXPECT_BOOL)),
+        }
+    }
+
+    fn object(&mut self, key: Key) -> Result<bool, DecodeError> {
+        match self.raw(key) {
+            Raw::Object { start } => {
+                if !self.kline_scanned {
+                    self.kline_scanned = true;
+                    // Already validated (at its true depth) by the first pass.
+                    self.scan_object(start as usize, 0, Level::Kline)?;
+                }
+                Ok(true)
+            }
+            Raw::Absent => Ok(false),
+            _ => Err(wrong(key, EXPECT_OBJECT)),
+        }
+    }
+
+    #[inline(always)]
+    fn level_count(&self, key: Key) -> Result<Option<usize>, DecodeError> {
+        match self.raw(key) {
+            Raw::Array { count, .. } if key.is_levels() => Ok(Some(count as usize)),
+            Raw::Absent => Ok(None),
+            _ => Err(wrong(key, EXPECT_LEVELS)),
+        }
+    }
+
+    #[inline]
+    fn levels<F>(&mut self, key: Key, mut f: F) -> Result<(), DecodeError>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<(), DecodeError>,
+    {
+        let b = self.b;
+        let start = match self.raw(key) {
+            Raw::Array { start, .. } => start as usize,
+            Raw::Absent => {
+                return Err(DecodeError::MissingField { field: key.name() });
+            }
+            _ => return Err(wrong(key, EXPECT_LEVELS)),
+        };
+        // The first pass validated the syntax; this walk only checks the shape of each level.
+        let mut i = ws(b, start + 1);
+        if at(b, i)? == b']' {
+            return Ok(());
+        }
+        loop {
+            if at(b, i)? != b'[' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            i = ws(b, i + 1);
+            if at(b, i)? != b'"' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            let (price, n) = string(b, i)?;
+            i = ws(b, n);
+            if at(b, i)? != b',' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            i = ws(b, i + 1);
+            if at(b, i)? != b'"' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            let (qty, n) = string(b, i)?;
+            i = ws(b, n);
+            // Anything after the quantity is ignored (valid JSON, already checked).
+            while at(b, i)? == b',' {
+                i = ws(b, skip_value(b, ws(b, i + 1), 0)?.0);
+            }
+            i = ws(b, i + 1);
+            let (p, q) = (self.keep(price), self.keep(qty));
+            f(self.span(p), self.span(q))?;
+            if at(b, i)? != b',' {
+                return Ok(());
+            }
+            i = ws(b, i + 1);
+        }
+    }
+}
