@@ -106,7 +106,11 @@ pub fn run_import(args: ImportArgs) -> Result<ExitCode> {
         took.as_secs_f64()
     );
     if let (Some(a), Some(b)) = (report.first_recv_ns, report.last_recv_ns) {
-        println!("receive time: {} .. {}", format_unix_ns(a), format_unix_ns(b));
+        println!(
+            "receive time: {} .. {}",
+            format_unix_ns(a),
+            format_unix_ns(b)
+        );
     }
     println!(
         "records: {} raw frames, {} market events, {} feed errors ({} malformed lines), {} gap records",

@@ -3,8 +3,9 @@
 //!
 //! Subjects:
 //! - `ringbuffers::journal`: [`Appender::append`] of a 64-byte payload (32-byte record header,
-//!   CRC32C over header and payload, Release store of the commit word), 64 MiB segments,
-//!   prefault on, so rollovers are part of every number;
+//!   CRC32C over header and payload, Release store of the commit word), prefault on, 64 MiB
+//!   segments (16 MiB for the latency runs, so that each repetition crosses rollovers):
+//!   rollovers are part of every number;
 //! - `naive mmap append`: one big `memmap2::MmapMut` over a file, pre-faulted the same way;
 //!   each append writes a `u64` length prefix and `memcpy`s the payload. No checksum, no commit
 //!   protocol, no segments: the floor a memory-mapped log cannot go under.
@@ -18,7 +19,12 @@
 //!   `reps`.
 //! - **append-to-visible latency**: the writer appends at a fixed rate (100k records/s), putting
 //!   the raw TSC into the payload just before `append`; a tailer pinned to `core_b` busy-polls
-//!   [`Tailer::next`] and records `now - stamp` for every record.
+//!   [`Tailer::next`] and records `now - stamp` for every record. Measured twice: as ordinary
+//!   threads (3 s; on a shared machine, preemption by other processes shows up in the tail),
+//!   and in `reps` windows of 0.3 s with both threads under `SCHED_FIFO` (when permitted),
+//!   which is what an isolated core gives in production. The real-time windows are short and
+//!   spaced because the kernel's RT throttling stops busy real-time threads for 50 ms of every
+//!   second.
 //!
 //! Repetitions are interleaved (journal, naive, journal, naive, ...) so a noisy neighbour on the
 //! shared VM hurts both alike.
@@ -106,6 +112,15 @@ impl Sink for Naive {
 fn journal_cfg() -> JournalConfig {
     JournalConfig {
         segment_size: SEGMENT,
+        ..JournalConfig::new(SCHEMA)
+    }
+}
+
+/// Smaller segments for the latency runs, so every repetition (warm-up + samples, ~58 MB)
+/// crosses at least one rollover and its cost is in the distribution.
+fn latency_cfg() -> JournalConfig {
+    JournalConfig {
+        segment_size: SEGMENT / 4,
         ..JournalConfig::new(SCHEMA)
     }
 }
@@ -268,9 +283,21 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         .map_err(|_| anyhow::anyhow!("writer thread panicked"))?
     })?;
     let vis = visibility(opts, &clock, report.vis_records, false)?;
-    // The same for 0.3 s under SCHED_FIFO: what the journal does when nothing else can take
-    // the cores (an isolated core in production); skipped when not permitted.
-    let vis_rt = visibility(opts, &clock, VISIBLE_RATE * 3 / 10, true)?;
+    // The same under SCHED_FIFO: what the journal does when no other process can take the
+    // cores (an isolated core in production); skipped when not permitted. In windows of 0.3 s
+    // with pauses, so the kernel's RT throttling (50 ms of every second) never cuts in.
+    let rt_windows = if opts.quick { 1 } else { opts.reps.max(1) };
+    let mut vis_rt = visibility(opts, &clock, VISIBLE_RATE * 3 / 10, true)?;
+    for _ in 1..rt_windows {
+        if !vis_rt.realtime {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let w = visibility(opts, &clock, VISIBLE_RATE * 3 / 10, true)?;
+        vis_rt.hist.merge(&w.hist);
+        vis_rt.pinned &= w.pinned;
+        vis_rt.realtime &= w.realtime;
+    }
     let Measured {
         overhead,
         lat_j,
@@ -372,16 +399,17 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             throughput: None,
             ratio: None,
             note: format!(
-                "p99 <= 2000 ns: {}; writer+tailer SCHED_FIFO for 0.3 s (no preemption){}",
+                "p99 <= 2000 ns: {}; writer+tailer SCHED_FIFO, {rt_windows} x 0.3 s windows{}",
                 met(pv_rt.p99 <= 2000),
                 if vis_rt.pinned { "" } else { " (UNPINNED)" }
             ),
         });
     }
     let method = format!(
-        "writer pinned to core {}{}, tailer to core {}; 64 MiB segments, prefault on; latency: \
-         {warmup} warm-up appends then {samples} timed appends (one TSC pair each) over {reps} \
-         reps into fresh journals; throughput: median of {reps} batches of {batch} appends, fresh \
+        "writer pinned to core {}{}, tailer to core {}; prefault on; latency: {warmup} warm-up \
+         appends then {samples} timed appends (one TSC pair each) over {reps} reps into fresh \
+         journals with 16 MiB segments (so rollovers are sampled), 64 MiB segments elsewhere; \
+         throughput: median of {reps} batches of {batch} appends, fresh \
          journal each; visibility: {vis_records} records at {VISIBLE_RATE}/s (first 10% \
          discarded); naive baseline interleaved with every journal rep",
         opts.core_a,
@@ -438,7 +466,7 @@ fn measure_writer(opts: &SuiteOpts, clock: &Clock) -> anyhow::Result<Measured> {
     for _ in 0..reps {
         {
             let tmp = tempfile::tempdir()?;
-            let mut app = Appender::open(tmp.path(), journal_cfg())?;
+            let mut app = Appender::open(tmp.path(), latency_cfg())?;
             app.wait_next_segment_ready(Duration::from_secs(5));
             m.lat_j
                 .merge(&latency(&mut app, clock, warmup, samples / reps));

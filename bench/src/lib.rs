@@ -5,8 +5,10 @@
 //! suite module measures one component against its peers in the same process and run, so the
 //! ratios it prints are not skewed by a different machine state: `rings` (the SPSC ring against
 //! disruptor, crossbeam and std), `journal` (the memory-mapped journal against a naive mmap
-//! append). The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
+//! append), `decode` (the Binance scanner against serde_json and simd-json on the real captures).
+//! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 
+pub mod decode;
 pub mod harness;
 pub mod journal;
 pub mod rings;

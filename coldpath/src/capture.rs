@@ -238,7 +238,10 @@ impl HftbacktestReader {
     /// Open a gzip capture (a plain-text file is read as is if it is not gzip).
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let mut f = BufReader::new(File::open(path).map_err(io_err(path))?);
-        let gz = f.fill_buf().map_err(io_err(path))?.starts_with(&[0x1f, 0x8b]);
+        let gz = f
+            .fill_buf()
+            .map_err(io_err(path))?
+            .starts_with(&[0x1f, 0x8b]);
         let input: Box<dyn BufRead> = if gz {
             Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(f)))
         } else {
@@ -330,9 +333,12 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// Lines of a REST log without the expected framing: `(line number, raw bytes)`.
+pub type BadLines = Vec<(u64, Vec<u8>)>;
+
 /// Parse a cryptofeed `.http` log: lines `<url> -> <s.frac>: <body>`. Lines without that
 /// framing are returned in the second vector as `(line, raw)`.
-pub fn read_http_log(path: &Path) -> Result<(Vec<HttpResponse>, Vec<(u64, Vec<u8>)>), CaptureError> {
+pub fn read_http_log(path: &Path) -> Result<(Vec<HttpResponse>, BadLines), CaptureError> {
     let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
     let mut buf = Vec::new();
     let (mut out, mut bad) = (Vec::new(), Vec::new());
@@ -410,7 +416,7 @@ pub struct CryptofeedReader {
     last_ns: u64,
     blank: u64,
     http: Vec<HttpResponse>,
-    http_bad: Vec<(u64, Vec<u8>)>,
+    http_bad: BadLines,
     next_http: usize,
     /// A WebSocket line read but not yet yielded because a REST response comes first.
     held: bool,
@@ -435,7 +441,7 @@ impl CryptofeedReader {
         path: &Path,
         input: Box<dyn BufRead>,
         mut http: Vec<HttpResponse>,
-        http_bad: Vec<(u64, Vec<u8>)>,
+        http_bad: BadLines,
     ) -> Self {
         http.sort_by_key(|h| h.recv_ns);
         CryptofeedReader {
@@ -468,7 +474,8 @@ impl CryptofeedReader {
 
     fn classify(line: u64, last_ns: u64, l: &[u8]) -> CaptureItem<'_> {
         if let Some(p) = find(l, b" <-> ") {
-            if let (Ok(url), Some(ns)) = (core::str::from_utf8(&l[..p]), parse_secs_ns(&l[p + 5..])) {
+            if let (Ok(url), Some(ns)) = (core::str::from_utf8(&l[..p]), parse_secs_ns(&l[p + 5..]))
+            {
                 return CaptureItem {
                     line,
                     recv_ns: ns,
@@ -593,7 +600,11 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 pub fn date_prefix_ns(name: &str) -> Option<u64> {
     let d = name.get(..8)?;
     let v = parse_u64(d.as_bytes())?;
-    let (y, m, day) = ((v / 10_000) as i64, ((v / 100) % 100) as u32, (v % 100) as u32);
+    let (y, m, day) = (
+        (v / 10_000) as i64,
+        ((v / 100) % 100) as u32,
+        (v % 100) as u32,
+    );
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || y < 1970 {
         return None;
     }
@@ -660,7 +671,10 @@ impl CaptureSource for LeanFxReader {
                 return Ok(None);
             }
             let rest = &self.csv[self.pos..];
-            let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+            let end = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(rest.len(), |i| i + 1);
             let start = self.pos;
             self.pos += end;
             self.line += 1;
@@ -756,7 +770,9 @@ pub fn read_single_zip_entry(zip: &[u8]) -> Result<(String, Vec<u8>), String> {
     let mut at = 0;
     while at + 4 <= extra.len() {
         let (id, len) = (le16(extra, at), le16(extra, at + 2));
-        let (Some(id), Some(len)) = (id, len) else { break };
+        let (Some(id), Some(len)) = (id, len) else {
+            break;
+        };
         let body = extra
             .get(at + 4..at + 4 + usize::from(len))
             .ok_or_else(|| bad("short extra field"))?;
@@ -811,9 +827,18 @@ mod tests {
 
     #[test]
     fn exact_times() {
-        assert_eq!(parse_secs_ns(b"1633998512.0633569"), Some(1_633_998_512_063_356_900));
-        assert_eq!(parse_secs_ns(b"1633998512.0633569123456"), Some(1_633_998_512_063_356_912));
-        assert_eq!(parse_secs_ns(b"1633998512"), Some(1_633_998_512_000_000_000));
+        assert_eq!(
+            parse_secs_ns(b"1633998512.0633569"),
+            Some(1_633_998_512_063_356_900)
+        );
+        assert_eq!(
+            parse_secs_ns(b"1633998512.0633569123456"),
+            Some(1_633_998_512_063_356_912)
+        );
+        assert_eq!(
+            parse_secs_ns(b"1633998512"),
+            Some(1_633_998_512_000_000_000)
+        );
         assert_eq!(parse_secs_ns(b"16339x8512"), None);
         assert_eq!(parse_secs_ns(b"1.2x"), None);
         assert_eq!(
@@ -842,19 +867,28 @@ mod tests {
 
     #[test]
     fn cryptofeed_merges_rest_by_time() {
-        let ws = b"wss://x/stream?streams=a <-> 10.5\n11.0: {\"m\":1}\n12.0: {\"m\":2}\ngarbage\n\n".to_vec();
+        let ws =
+            b"wss://x/stream?streams=a <-> 10.5\n11.0: {\"m\":1}\n12.0: {\"m\":2}\ngarbage\n\n"
+                .to_vec();
         let http = vec![HttpResponse {
             line: 1,
             recv_ns: 11_500_000_000,
             url: "https://x/depth?symbol=A".into(),
             body: b"{}".to_vec(),
         }];
-        let mut r = CryptofeedReader::from_parts(Path::new("X.ws.1.0"), Box::new(io::Cursor::new(ws)), http, vec![]);
+        let mut r = CryptofeedReader::from_parts(
+            Path::new("X.ws.1.0"),
+            Box::new(io::Cursor::new(ws)),
+            http,
+            vec![],
+        );
         let mut kinds = Vec::new();
         while let Some(it) = r.next_item().unwrap() {
             kinds.push(match it.kind {
                 ItemKind::Session { .. } => format!("session@{}", it.recv_ns),
-                ItemKind::Frame(b) => format!("frame@{}:{}", it.recv_ns, String::from_utf8_lossy(b)),
+                ItemKind::Frame(b) => {
+                    format!("frame@{}:{}", it.recv_ns, String::from_utf8_lossy(b))
+                }
                 ItemKind::Http { url, .. } => format!("http@{}:{url}", it.recv_ns),
                 ItemKind::Malformed { reason, .. } => format!("bad@{}:{reason}", it.line),
                 ItemKind::Quote { .. } => unreachable!(),

@@ -26,17 +26,20 @@
 //! * Where the capture has Binance `exchangeInfo` (a REST response in a cryptofeed `.http`
 //!   log), its `PRICE_FILTER`/`LOT_SIZE` filters define the instruments.
 //! * Otherwise the built-in table [`builtin_spec`] covers the symbols of the hftbacktest
-//!   captures, with the filters Binance published for them (checked against the data: every
-//!   price and quantity in those captures parses exactly at these scales, which the import test
-//!   asserts by requiring zero feed errors):
+//!   captures: an embedded excerpt of Binance's `exchangeInfo` for them (filters and
+//!   precisions), parsed by the engine's own `exchangeInfo` parser with its default
+//!   `ScalePolicy::Venue`, so an import with and without `exchangeInfo` gives the same scales.
+//!   What the data carries decided this (measured over every message of the captures):
 //!
-//!   | venue | symbol | tick | step | price/qty scale | seen in the data |
-//!   |---|---|---|---|---|---|
-//!   | spot | BTCUSDT | 0.01 | 0.00001 | 2 / 5 | `"61837.63000000"`, `"0.02000000"`: 8 decimals, trailing zeros beyond the tick/step |
-//!   | spot | ETHUSDT | 0.01 | 0.0001 | 2 / 4 | as above |
-//!   | USD-M | BTCUSDT | 0.10 | 0.001 | 1 / 3 | `"61800.20"`, `"0.006"` (prices printed with 2 decimals, the second always 0) |
-//!   | USD-M | ETHUSDT | 0.01 | 0.001 | 2 / 3 | `"2614.57"`, `"0.011"` |
+//!   | venue | symbol | tick / step | decimals the data uses (price / qty) | scales |
+//!   |---|---|---|---|---|
+//!   | spot | BTCUSDT | 0.01 / 0.00001 | 2 / **6**: strings have 8 decimals; depth has quantities like `"25.42618900"`, finer than the step (orders left from an older step) | 8 / 8 (Binance's spot precision) |
+//!   | spot | ETHUSDT | 0.01 / 0.0001 | 2 / **5** (finer than the step) | 8 / 8 |
+//!   | USD-M | BTCUSDT | 0.10 / 0.001 | 1 / 3 (`"61800.20"`: 2 printed decimals, the second always 0) | 2 / 3 (`pricePrecision` / `quantityPrecision`) |
+//!   | USD-M | ETHUSDT | 0.01 / 0.001 | 2 / 3 | 2 / 3 |
 //!
+//!   Scales taken from the tick and step (2/5 for spot BTCUSDT) would reject real depth
+//!   messages as too precise; the import test requires zero feed errors on these captures.
 //! * For any other symbol (the cryptofeed sessions carry no `exchangeInfo`), the scales are
 //!   **derived from the data**: a first pass decodes the capture with a provisional spec at
 //!   scale 8/8 (Binance never sends more than 8 decimals), records for each symbol the most
@@ -54,7 +57,7 @@ use std::path::{Path, PathBuf};
 
 use hotpath::book::{BookConfig, BookSync, GapInfo, SyncMode, SyncStats, MAX_GAP_PAYLOAD};
 use hotpath::codec::{self, AppendError, RecordKind};
-use hotpath::event::{MarketEvent, MarketKind, Stamps};
+use hotpath::event::{DepthIds, MarketEvent, MarketKind, Stamps};
 use hotpath::fixed::{Decimal, Price, Qty};
 use hotpath::instrument::{
     InstrumentId, InstrumentKind, InstrumentRef, InstrumentSpec, InstrumentTable, Symbol, Venue,
@@ -125,16 +128,7 @@ pub fn read_instruments(dir: &Path) -> io::Result<Vec<InstrumentInfo>> {
 /// The built-in spec of a symbol of the hftbacktest captures (see the module documentation),
 /// `None` for any other.
 pub fn builtin_spec(venue: Venue, symbol: &str) -> Option<InstrumentSpec> {
-    let (kind, tick, step, min_notional): (_, &[u8], &[u8], &[u8]) =
-        match (venue, symbol.to_ascii_uppercase().as_str()) {
-            (Venue::BinanceSpot, "BTCUSDT") => (InstrumentKind::Spot, b"0.01", b"0.00001", b"5"),
-            (Venue::BinanceSpot, "ETHUSDT") => (InstrumentKind::Spot, b"0.01", b"0.0001", b"5"),
-            (Venue::BinanceUsdM, "BTCUSDT") => (InstrumentKind::Perp, b"0.10", b"0.001", b"100"),
-            (Venue::BinanceUsdM, "ETHUSDT") => (InstrumentKind::Perp, b"0.01", b"0.001", b"20"),
-            _ => return None,
-        };
-    InstrumentSpec::from_filters(venue, symbol.as_bytes(), kind, tick, step, step, min_notional)
-        .ok()
+    binance::builtin(venue, symbol)
 }
 
 /// The forex instrument of a Lean FX capture: price scale 5, quantity scale 0.
@@ -339,9 +333,9 @@ impl Sink {
         raw: &[u8],
     ) -> Result<(), ImportError> {
         self.err_buf.clear();
-        let _ = write!(
+        let _ = writeln!(
             self.err_buf,
-            "feed_error line={line} source={source} reason={}\n",
+            "feed_error line={line} source={source} reason={}",
             reason.replace('\n', " ")
         );
         let max = self.app.max_payload();
@@ -360,47 +354,53 @@ impl Sink {
     }
 }
 
-/// Instruments, books and the decoder state of one import.
-struct Engine {
-    table: InstrumentTable,
-    sources: BTreeMap<u32, &'static str>,
-    books: BTreeMap<u32, BookSync>,
+/// The books of one import, one [`BookSync`] per instrument with depth data.
+struct Books {
+    map: BTreeMap<u32, BookSync>,
     sync_mode: SyncMode,
 }
 
-impl Engine {
-    fn new(sync_mode: SyncMode) -> Self {
-        Engine {
-            table: InstrumentTable::with_capacity(MAX_INSTRUMENTS),
-            sources: BTreeMap::new(),
-            books: BTreeMap::new(),
-            sync_mode,
-        }
+impl Books {
+    fn get(&mut self, table: &InstrumentTable, id: InstrumentId) -> &mut BookSync {
+        let mode = self.sync_mode;
+        let venue = table.get(id).venue;
+        self.map
+            .entry(id.0)
+            .or_insert_with(|| BookSync::new(id, BookConfig::for_venue(venue).with_mode(mode)))
     }
 
-    fn intern(&mut self, spec: InstrumentSpec, source: &'static str) -> Result<InstrumentId, ImportError> {
-        let id = self
-            .table
-            .intern(spec)
-            .map_err(|e| ImportError::Instrument(format!("{}: {e}", spec.symbol)))?;
-        self.sources.entry(id.0).or_insert(source);
-        Ok(id)
-    }
-
-    /// Journal `e` and run it through its instrument's book.
-    fn event(&mut self, sink: &mut Sink, e: &MarketEvent, ns: u64) -> Result<(), ImportError> {
+    /// Journal `e` and run it through its instrument's book; journal the gaps it reports.
+    fn event(
+        &mut self,
+        table: &InstrumentTable,
+        sink: &mut Sink,
+        e: &MarketEvent,
+        ns: u64,
+    ) -> Result<(), ImportError> {
         sink.market(e, ns)?;
         if e.kind != MarketKind::DepthLevel {
             return Ok(());
         }
-        let id = e.instrument;
-        let mode = self.sync_mode;
-        let venue = self.table.get(id).venue;
-        let book = self
-            .books
-            .entry(id.0)
-            .or_insert_with(|| BookSync::new(id, BookConfig::for_venue(venue).with_mode(mode)));
+        let book = self.get(table, e.instrument);
         let _ = book.on_event(e);
+        while let Some(g) = book.pop_gap() {
+            sink.gap(e.instrument, &g, ns)?;
+        }
+        Ok(())
+    }
+
+    /// A depth update or snapshot without levels (no events, but its ids move the chain).
+    fn empty_update(
+        &mut self,
+        table: &InstrumentTable,
+        sink: &mut Sink,
+        id: InstrumentId,
+        ids: DepthIds,
+        snapshot: bool,
+        ns: u64,
+    ) -> Result<(), ImportError> {
+        let book = self.get(table, id);
+        let _ = book.on_empty_update(ids, snapshot, 0);
         while let Some(g) = book.pop_gap() {
             sink.gap(id, &g, ns)?;
         }
@@ -409,9 +409,42 @@ impl Engine {
 
     /// A new WebSocket session: every diff chain restarts.
     fn session(&mut self) {
-        for b in self.books.values_mut() {
+        for b in self.map.values_mut() {
             b.reset();
         }
+    }
+}
+
+/// Instruments and books of one import.
+struct Engine {
+    table: InstrumentTable,
+    sources: BTreeMap<u32, &'static str>,
+    books: Books,
+}
+
+impl Engine {
+    fn new(sync_mode: SyncMode) -> Self {
+        Engine {
+            table: InstrumentTable::with_capacity(MAX_INSTRUMENTS),
+            sources: BTreeMap::new(),
+            books: Books {
+                map: BTreeMap::new(),
+                sync_mode,
+            },
+        }
+    }
+
+    fn intern(
+        &mut self,
+        spec: InstrumentSpec,
+        source: &'static str,
+    ) -> Result<InstrumentId, ImportError> {
+        let id = self
+            .table
+            .intern(spec)
+            .map_err(|e| ImportError::Instrument(format!("{}: {e}", spec.symbol)))?;
+        self.sources.entry(id.0).or_insert(source);
+        Ok(id)
     }
 
     fn instrument_infos(&self) -> Vec<InstrumentInfo> {
@@ -426,13 +459,19 @@ impl Engine {
                 qty_scale: s.qty_scale,
                 tick: s.tick.to_decimal(s.price_scale).to_string(),
                 step: s.step.to_decimal(s.qty_scale).to_string(),
-                source: self.sources.get(&id.0).copied().unwrap_or("builtin").to_string(),
+                source: self
+                    .sources
+                    .get(&id.0)
+                    .copied()
+                    .unwrap_or("builtin")
+                    .to_string(),
             })
             .collect()
     }
 
     fn book_reports(&self) -> Vec<BookReport> {
         self.books
+            .map
             .iter()
             .map(|(id, b)| BookReport::new(self.table.get(InstrumentId(*id)).symbol.as_str(), b))
             .collect()
@@ -441,7 +480,11 @@ impl Engine {
 
 /// Import the capture at `capture` into a new journal at `out` (created; it must not exist or
 /// be empty).
-pub fn import(capture: &Path, out: &Path, opts: &ImportOptions) -> Result<ImportReport, ImportError> {
+pub fn import(
+    capture: &Path,
+    out: &Path,
+    opts: &ImportOptions,
+) -> Result<ImportReport, ImportError> {
     prepare_out(out)?;
     let mut cfg: JournalConfig = codec::journal_config();
     cfg.segment_size = opts.segment_size;
@@ -461,7 +504,7 @@ pub fn import(capture: &Path, out: &Path, opts: &ImportOptions) -> Result<Import
     match opts.format {
         CaptureFormat::LeanFx => import_fx(capture, &mut sink, &mut engine)?,
         CaptureFormat::Hftbacktest | CaptureFormat::Cryptofeed => {
-            crate::import::binance::import_binance(capture, opts, &mut sink, &mut engine)?
+            binance::import_binance(capture, opts, &mut sink, &mut engine)?
         }
     }
     let mut report = sink.report;
@@ -469,9 +512,11 @@ pub fn import(capture: &Path, out: &Path, opts: &ImportOptions) -> Result<Import
     sink.app.close()?;
     report.books = engine.book_reports();
     report.instruments = engine.instrument_infos();
-    let json = serde_json::to_vec_pretty(&report.instruments).map_err(|e| ImportError::Output(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&report.instruments)
+        .map_err(|e| ImportError::Output(e.to_string()))?;
     let path = out.join(INSTRUMENTS_FILE);
-    std::fs::write(&path, json).map_err(|e| ImportError::Output(format!("writing {}: {e}", path.display())))?;
+    std::fs::write(&path, json)
+        .map_err(|e| ImportError::Output(format!("writing {}: {e}", path.display())))?;
     Ok(report)
 }
 
@@ -487,7 +532,8 @@ fn prepare_out(out: &Path) -> Result<(), ImportError> {
             )));
         }
     }
-    std::fs::create_dir_all(out).map_err(|e| ImportError::Output(format!("creating {}: {e}", out.display())))
+    std::fs::create_dir_all(out)
+        .map_err(|e| ImportError::Output(format!("creating {}: {e}", out.display())))
 }
 
 /// Drain one capture item by item with `f`; an I/O error ends it as a journaled truncation.
@@ -531,7 +577,10 @@ fn import_fx(path: &Path, sink: &mut Sink, engine: &mut Engine) -> Result<(), Im
             return Ok(());
         };
         sink.raw(RAW_CSV, item.recv_ns, raw)?;
-        match (Price::parse(bid, inst.price_scale), Price::parse(ask, inst.price_scale)) {
+        match (
+            Price::parse(bid, inst.price_scale),
+            Price::parse(ask, inst.price_scale),
+        ) {
             (Ok(b), Ok(a)) => {
                 let e = MarketEvent::quote(
                     inst,
@@ -540,25 +589,411 @@ fn import_fx(path: &Path, sink: &mut Sink, engine: &mut Engine) -> Result<(), Im
                     (a, Qty::ZERO),
                     0,
                 );
-                engine.event(sink, &e, item.recv_ns)
+                engine.books.event(&engine.table, sink, &e, item.recv_ns)
             }
-            (Err(e), _) | (_, Err(e)) => {
-                sink.feed_error(item.recv_ns, item.line, "csv", &format!("bad quote price: {e}"), raw)
-            }
+            (Err(e), _) | (_, Err(e)) => sink.feed_error(
+                item.recv_ns,
+                item.line,
+                "csv",
+                &format!("bad quote price: {e}"),
+                raw,
+            ),
         }
     })
 }
 
 mod binance {
     //! The Binance half of the import (hftbacktest and cryptofeed captures).
+
     use super::*;
+    use hotpath::venue::binance::{ExchangeInfo, ScalePolicy, Scanner};
+
+    /// The instruments of the hftbacktest captures as Binance's `exchangeInfo` described them
+    /// (the fields the parser reads), parsed by the engine's own `exchangeInfo` parser with its
+    /// default [`ScalePolicy::Venue`]: spot scales are Binance's 8-decimal formatting precision
+    /// (the spot BTCUSDT capture has depth quantities such as `"25.42618900"`, finer than the
+    /// 0.00001 step, left by orders placed under an older step), USD-M scales are
+    /// `pricePrecision`/`quantityPrecision` (2/3) or the tick's decimals if finer.
+    const BUILTIN_SPOT: &str = r#"{"symbols":[
+        {"symbol":"BTCUSDT","status":"TRADING","baseAssetPrecision":8,"quoteAssetPrecision":8,
+         "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.01000000"},
+                    {"filterType":"LOT_SIZE","minQty":"0.00001000","stepSize":"0.00001000"},
+                    {"filterType":"NOTIONAL","minNotional":"5.00000000"}]},
+        {"symbol":"ETHUSDT","status":"TRADING","baseAssetPrecision":8,"quoteAssetPrecision":8,
+         "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.01000000"},
+                    {"filterType":"LOT_SIZE","minQty":"0.00010000","stepSize":"0.00010000"},
+                    {"filterType":"NOTIONAL","minNotional":"5.00000000"}]}]}"#;
+
+    /// See [`BUILTIN_SPOT`].
+    const BUILTIN_USDM: &str = r#"{"symbols":[
+        {"symbol":"BTCUSDT","status":"TRADING","contractType":"PERPETUAL",
+         "pricePrecision":2,"quantityPrecision":3,
+         "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10"},
+                    {"filterType":"LOT_SIZE","minQty":"0.001","stepSize":"0.001"},
+                    {"filterType":"MIN_NOTIONAL","notional":"100"}]},
+        {"symbol":"ETHUSDT","status":"TRADING","contractType":"PERPETUAL",
+         "pricePrecision":2,"quantityPrecision":3,
+         "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.01"},
+                    {"filterType":"LOT_SIZE","minQty":"0.001","stepSize":"0.001"},
+                    {"filterType":"MIN_NOTIONAL","notional":"20"}]}]}"#;
+
+    /// Provisional scale of the derivation pass: Binance never sends more than 8 decimals.
+    const PROVISIONAL_SCALE: u8 = 8;
+
+    /// The built-in spec of `symbol` on `venue` (see [`BUILTIN_SPOT`]).
+    pub(super) fn builtin(venue: Venue, symbol: &str) -> Option<InstrumentSpec> {
+        let json = match venue {
+            Venue::BinanceSpot => BUILTIN_SPOT,
+            Venue::BinanceUsdM => BUILTIN_USDM,
+            _ => return None,
+        };
+        let mut body = json.as_bytes().to_vec();
+        let info = ExchangeInfo::parse(&mut body, venue, ScalePolicy::Venue).ok()?;
+        info.get(symbol)?.spec.as_ref().ok().copied()
+    }
+
+    /// What the capture says about itself before decoding.
+    #[derive(Default)]
+    struct Meta {
+        venue: Option<Venue>,
+        /// Symbols named by the file name, the subscribed streams or REST URLs (upper case).
+        symbols: Vec<String>,
+        /// hftbacktest: the symbol of the file (inline REST snapshots are for it).
+        file_symbol: Option<String>,
+        /// `exchangeInfo` bodies found in the REST log.
+        exchange_info: Vec<Vec<u8>>,
+    }
+
+    fn add_symbol(meta: &mut Meta, s: &str) {
+        let s = s.to_ascii_uppercase();
+        if !s.is_empty() && !meta.symbols.contains(&s) {
+            meta.symbols.push(s);
+        }
+    }
+
+    /// Symbols of a combined-stream URL (`.../stream?streams=btcusdt@trade/ethusdt@depth`).
+    fn stream_symbols(meta: &mut Meta, url: &str) {
+        if let Some(q) = url.split("streams=").nth(1) {
+            for s in q.split('/') {
+                add_symbol(meta, s.split('@').next().unwrap_or(""));
+            }
+        }
+    }
+
+    /// `symbol=` of a REST URL.
+    pub(super) fn url_symbol(url: &str) -> Option<String> {
+        let q = url.split_once('?')?.1;
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("symbol="))
+            .map(str::to_ascii_uppercase)
+    }
+
+    /// Is this hftbacktest line an inline REST depth snapshot (the recorder writes the
+    /// snapshot it fetched into the stream as a bare `{"lastUpdateId":..}` body)? A
+    /// classification of the envelope only; the decoder validates the body.
+    fn is_inline_snapshot(frame: &[u8]) -> bool {
+        let has = |n: &[u8]| frame.windows(n.len()).any(|w| w == n);
+        has(b"\"lastUpdateId\"") && !has(b"\"stream\"")
+    }
+
+    fn metadata(capture: &Path, opts: &ImportOptions) -> Result<Meta, ImportError> {
+        let mut meta = Meta {
+            venue: opts.venue,
+            ..Meta::default()
+        };
+        match opts.format {
+            CaptureFormat::Hftbacktest => {
+                if meta.venue.is_none() {
+                    meta.venue = venue_from_path(capture);
+                }
+                let name = capture.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let sym = name
+                    .split(['_', '.'])
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
+                if !sym.is_empty() {
+                    add_symbol(&mut meta, &sym);
+                    meta.file_symbol = Some(sym);
+                }
+            }
+            _ => {
+                let mut r = capture::CryptofeedReader::open(capture)?;
+                for h in r.http_responses() {
+                    if meta.venue.is_none() {
+                        meta.venue = venue_from_url(&h.url);
+                    }
+                    if h.url.contains("exchangeInfo") {
+                        meta.exchange_info.push(h.body.clone());
+                    } else if let Some(s) = url_symbol(&h.url) {
+                        add_symbol(&mut meta, &s);
+                    }
+                }
+                // Sessions name the subscribed streams; later ones may add symbols.
+                while let Ok(Some(item)) = r.next_item() {
+                    if let ItemKind::Session { url } = item.kind {
+                        if opts.venue.is_none() {
+                            meta.venue = meta.venue.or_else(|| venue_from_url(url));
+                        }
+                        let url = url.to_string();
+                        stream_symbols(&mut meta, &url);
+                    }
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Contract kind of a symbol without `exchangeInfo`: Binance's naming (`_PERP`, `_YYMMDD`).
+    fn derived_kind(venue: Venue, symbol: &str) -> InstrumentKind {
+        let dated = symbol
+            .rsplit_once('_')
+            .is_some_and(|(_, d)| d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit()));
+        match venue {
+            Venue::BinanceUsdM if dated => InstrumentKind::Future,
+            Venue::BinanceUsdM => InstrumentKind::Perp,
+            Venue::BinanceCoinM if dated => InstrumentKind::InverseFuture,
+            Venue::BinanceCoinM => InstrumentKind::InversePerp,
+            _ => InstrumentKind::Spot,
+        }
+    }
+
+    /// Decimals a mantissa at [`PROVISIONAL_SCALE`] really uses.
+    fn used_decimals(m: i64) -> u8 {
+        if m == 0 {
+            return 0;
+        }
+        let mut d = PROVISIONAL_SCALE;
+        let mut m = m;
+        while d > 0 && m % 10 == 0 {
+            m /= 10;
+            d -= 1;
+        }
+        d
+    }
+
+    /// Derivation pass: decode the capture with every unknown symbol at the provisional scale
+    /// and record the decimals its prices and quantities use. Returns `(price, qty)` scales.
+    fn derive_scales(
+        capture: &Path,
+        opts: &ImportOptions,
+        venue: Venue,
+        symbols: &[String],
+        file_symbol: Option<&str>,
+    ) -> Result<BTreeMap<String, (u8, u8)>, ImportError> {
+        let mut table = InstrumentTable::with_capacity(symbols.len().max(1));
+        for s in symbols {
+            let sym = Symbol::new(s.as_bytes())
+                .map_err(|e| ImportError::Instrument(format!("{s}: {e}")))?;
+            let spec = InstrumentSpec::new(
+                venue,
+                sym,
+                derived_kind(venue, s),
+                PROVISIONAL_SCALE,
+                PROVISIONAL_SCALE,
+            );
+            table
+                .intern(spec)
+                .map_err(|e| ImportError::Instrument(format!("{s}: {e}")))?;
+        }
+        let mut used: BTreeMap<u32, (u8, u8)> = BTreeMap::new();
+        let mut note = |e: MarketEvent| {
+            let (px, qty): (&[i64], &[i64]) = match e.kind {
+                MarketKind::Trade | MarketKind::AggTrade | MarketKind::DepthLevel => {
+                    (&[e.price.0], &[e.qty.0])
+                }
+                MarketKind::BookTicker | MarketKind::Quote => {
+                    (&[e.bid_px.0, e.ask_px.0], &[e.bid_qty.0, e.ask_qty.0])
+                }
+                MarketKind::Kline => (
+                    &[e.aux_px.0, e.ask_px.0, e.bid_px.0, e.price.0],
+                    &[e.qty.0, e.bid_qty.0],
+                ),
+            };
+            let u = used.entry(e.instrument.0).or_default();
+            for &p in px {
+                u.0 = u.0.max(used_decimals(p));
+            }
+            for &q in qty {
+                u.1 = u.1.max(used_decimals(q));
+            }
+        };
+        let mut scanner = Scanner::new(&table, venue);
+        let mut src = capture::open(capture, opts.format)?;
+        while let Ok(Some(item)) = src.next_item() {
+            match item.kind {
+                ItemKind::Frame(bytes) => {
+                    let snap =
+                        opts.format == CaptureFormat::Hftbacktest && is_inline_snapshot(bytes);
+                    let _ = match (
+                        snap,
+                        file_symbol.and_then(|s| table.lookup(venue, s.as_bytes())),
+                    ) {
+                        (true, Some(id)) => scanner.decode_depth_snapshot(bytes, id, 0, &mut note),
+                        _ => scanner.decode(bytes, 0, &mut note),
+                    };
+                }
+                ItemKind::Http { url, body } => {
+                    if let Some(id) =
+                        url_symbol(url).and_then(|s| table.lookup(venue, s.as_bytes()))
+                    {
+                        if url.contains("/depth") {
+                            let _ = scanner.decode_depth_snapshot(body, id, 0, &mut note);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(table
+            .iter()
+            .map(|(id, s)| {
+                (
+                    s.symbol.as_str().to_string(),
+                    used.get(&id.0).copied().unwrap_or((0, 0)),
+                )
+            })
+            .collect())
+    }
+
+    /// Fill the instrument table: `exchangeInfo` from the capture, then the built-in table,
+    /// then scales derived from the data.
+    fn instruments(
+        capture: &Path,
+        opts: &ImportOptions,
+        meta: &Meta,
+        venue: Venue,
+        engine: &mut Engine,
+    ) -> Result<(), ImportError> {
+        let mut missing: Vec<String> = Vec::new();
+        let mut infos = Vec::new();
+        for body in &meta.exchange_info {
+            let mut b = body.clone();
+            if let Ok(info) = ExchangeInfo::parse(&mut b, venue, ScalePolicy::Venue) {
+                infos.push(info);
+            }
+        }
+        for s in &meta.symbols {
+            let from_info = infos
+                .iter()
+                .find_map(|i| i.get(s).and_then(|si| si.spec.as_ref().ok().copied()));
+            if let Some(spec) = from_info {
+                engine.intern(spec, "exchange_info")?;
+            } else if let Some(spec) = builtin_spec(venue, s) {
+                engine.intern(spec, "builtin")?;
+            } else {
+                missing.push(s.clone());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let scales = derive_scales(capture, opts, venue, &missing, meta.file_symbol.as_deref())?;
+        for s in &missing {
+            let (ps, qs) = scales.get(s).copied().unwrap_or((0, 0));
+            let sym = Symbol::new(s.as_bytes())
+                .map_err(|e| ImportError::Instrument(format!("{s}: {e}")))?;
+            let mut spec = InstrumentSpec::new(venue, sym, derived_kind(venue, s), ps, qs);
+            if venue == Venue::BinanceCoinM {
+                // COIN-M contract face value: 100 USD for BTC contracts, 10 USD for the others.
+                let face = if s.starts_with("BTCUSD") { 100 } else { 10 };
+                spec.contract_size = Decimal::new(face, 0);
+            }
+            engine.intern(spec, "derived")?;
+        }
+        Ok(())
+    }
 
     pub(super) fn import_binance(
-        _capture: &Path,
-        _opts: &ImportOptions,
-        _sink: &mut Sink,
-        _engine: &mut Engine,
+        capture: &Path,
+        opts: &ImportOptions,
+        sink: &mut Sink,
+        engine: &mut Engine,
     ) -> Result<(), ImportError> {
-        Err(ImportError::Output("the Binance decoders are not available yet".into()))
+        let meta = metadata(capture, opts)?;
+        let venue = meta
+            .venue
+            .ok_or_else(|| ImportError::UnknownVenue(capture.to_path_buf()))?;
+        instruments(capture, opts, &meta, venue, engine)?;
+        let Engine { table, books, .. } = engine;
+        let table: &InstrumentTable = table;
+        let file_inst = meta
+            .file_symbol
+            .as_deref()
+            .and_then(|s| table.lookup(venue, s.as_bytes()));
+        let mut scanner = Scanner::new(table, venue);
+        let mut events: Vec<MarketEvent> = Vec::with_capacity(16_384);
+        let mut src = capture::open(capture, opts.format)?;
+        drain(src.as_mut(), sink, |sink, item| {
+            let ns = item.recv_ns;
+            let (result, source, bytes, snapshot) = match item.kind {
+                ItemKind::Session { .. } => {
+                    sink.report.sessions += 1;
+                    books.session();
+                    return Ok(());
+                }
+                ItemKind::Frame(bytes) => {
+                    events.clear();
+                    let mut push = |e: MarketEvent| events.push(e);
+                    match file_inst {
+                        Some(id)
+                            if opts.format == CaptureFormat::Hftbacktest
+                                && is_inline_snapshot(bytes) =>
+                        {
+                            sink.raw(RAW_REST, ns, bytes)?;
+                            (
+                                scanner.decode_depth_snapshot(bytes, id, 0, &mut push),
+                                "rest",
+                                bytes,
+                                true,
+                            )
+                        }
+                        _ => {
+                            sink.raw(RAW_WS, ns, bytes)?;
+                            (scanner.decode(bytes, 0, &mut push), "ws", bytes, false)
+                        }
+                    }
+                }
+                ItemKind::Http { url, body } => {
+                    sink.raw(RAW_REST, ns, body)?;
+                    if !url.contains("/depth") {
+                        // exchangeInfo (already used) or another response: raw frame only.
+                        return Ok(());
+                    }
+                    events.clear();
+                    let mut push = |e: MarketEvent| events.push(e);
+                    match url_symbol(url).and_then(|s| table.lookup(venue, s.as_bytes())) {
+                        Some(id) => (
+                            scanner.decode_depth_snapshot(body, id, 0, &mut push),
+                            "rest",
+                            body,
+                            true,
+                        ),
+                        None => {
+                            return sink.feed_error(
+                                ns,
+                                item.line,
+                                "rest",
+                                "depth snapshot for a symbol not in the instrument table",
+                                body,
+                            );
+                        }
+                    }
+                }
+                ItemKind::Quote { .. } | ItemKind::Malformed { .. } => return Ok(()),
+            };
+            match result {
+                Ok(d) => {
+                    for e in &events {
+                        books.event(table, sink, e, ns)?;
+                    }
+                    if let (MarketKind::DepthLevel, 0, Some(ids)) = (d.kind, d.events, d.depth) {
+                        books.empty_update(table, sink, d.instrument, ids, snapshot, ns)?;
+                    }
+                    Ok(())
+                }
+                Err(e) => sink.feed_error(ns, item.line, source, &e.to_string(), bytes),
+            }
+        })
     }
 }

@@ -20,7 +20,7 @@
 //!   (removals included); `kline`: the lowest low and the highest high.
 //! * Trades and aggregated trades only: `buy_qty`, `sell_qty`, `unknown_qty` (quantity by
 //!   aggressor side), `qty` (their sum), `notional` (`sum(price * qty)`, exact, at
-//!   `price_scale + qty_scale`) and `vwap = notional / qty` at `vwap_scale = price_scale +` 
+//!   `price_scale + qty_scale`) and `vwap = notional / qty` at `vwap_scale = price_scale +`
 //!   [`VWAP_EXTRA_DECIMALS`] decimals, rounded **half to even** once, by exact long division.
 //!
 //! Per instrument also `book_gaps` (Gap records of kind `sequence`) and `book_resyncs` (Gap
@@ -299,8 +299,7 @@ pub fn journal_stats(dir: &Path) -> Result<JournalStats, StatsError> {
     let mut gaps: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     while let Some(rec) = tailer.next()? {
         out.records += 1;
-        *out
-            .record_kinds
+        *out.record_kinds
             .entry(crate::inspect::kind_name(rec.kind))
             .or_insert(0) += 1;
         match RecordKind::from_u16(rec.kind) {

@@ -40,9 +40,12 @@ fn python_stats(capture: &Path, format: CaptureFormat, venue: Option<&str>) -> V
     if let Some(v) = venue {
         cmd.arg("--venue").arg(v);
     }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running python3 {} (python3 is required): {e}", script.display()));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "running python3 {} (python3 is required): {e}",
+            script.display()
+        )
+    });
     assert!(
         out.status.success(),
         "check_stats.py failed on {}: {}",
@@ -53,10 +56,14 @@ fn python_stats(capture: &Path, format: CaptureFormat, venue: Option<&str>) -> V
 }
 
 /// Import into a fresh temp dir and compute the stats.
-fn engine_stats(capture: &Path, opts: &ImportOptions) -> (tempfile::TempDir, ImportReport, JournalStats) {
+fn engine_stats(
+    capture: &Path,
+    opts: &ImportOptions,
+) -> (tempfile::TempDir, ImportReport, JournalStats) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("journal");
-    let report = import(capture, &out, opts).unwrap_or_else(|e| panic!("import {}: {e}", capture.display()));
+    let report =
+        import(capture, &out, opts).unwrap_or_else(|e| panic!("import {}: {e}", capture.display()));
     let stats = journal_stats(&out).unwrap();
     (tmp, report, stats)
 }
@@ -69,7 +76,9 @@ fn parse_dec(s: &str) -> (i128, u32) {
     };
     let (i, f) = s.split_once('.').unwrap_or((s, ""));
     let digits = format!("{i}{f}");
-    let m: i128 = digits.parse().unwrap_or_else(|_| panic!("bad decimal {s:?}"));
+    let m: i128 = digits
+        .parse()
+        .unwrap_or_else(|_| panic!("bad decimal {s:?}"));
     (if neg { -m } else { m }, f.len() as u32)
 }
 
@@ -137,10 +146,24 @@ fn compare(capture: &Path, py: &Value, rs: &JournalStats, report: &ImportReport)
         for (kind, pk) in pe {
             let rk = &re[kind];
             let c = format!("{c} {kind}");
-            for f in ["count", "first_venue_ns", "last_venue_ns", "depth_updates", "snapshot_levels"] {
+            for f in [
+                "count",
+                "first_venue_ns",
+                "last_venue_ns",
+                "depth_updates",
+                "snapshot_levels",
+            ] {
                 assert_eq!(pk.get(f), rk.get(f), "{c}: {f}");
             }
-            for f in ["min_price", "max_price", "buy_qty", "sell_qty", "unknown_qty", "qty", "notional"] {
+            for f in [
+                "min_price",
+                "max_price",
+                "buy_qty",
+                "sell_qty",
+                "unknown_qty",
+                "qty",
+                "notional",
+            ] {
                 match (pk.get(f), rk.get(f)) {
                     (Some(Value::String(a)), Some(Value::String(b))) => {
                         assert!(same_value(a, b), "{c}: {f} python {a} engine {b}")
@@ -182,6 +205,128 @@ fn check_capture(rel: &str, format: CaptureFormat) -> Option<(ImportReport, Jour
         started.elapsed().as_secs_f64()
     );
     Some((report, stats))
+}
+
+/// Every book of a real capture must have joined its snapshot and stayed proven (these
+/// captures have no chain breaks; `book_gaps` is also compared with the Python count).
+fn assert_books_proven(report: &ImportReport) {
+    assert!(!report.books.is_empty(), "{}: no books", report.capture);
+    for b in &report.books {
+        assert_eq!(b.state, "proven", "{}: {b:?}", report.capture);
+        assert_eq!(
+            (b.gaps, b.resyncs, b.crossed),
+            (0, 0, 0),
+            "{}: {b:?}",
+            report.capture
+        );
+        assert_eq!(b.syncs, 1, "{}: {b:?}", report.capture);
+    }
+}
+
+/// The captures the tests below import, one test each (so they run in parallel and fail by
+/// name).
+const BINANCE_CAPTURES: [&str; 6] = [
+    "binance/spot/btcusdt_20240808.gz",
+    "binance/spot/ethusdt_20240808.gz",
+    "binance/usdm/btcusdt_20240808.gz",
+    "binance/usdm/ethusdt_20240808.gz",
+    "binance/cryptofeed/BINANCE.ws.1.0",
+    "binance/cryptofeed/BINANCE_DELIVERY.ws.1.0",
+];
+
+/// Every capture in `$ALGO_DATA_DIR/binance` is one of [`BINANCE_CAPTURES`]: a capture added
+/// to the data set cannot go untested.
+#[test]
+fn every_binance_capture_is_covered() {
+    let root = hotpath::datadir::data_dir().join("binance");
+    if !root.is_dir() {
+        assert!(
+            !hotpath::datadir::data_required(),
+            "{} is missing",
+            root.display()
+        );
+        eprintln!("skipping: {} not found", root.display());
+        return;
+    }
+    let mut found = Vec::new();
+    for dir in std::fs::read_dir(&root).unwrap().flatten() {
+        for f in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = f.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".gz") || name.contains(".ws.") {
+                found.push(format!(
+                    "binance/{}/{name}",
+                    dir.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    found.sort();
+    let mut listed: Vec<String> = BINANCE_CAPTURES.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(found, listed);
+}
+
+#[test]
+fn spot_btcusdt_matches_python() {
+    if let Some((report, stats)) = check_capture(BINANCE_CAPTURES[0], CaptureFormat::Hftbacktest) {
+        assert_eq!(report.feed_errors, 0);
+        assert_books_proven(&report);
+        let s = &stats.symbols["binance_spot:BTCUSDT"];
+        assert_eq!((s.price_scale, s.qty_scale), (8, 8));
+    }
+}
+
+#[test]
+fn spot_ethusdt_matches_python() {
+    if let Some((report, _)) = check_capture(BINANCE_CAPTURES[1], CaptureFormat::Hftbacktest) {
+        assert_eq!(report.feed_errors, 0);
+        assert_books_proven(&report);
+    }
+}
+
+#[test]
+fn usdm_btcusdt_matches_python() {
+    if let Some((report, stats)) = check_capture(BINANCE_CAPTURES[2], CaptureFormat::Hftbacktest) {
+        assert_eq!(report.feed_errors, 0);
+        assert_books_proven(&report);
+        let s = &stats.symbols["binance_usdm:BTCUSDT"];
+        assert_eq!((s.price_scale, s.qty_scale), (2, 3));
+        assert_eq!(report.instruments[0].source, "builtin");
+    }
+}
+
+#[test]
+fn usdm_ethusdt_matches_python() {
+    if let Some((report, _)) = check_capture(BINANCE_CAPTURES[3], CaptureFormat::Hftbacktest) {
+        assert_eq!(report.feed_errors, 0);
+        assert_books_proven(&report);
+    }
+}
+
+#[test]
+fn cryptofeed_spot_session_matches_python() {
+    if let Some((report, stats)) = check_capture(BINANCE_CAPTURES[4], CaptureFormat::Cryptofeed) {
+        assert_eq!(report.feed_errors, 0);
+        assert_eq!(report.sessions, 1);
+        assert_books_proven(&report);
+        assert_eq!(stats.symbols.len(), 4);
+        for i in &report.instruments {
+            assert_eq!(i.source, "derived", "{i:?}");
+        }
+    }
+}
+
+#[test]
+fn cryptofeed_coinm_session_matches_python() {
+    if let Some((report, _)) = check_capture(BINANCE_CAPTURES[5], CaptureFormat::Cryptofeed) {
+        assert_eq!(report.feed_errors, 0);
+        assert_books_proven(&report);
+        assert_eq!(report.books.len(), 10);
+    }
 }
 
 #[test]
@@ -232,7 +377,10 @@ fn corrupted_fx_lines_are_journaled_and_skipped() {
     assert_eq!(stats.symbols["fxcm:EURUSD"].events["quote"].count, 2);
     let errs = feed_errors(Path::new(&report.out));
     assert_eq!(errs.len(), 3);
-    assert!(errs[0].0.contains("line=2") && errs[0].1 == b"7826,1.38755", "{errs:?}");
+    assert!(
+        errs[0].0.contains("line=2") && errs[0].1 == b"7826,1.38755",
+        "{errs:?}"
+    );
     assert!(errs[2].0.contains("beyond scale 5"), "{errs:?}");
     let py = python_stats(&zip_path, CaptureFormat::LeanFx, None);
     compare(&zip_path, &py, &stats, &report);
@@ -272,4 +420,108 @@ fn write_stored_zip(path: &Path, name: &str, data: &[u8]) {
     z.extend_from_slice(&cd.to_le_bytes());
     z.extend_from_slice(&0u16.to_le_bytes());
     std::fs::write(path, z).unwrap();
+}
+
+/// Lines 1..=n of a real hftbacktest capture, decompressed.
+fn capture_lines(rel: &str, n: usize) -> Option<Vec<Vec<u8>>> {
+    use std::io::BufRead;
+    let path = hotpath::datadir::capture(rel)?;
+    let gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
+    Some(
+        std::io::BufReader::new(gz)
+            .split(b'\n')
+            .take(n)
+            .map(Result::unwrap)
+            .collect(),
+    )
+}
+
+fn write_gz(path: &Path, lines: &[Vec<u8>]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for l in lines {
+        enc.write_all(l).unwrap();
+        enc.write_all(b"\n").unwrap();
+    }
+    let bytes = enc.finish().unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// A real spot capture with corrupted lines spliced in and one depth message removed: every
+/// bad line is a `FeedError` with its bytes, the import goes on, the lost diff is a journaled
+/// gap that un-proves the book, and the Python reader agrees on everything. Then the same file
+/// with its gzip stream cut short: the import keeps what it read and reports the truncation.
+#[test]
+fn corrupted_hftbacktest_capture_is_journaled_and_import_continues() {
+    let Some(mut lines) = capture_lines("binance/spot/ethusdt_20240808.gz", 400) else {
+        return;
+    };
+    // Remove the 10th depth update after the inline snapshot (line 6): a chain break.
+    let is_depth = |l: &Vec<u8>| l.windows(11).any(|w| w == b"depthUpdate");
+    let depth_after: Vec<usize> = (6..lines.len()).filter(|&i| is_depth(&lines[i])).collect();
+    let removed = lines.remove(depth_after[10]);
+    let bad: [(usize, &[u8]); 5] = [
+        (20, b"1723161254036052868 {\"stream\":\"ethusdt@trade\",\"data\":{\"e\":\"trade\",\"E\":17231"),
+        (40, b"this line has no receive timestamp"),
+        (60, b"1723161254036052868 "),
+        (80, b"1723161254036052868 {\"stream\":\"ethusdt@trade\",\"data\":{\"e\":\"trade\",\"E\":1723161255343,\"s\":\"ETHUSDT\",\"t\":1,\"p\":\"12.3.4\",\"q\":\"1.0\",\"T\":1723161255342,\"m\":true,\"M\":true}}"),
+        (100, b"1723161254036052868 {\"stream\":\"ethusdt@weird\",\"data\":{\"e\":\"weird\",\"E\":1}}"),
+    ];
+    for (at, l) in bad.iter().rev() {
+        lines.insert(*at, l.to_vec());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("spot/ethusdt_corrupt.gz");
+    let gz = write_gz(&path, &lines);
+
+    let (_t, report, stats) = engine_stats(&path, &ImportOptions::new(CaptureFormat::Hftbacktest));
+    assert_eq!(report.feed_errors, 5, "{report:#?}");
+    assert_eq!(report.malformed_lines, 2);
+    assert_eq!(
+        report.raw_frames as usize,
+        lines.len() - 2,
+        "every framed line is a raw frame"
+    );
+    assert!(report.truncated.is_none());
+    let errs = feed_errors(Path::new(&report.out));
+    for ((_, raw), (hdr, got)) in bad.iter().zip(&errs) {
+        assert_eq!(
+            got.as_slice(),
+            if hdr.contains("source=capture") {
+                *raw
+            } else {
+                &raw[20..]
+            },
+            "{hdr}"
+        );
+    }
+    assert!(errs[0].0.contains("truncated JSON"), "{:?}", errs[0].0);
+    assert!(errs[1].0.contains("source=capture") && errs[1].0.contains("bad receive timestamp"));
+    assert!(errs[3].0.contains("not a valid decimal"), "{:?}", errs[3].0);
+    assert!(errs[4].0.contains("unknown event type"), "{:?}", errs[4].0);
+    // The lost diff: one gap, the proven book un-proven and a resync requested (the capture has
+    // no second snapshot, so it stays unsynced).
+    let book = &report.books[0];
+    assert_eq!((book.gaps, book.resyncs, book.syncs), (1, 1, 1), "{book:?}");
+    assert_eq!(book.state, "awaiting_snapshot");
+    let eth = &stats.symbols["binance_spot:ETHUSDT"];
+    assert_eq!((eth.book_gaps, eth.book_resyncs), (1, Some(1)));
+    let py = python_stats(&path, CaptureFormat::Hftbacktest, None);
+    compare(&path, &py, &stats, &report);
+    assert!(String::from_utf8_lossy(&removed).contains("depthUpdate"));
+
+    // Cut the gzip stream short: everything before the cut is imported, the truncation is one
+    // more FeedError, and the import itself succeeds.
+    let cut = tmp.path().join("spot/ethusdt_cut.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    let (_t2, report2, _) = engine_stats(&cut, &ImportOptions::new(CaptureFormat::Hftbacktest));
+    assert!(report2.truncated.is_some(), "{report2:#?}");
+    assert!(report2.raw_frames > 100 && report2.raw_frames < report.raw_frames);
+    let errs2 = feed_errors(Path::new(&report2.out));
+    assert!(
+        errs2.last().unwrap().0.contains("capture ends early"),
+        "{errs2:?}"
+    );
 }

@@ -59,6 +59,12 @@
 //! pre-snapshot buffer (a buffer with a hole cannot be replayed), or does not matter (between a
 //! snapshot and the first usable diff the first-diff rule decides).
 //!
+//! [`BookSync::on_event`] returns what the event did ([`SyncEvent`]); every failure is also
+//! queued as a [`GapInfo`] for the caller to journal ([`BookSync::pop_gap`]), and a new snapshot
+//! is asked for through [`BookSync::take_snapshot_request`]. A depth update (or snapshot) with no
+//! levels produces no event but still moves the chain: the feed passes its ids to
+//! [`BookSync::on_empty_update`].
+//!
 //! # Replay without a snapshot: [`SyncMode::FromStream`]
 //!
 //! A recorded capture may hold only the diff stream. In `FromStream` mode the sync still buffers
@@ -625,9 +631,13 @@ impl GapKind {
 
     /// The kind named `s`.
     pub fn from_name(s: &str) -> Option<GapKind> {
-        [GapKind::Sequence, GapKind::SnapshotMismatch, GapKind::Crossed]
-            .into_iter()
-            .find(|k| k.name() == s)
+        [
+            GapKind::Sequence,
+            GapKind::SnapshotMismatch,
+            GapKind::Crossed,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s)
     }
 }
 
@@ -819,7 +829,12 @@ impl fmt::Display for GapInfo {
                 Px(self.expected as i64, self.price_scale)
             )?,
         }
-        write!(f, " ({}, action {})", self.state_before.name(), self.action.name())
+        write!(
+            f,
+            " ({}, action {})",
+            self.state_before.name(),
+            self.action.name()
+        )
     }
 }
 

@@ -20,49 +20,52 @@
 use ringbuffers::journal::{Appender, JournalConfig};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 struct Counting;
 
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static FREES: AtomicU64 = AtomicU64::new(0);
-
+// Per-thread switch and counters: tests of this file run in parallel, and one of them
+// (slow_rollovers_are_counted) legitimately allocates; global counters would mix them up.
 thread_local! {
     static COUNT_ME: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static FREES: Cell<u64> = const { Cell::new(0) };
 }
 
-fn counting() -> bool {
-    COUNT_ME.try_with(|c| c.get()).unwrap_or(false)
+fn bump(counter: &'static std::thread::LocalKey<Cell<u64>>) {
+    // try_with: the allocator may run while thread-locals are being torn down.
+    if COUNT_ME.try_with(|c| c.get()).unwrap_or(false) {
+        let _ = counter.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+fn allocs() -> u64 {
+    ALLOCS.with(|c| c.get())
+}
+
+fn frees() -> u64 {
+    FREES.with(|c| c.get())
 }
 
 // SAFETY: delegates every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        bump(&ALLOCS);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        bump(&ALLOCS);
         // SAFETY: same contract as ours.
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
+        bump(&ALLOCS);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(p, l, n) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if counting() {
-            FREES.fetch_add(1, Ordering::Relaxed);
-        }
+        bump(&FREES);
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(p, l) }
     }
@@ -82,24 +85,17 @@ fn minor_faults() -> i64 {
 
 /// Counts allocations, frees and minor faults of the calling thread over `f`.
 fn measured<R>(acc: &mut (u64, u64, i64), f: impl FnOnce() -> R) -> R {
-    let (a0, f0, p0) = (
-        ALLOCS.load(Ordering::Relaxed),
-        FREES.load(Ordering::Relaxed),
-        minor_faults(),
-    );
+    let (a0, f0, p0) = (allocs(), frees(), minor_faults());
     COUNT_ME.with(|c| c.set(true));
     let r = f();
     COUNT_ME.with(|c| c.set(false));
-    acc.0 += ALLOCS.load(Ordering::Relaxed) - a0;
-    acc.1 += FREES.load(Ordering::Relaxed) - f0;
+    acc.0 += allocs() - a0;
+    acc.1 += frees() - f0;
     acc.2 += minor_faults() - p0;
     r
 }
 
 const PAYLOAD: [u8; 64] = [0x42; 64];
-
-// The tests run one at a time (each is a separate #[test], but the counters are global and
-// per-thread switched, so running them in parallel is also fine).
 
 #[test]
 fn within_one_segment() {

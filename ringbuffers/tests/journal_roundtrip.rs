@@ -281,8 +281,8 @@ fn reopen_continues_sequence() {
 
 #[test]
 fn reopen_after_a_full_sealed_segment() {
-    // Fill the segment exactly so the last thing written is a rollover; reopen must continue in
-    // a new segment with the right first_seq.
+    // Records that fill a segment to the last usable byte: reopening continues in a completely
+    // full (unsealed) segment, and the next append must roll over with the right first_seq.
     let dir = tempfile::tempdir().unwrap();
     let cfg = JournalConfig {
         segment_size: 8192,
@@ -567,4 +567,48 @@ fn appender_is_send() {
         app.append(1, 0, 0, b"moved").unwrap()
     });
     assert_eq!(h.join().unwrap(), 0);
+}
+
+#[test]
+fn config_defaults_and_prefault_off() {
+    let c = JournalConfig::new(42);
+    assert_eq!(
+        (c.segment_size, c.schema_hash, c.max_record, c.prefault),
+        (64 << 20, 42, 1 << 20, true)
+    );
+    assert_eq!(c.max_payload(), 1 << 20);
+
+    // Without prefault the helper still prepares segments (they just fault in on first write).
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = JournalConfig {
+        prefault: false,
+        ..small_cfg()
+    };
+    let mut app = Appender::open(dir.path(), cfg).unwrap();
+    append_n(&mut app, 5_000, 300);
+    assert!(app.stats().segments > 5);
+    app.flush().unwrap();
+    assert_eq!(read_all_check(dir.path(), 0, 300), 5_000);
+    drop(app);
+    assert!(verify(dir.path(), Some(SCHEMA)).unwrap().is_clean());
+}
+
+#[test]
+fn unused_preallocated_segments_are_invisible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Appender::open(dir.path(), small_cfg()).unwrap();
+    append_n(&mut app, 100, 100);
+    // The helper prepares the next segments ahead of time; readers must not see them.
+    assert!(app.wait_next_segment_ready(std::time::Duration::from_secs(10)));
+    assert!(segment_path(dir.path(), 1).exists());
+    assert_eq!(list_segments(dir.path()).unwrap().len(), 1);
+    let v = verify(dir.path(), Some(SCHEMA)).unwrap();
+    assert!(v.is_clean(), "{:?}", v.corruptions);
+    assert_eq!(v.segments, 1);
+    assert_eq!(read_all_check(dir.path(), 0, 100), 100);
+    drop(app);
+    assert!(
+        !segment_path(dir.path(), 1).exists(),
+        "unused prepared segments are removed on close"
+    );
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "algo-bench", about = "algo-engine latency harness")]
 struct Args {
-    /// Suites to run, comma separated: rings, journal, all.
+    /// Suites to run, comma separated: rings, journal, decode, all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Short runs for smoke tests; numbers from a quick run are not meant to be quoted.
@@ -56,13 +56,14 @@ fn main() -> Result<()> {
     let wanted: Vec<&str> = args.suite.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
     let mut reports: Vec<Report> = Vec::new();
-    for name in ["rings", "journal"] {
+    for name in ["rings", "journal", "decode"] {
         if !(all || wanted.contains(&name)) {
             continue;
         }
         let report = match name {
             "rings" => bench::rings::run(&opts)?,
             "journal" => bench::journal::run(&opts)?,
+            "decode" => bench::decode::run(&opts)?,
             _ => unreachable!("suite list is fixed above"),
         };
         println!("{}", report.table());
@@ -71,7 +72,7 @@ fn main() -> Result<()> {
         reports.push(report);
     }
     if reports.is_empty() {
-        bail!("no suite matched '{}'; known: rings, journal, all", args.suite);
+        bail!("no suite matched '{}'; known: rings, journal, decode, all", args.suite);
     }
     Ok(())
 }

@@ -67,10 +67,13 @@
 //! is guaranteed to find its header complete. The next segment's file is linked under its name
 //! only after it is full length, so a reader never maps a short file.
 //!
-//! The helper thread and the appender exchange prepared and retired segments through uncontended
-//! mutex slots and an `AtomicU64` "wanted index" (Release by the appender, Acquire by the helper);
-//! a retired-segment counter (Release by the helper after `msync`, Acquire by `flush`) tells
-//! `flush` when finished segments are durable.
+//! The helper thread keeps the next two segments prepared. It and the appender exchange
+//! prepared and retired segments through uncontended mutex slots (an uncontended lock is one
+//! atomic RMW, no syscall, no allocation) and an `AtomicU64` "wanted index" (Release by the
+//! appender, Acquire by the helper; it publishes nothing but the number). The appender wakes the
+//! helper with `Thread::unpark` at each rollover — a fast rollover's only syscall (a futex wake).
+//! `flush` `fsync`s the segments rolled away from since the last flush by path (fsync works on
+//! the inode, so it covers pages dirtied through an already unmapped mapping).
 //!
 //! # Crashes
 //!

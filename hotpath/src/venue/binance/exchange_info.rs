@@ -96,8 +96,8 @@ impl ExchangeInfo {
         ) {
             return Err(ExchangeInfoError::NotBinance(venue));
         }
-        let root =
-            simd_json::to_borrowed_value(body).map_err(|e| ExchangeInfoError::Json(e.to_string()))?;
+        let root = simd_json::to_borrowed_value(body)
+            .map_err(|e| ExchangeInfoError::Json(e.to_string()))?;
         let symbols = root
             .get("symbols")
             .and_then(|s| s.as_array())
@@ -111,12 +111,11 @@ impl ExchangeInfo {
                     .or_else(|| s.get_str("contractStatus"))
                     .unwrap_or_default()
                     .to_string();
-                let spec = build_spec(s, venue, policy).map_err(|reason| {
-                    ExchangeInfoError::Symbol {
+                let spec =
+                    build_spec(s, venue, policy).map_err(|reason| ExchangeInfoError::Symbol {
                         symbol: symbol.clone(),
                         reason,
-                    }
-                });
+                    });
                 SymbolInfo {
                     symbol,
                     status,

@@ -20,7 +20,7 @@
 //!
 //! simd-json unescapes strings in place, so the caller's buffer is modified.
 
-use simd_json::prelude::{TypedValue, ValueAsScalar};
+use simd_json::prelude::{TypedValue, ValueAsScalar, ValueIntoString};
 use simd_json::{Node, StaticNode, ValueType};
 
 use crate::event::MarketEvent;
@@ -234,17 +234,17 @@ fn check_tape(nodes: &[Node<'_>]) -> Result<(), DecodeError> {
         if open > 0 {
             left[open - 1] -= 1;
         }
-        let children = match *node {
-            Node::Object { len, .. } => Some(2 * len),
-            Node::Array { len, .. } => Some(len),
-            Node::Static(StaticNode::F64(_)) => {
-                return Err(DecodeError::Malformed {
+        let children =
+            match *node {
+                Node::Object { len, .. } => Some(2 * len),
+                Node::Array { len, .. } => Some(len),
+                Node::Static(StaticNode::F64(_)) => return Err(DecodeError::Malformed {
                     offset: 0,
-                    reason: "a number with a fraction or exponent (Binance sends decimals as strings)",
-                })
-            }
-            _ => None,
-        };
+                    reason:
+                        "a number with a fraction or exponent (Binance sends decimals as strings)",
+                }),
+                _ => None,
+            };
         if let Some(children) = children {
             if open + 1 > MAX_DEPTH {
                 return Err(DecodeError::Malformed {
@@ -303,7 +303,7 @@ impl Access for TapeAccess<'_, '_> {
     fn str(&self, key: Key) -> Result<Option<&[u8]>, DecodeError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => match v.as_str() {
+            Some(v) => match v.into_string() {
                 Some(s) => Ok(Some(s.as_bytes())),
                 None => Err(wrong(key, EXPECT_STRING)),
             },
@@ -337,8 +337,8 @@ impl Access for TapeAccess<'_, '_> {
             Some(v) => match v.as_object() {
                 Some(obj) => {
                     for (name, value) in obj.iter() {
-                        if let Some(k) = Key::kline(name.as_bytes()) {
-                            self.kline[k.slot()].get_or_insert(value);
+                        if let Some(field) = Key::kline(name.as_bytes()) {
+                            self.kline[field.slot()].get_or_insert(value);
                         }
                     }
                     Ok(true)
@@ -370,8 +370,8 @@ impl Access for TapeAccess<'_, '_> {
         };
         for level in arr.iter() {
             let pair = level.as_array().ok_or_else(|| wrong(key, EXPECT_LEVELS))?;
-            let price = pair.get(0).and_then(|p| p.as_str());
-            let qty = pair.get(1).and_then(|q| q.as_str());
+            let price = pair.get(0).and_then(|p| p.into_string());
+            let qty = pair.get(1).and_then(|q| q.into_string());
             match (price, qty) {
                 (Some(p), Some(q)) => f(p.as_bytes(), q.as_bytes())?,
                 _ => return Err(wrong(key, EXPECT_LEVELS)),

@@ -36,8 +36,8 @@ use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 
 use super::error::{DecodeError, DecodeStats, Decoded};
 use super::schema::{
-    self, Access, Ctx, Key, DATA_KEY, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING,
-    EXPECT_UINT, KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
+    self, Access, Ctx, Key, SymbolCache, DATA_KEY, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT,
+    EXPECT_STRING, EXPECT_UINT, KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
 };
 use super::{Decoder, DecoderConfig};
 
@@ -74,6 +74,10 @@ pub struct Scanner<'t> {
     scratch: Vec<u8>,
     /// Parsed depth levels of the current message, emitted once all are valid.
     levels: Vec<(Price, Qty)>,
+    /// Captured values, valid where the message's presence mask says so (reused, never
+    /// cleared: clearing 33 slots per message costs more than the mask).
+    slots: [Raw; ALL_KEYS],
+    cache: SymbolCache,
     stats: DecodeStats,
 }
 
@@ -92,6 +96,8 @@ impl<'t> Scanner<'t> {
             config,
             scratch: Vec::with_capacity(config.max_message_len),
             levels: Vec::with_capacity(config.max_levels),
+            slots: [Raw::Absent; ALL_KEYS],
+            cache: SymbolCache::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -162,18 +168,18 @@ impl<'t> Scanner<'t> {
             });
         }
         self.scratch.clear();
-        let mut scan = Scan::new(msg, &mut self.scratch);
+        let mut scan = Scan::new(msg, &mut self.scratch, &mut self.slots);
         scan.message(snapshot.is_none())?;
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             table: self.table,
             venue: self.venue,
             max_levels: self.config.max_levels,
+            cache: &mut self.cache,
         };
+        let levels = &mut self.levels;
         match snapshot {
-            None => schema::decode_stream(&mut scan, &ctx, recv_tsc, &mut self.levels, sink),
-            Some(id) => {
-                schema::decode_snapshot(&mut scan, &ctx, id, recv_tsc, &mut self.levels, sink)
-            }
+            None => schema::decode_stream(&mut scan, &mut ctx, recv_tsc, levels, sink),
+            Some(id) => schema::decode_snapshot(&mut scan, &mut ctx, id, recv_tsc, levels, sink),
         }
     }
 }
@@ -206,24 +212,121 @@ impl Decoder for Scanner<'_> {
 
 // ------------------------------------------------------------------------------------------
 // Lexing: free functions over the message bytes. Each takes the index of the first byte of a
-// token and returns the index just past it.
+// token and returns the index just past it (sometimes with flags packed in the high bits), or
+// a one-word `Fail`: `Result<usize, Fail>` travels in two registers, which keeps the hot path
+// free of the memory round trips a large error type would cost on every call.
 // ------------------------------------------------------------------------------------------
 
-#[cold]
-#[inline(never)]
-fn malformed(offset: usize, reason: &'static str) -> DecodeError {
-    DecodeError::Malformed { offset, reason }
+/// Why the scanner rejected the bytes (expanded into a [`DecodeError`] once, at the end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Reason {
+    Truncated,
+    Control,
+    Utf8,
+    Escape,
+    Hex,
+    Surrogate,
+    LoneLow,
+    Number,
+    Float,
+    Range,
+    Literal,
+    Colon,
+    Key,
+    ObjectSep,
+    ArraySep,
+    Value,
+    Depth,
+    Trailing,
 }
+
+impl Reason {
+    fn text(self) -> &'static str {
+        match self {
+            Reason::Truncated => "truncated",
+            Reason::Control => "control character in a string",
+            Reason::Utf8 => "invalid UTF-8 in a string",
+            Reason::Escape => "invalid escape in a string",
+            Reason::Hex => "invalid \\u escape",
+            Reason::Surrogate => "invalid UTF-16 surrogate pair",
+            Reason::LoneLow => "lone low UTF-16 surrogate",
+            Reason::Number => "invalid number",
+            Reason::Float => "a number with a fraction or exponent (Binance sends decimals as strings)",
+            Reason::Range => "integer out of the 64-bit range",
+            Reason::Literal => "invalid literal",
+            Reason::Colon => "expected ':' after an object key",
+            Reason::Key => "expected a string key",
+            Reason::ObjectSep => "expected ',' or '}' in an object",
+            Reason::ArraySep => "expected ',' or ']' in an array",
+            Reason::Value => "expected a JSON value",
+            Reason::Depth => "JSON nested deeper than 64 levels",
+            Reason::Trailing => "characters after the end of the message",
+        }
+    }
+}
+
+/// A rejection: byte offset in the low 32 bits, [`Reason`] above.
+#[derive(Clone, Copy, Debug)]
+struct Fail(u64);
+
+impl Fail {
+    #[cold]
+    #[inline(never)]
+    fn at(offset: usize, reason: Reason) -> Fail {
+        Fail(offset as u64 & 0xffff_ffff | (reason as u64) << 32)
+    }
+
+    fn into_error(self, len: usize) -> DecodeError {
+        let offset = (self.0 & 0xffff_ffff) as usize;
+        let reason = Reason::ALL[((self.0 >> 32) as usize).min(Reason::ALL.len() - 1)];
+        match reason {
+            Reason::Truncated => DecodeError::Truncated { offset: len },
+            r => DecodeError::Malformed {
+                offset,
+                reason: r.text(),
+            },
+        }
+    }
+}
+
+impl Reason {
+    const ALL: [Reason; 18] = [
+        Reason::Truncated,
+        Reason::Control,
+        Reason::Utf8,
+        Reason::Escape,
+        Reason::Hex,
+        Reason::Surrogate,
+        Reason::LoneLow,
+        Reason::Number,
+        Reason::Float,
+        Reason::Range,
+        Reason::Literal,
+        Reason::Colon,
+        Reason::Key,
+        Reason::ObjectSep,
+        Reason::ArraySep,
+        Reason::Value,
+        Reason::Depth,
+        Reason::Trailing,
+    ];
+}
+
+type Lex = Result<usize, Fail>;
+
+/// High bit of a packed index: the string had escapes / the integer was negative.
+const FLAG: usize = 1 << (usize::BITS - 1);
 
 #[cold]
 #[inline(never)]
-fn truncated(b: &[u8]) -> DecodeError {
-    DecodeError::Truncated { offset: b.len() }
+fn truncated(b: &[u8]) -> Fail {
+    Fail::at(b.len(), Reason::Truncated)
 }
 
-/// The byte at `i`, or [`DecodeError::Truncated`].
+/// The byte at `i`, or a truncation.
 #[inline(always)]
-fn at(b: &[u8], i: usize) -> Result<u8, DecodeError> {
+fn at(b: &[u8], i: usize) -> Result<u8, Fail> {
     match b.get(i) {
         Some(&c) => Ok(c),
         None => Err(truncated(b)),
@@ -270,20 +373,30 @@ fn load8(b: &[u8], i: usize) -> Option<u64> {
     }
 }
 
-/// A string token: content `start..end` (without quotes, still escaped) and whether it
-/// contains escapes.
-#[derive(Clone, Copy)]
-struct StrTok {
-    start: usize,
-    end: usize,
-    escaped: bool,
-}
-
-/// Scan and validate the string starting at the quote at `i`.
-#[inline]
-fn string(b: &[u8], i: usize) -> Result<(StrTok, usize), DecodeError> {
+/// Scan and validate the string whose opening quote is at `i`. Returns the index of the
+/// closing quote, with [`FLAG`] set if the string contains escapes.
+#[inline(always)]
+fn string(b: &[u8], i: usize) -> Lex {
     let start = i + 1;
     let mut j = start;
+    // Fast path: plain ASCII content, 8 bytes at a time, up to the closing quote.
+    while let Some(w) = load8(b, j) {
+        let m = string_specials(w);
+        if m != 0 {
+            j += (m.trailing_zeros() / 8) as usize;
+            if b[j] == b'"' {
+                return Ok(j);
+            }
+            return string_slow(b, start, j);
+        }
+        j += 8;
+    }
+    string_slow(b, start, j)
+}
+
+/// The rest of a string from `j`: escapes, non-ASCII, control bytes, the last few bytes.
+#[inline(never)]
+fn string_slow(b: &[u8], start: usize, mut j: usize) -> Lex {
     let mut escaped = false;
     let mut non_ascii = false;
     loop {
@@ -295,14 +408,13 @@ fn string(b: &[u8], i: usize) -> Result<(StrTok, usize), DecodeError> {
             }
             j += 8;
         }
-        let c = at(b, j)?;
-        match c {
+        match at(b, j)? {
             b'"' => break,
             b'\\' => {
                 escaped = true;
                 j = escape(b, j)?;
             }
-            0..=0x1f => return Err(malformed(j, "control character in a string")),
+            0..=0x1f => return Err(Fail::at(j, Reason::Control)),
             0x80..=0xff => {
                 non_ascii = true;
                 j += 1;
@@ -311,16 +423,9 @@ fn string(b: &[u8], i: usize) -> Result<(StrTok, usize), DecodeError> {
         }
     }
     if non_ascii && core::str::from_utf8(&b[start..j]).is_err() {
-        return Err(malformed(start, "invalid UTF-8 in a string"));
+        return Err(Fail::at(start, Reason::Utf8));
     }
-    Ok((
-        StrTok {
-            start,
-            end: j,
-            escaped,
-        },
-        j + 1,
-    ))
+    Ok(if escaped { j | FLAG } else { j })
 }
 
 #[inline]
@@ -334,12 +439,12 @@ fn hex_digit(c: u8) -> Option<u32> {
 }
 
 /// The four hex digits at `i`.
-fn hex4(b: &[u8], i: usize) -> Result<u32, DecodeError> {
+fn hex4(b: &[u8], i: usize) -> Result<u32, Fail> {
     let mut v = 0;
     for k in i..i + 4 {
         match hex_digit(at(b, k)?) {
             Some(d) => v = v << 4 | d,
-            None => return Err(malformed(k, "invalid \\u escape")),
+            None => return Err(Fail::at(k, Reason::Hex)),
         }
     }
     Ok(v)
@@ -347,14 +452,14 @@ fn hex4(b: &[u8], i: usize) -> Result<u32, DecodeError> {
 
 /// Validate the escape sequence at the backslash at `j`; returns the index after it.
 #[cold]
-fn escape(b: &[u8], j: usize) -> Result<usize, DecodeError> {
+fn escape(b: &[u8], j: usize) -> Lex {
     match at(b, j + 1)? {
         b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(j + 2),
         b'u' => match hex4(b, j + 2)? {
             0xD800..=0xDBFF => {
                 if b.get(j + 6) == Some(&b'\\') && b.get(j + 7) == Some(&b'u') {
                     if hex4(b, j + 8)? < 0xDC00 {
-                        return Err(malformed(j, "invalid UTF-16 surrogate pair"));
+                        return Err(Fail::at(j, Reason::Surrogate));
                     }
                     Ok(j + 12)
                 } else {
@@ -362,10 +467,10 @@ fn escape(b: &[u8], j: usize) -> Result<usize, DecodeError> {
                     Ok(j + 6)
                 }
             }
-            0xDC00..=0xDFFF => Err(malformed(j, "lone low UTF-16 surrogate")),
+            0xDC00..=0xDFFF => Err(Fail::at(j, Reason::LoneLow)),
             _ => Ok(j + 6),
         },
-        _ => Err(malformed(j, "invalid escape in a string")),
+        _ => Err(Fail::at(j, Reason::Escape)),
     }
 }
 
@@ -454,14 +559,15 @@ const POW10: [u64; 9] = [
     100_000_000,
 ];
 
-/// Scan the integer at `i` (`-` or a digit). Returns the captured value and the index after it.
-#[inline]
-fn number(b: &[u8], i: usize) -> Result<(Raw, usize), DecodeError> {
+/// Scan the integer at `i` (`-` or a digit) into `value` (its magnitude). Returns the index
+/// after it, with [`FLAG`] set if it is negative.
+#[inline(always)]
+fn number(b: &[u8], i: usize, value: &mut u64) -> Lex {
     let neg = b.get(i) == Some(&b'-');
     let mut j = i + usize::from(neg);
     let first = at(b, j)?;
     if !first.is_ascii_digit() {
-        return Err(malformed(j, "invalid number"));
+        return Err(Fail::at(j, Reason::Number));
     }
     let mut v: u64 = 0;
     let mut overflow = false;
@@ -469,72 +575,59 @@ fn number(b: &[u8], i: usize) -> Result<(Raw, usize), DecodeError> {
         j += 1;
     } else {
         loop {
-            match load8(b, j) {
-                Some(chunk) => {
-                    let (x, run) = digit_run(chunk);
-                    if run > 0 {
-                        // Only the first `run` bytes: shift them to the top (low bytes = zeros).
-                        let d = combine8(if run == 8 { x } else { x << (8 * (8 - run)) });
-                        match v.checked_mul(POW10[run]).and_then(|m| m.checked_add(d)) {
-                            Some(n) => v = n,
-                            None => overflow = true,
-                        }
-                        j += run;
-                    }
-                    if run < 8 {
+            let Some(chunk) = load8(b, j) else {
+                while let Some(&c) = b.get(j) {
+                    if !c.is_ascii_digit() {
                         break;
                     }
-                }
-                None => {
-                    while let Some(&c) = b.get(j) {
-                        if !c.is_ascii_digit() {
-                            break;
-                        }
-                        match v
-                            .checked_mul(10)
-                            .and_then(|m| m.checked_add(u64::from(c - b'0')))
-                        {
-                            Some(n) => v = n,
-                            None => overflow = true,
-                        }
-                        j += 1;
+                    match v
+                        .checked_mul(10)
+                        .and_then(|m| m.checked_add(u64::from(c - b'0')))
+                    {
+                        Some(n) => v = n,
+                        None => overflow = true,
                     }
-                    break;
+                    j += 1;
                 }
+                break;
+            };
+            let (x, run) = digit_run(chunk);
+            if run > 0 {
+                // Only the first `run` bytes: shift them to the top (low bytes become zeros).
+                let d = combine8(if run == 8 { x } else { x << (8 * (8 - run)) });
+                match v.checked_mul(POW10[run]).and_then(|m| m.checked_add(d)) {
+                    Some(n) => v = n,
+                    None => overflow = true,
+                }
+                j += run;
+            }
+            if run < 8 {
+                break;
             }
         }
     }
     if matches!(b.get(j), Some(b'.' | b'e' | b'E')) {
-        return Err(malformed(
-            j,
-            "a number with a fraction or exponent (Binance sends decimals as strings)",
-        ));
+        return Err(Fail::at(j, Reason::Float));
     }
-    if neg {
-        if overflow || v > 1 << 63 {
-            return Err(malformed(i, "integer out of the 64-bit range"));
-        }
-        Ok((Raw::Neg, j))
-    } else {
-        if overflow {
-            return Err(malformed(i, "integer out of the 64-bit range"));
-        }
-        Ok((Raw::UInt(v), j))
+    if overflow || (neg && v > 1 << 63) {
+        return Err(Fail::at(i, Reason::Range));
     }
+    *value = v;
+    Ok(if neg { j | FLAG } else { j })
 }
 
 /// The literal `lit` at `i`.
 #[inline]
-fn literal(b: &[u8], i: usize, lit: &'static [u8]) -> Result<usize, DecodeError> {
+fn literal(b: &[u8], i: usize, lit: &'static [u8]) -> Lex {
     match b.get(i..i + lit.len()) {
         Some(s) if s == lit => Ok(i + lit.len()),
-        Some(_) => Err(malformed(i, "invalid literal")),
+        Some(_) => Err(Fail::at(i, Reason::Literal)),
         None => {
             let rest = b.get(i..).unwrap_or_default();
             if lit.starts_with(rest) {
                 Err(truncated(b))
             } else {
-                Err(malformed(i, "invalid literal"))
+                Err(Fail::at(i, Reason::Literal))
             }
         }
     }
@@ -542,33 +635,39 @@ fn literal(b: &[u8], i: usize, lit: &'static [u8]) -> Result<usize, DecodeError>
 
 /// After a key string ending before `i`: skip `:` and whitespace, return the value's index.
 #[inline(always)]
-fn colon(b: &[u8], i: usize) -> Result<usize, DecodeError> {
+fn colon(b: &[u8], i: usize) -> Lex {
     let i = ws(b, i);
     if at(b, i)? != b':' {
-        return Err(malformed(i, "expected ':' after an object key"));
+        return Err(Fail::at(i, Reason::Colon));
     }
     Ok(ws(b, i + 1))
 }
 
 /// Validate any JSON value at `i` that is enclosed by `depth` containers; returns the index
-/// after it and, for an array, its number of elements.
+/// after it (for an array, its number of elements is in the high 32 bits).
 #[inline]
-fn skip_value(b: &[u8], i: usize, depth: usize) -> Result<(usize, u32), DecodeError> {
+fn skip_value(b: &[u8], i: usize, depth: usize) -> Lex {
     match at(b, i)? {
-        b'"' => string(b, i).map(|(_, n)| (n, 0)),
-        b'-' | b'0'..=b'9' => number(b, i).map(|(_, n)| (n, 0)),
-        b't' => literal(b, i, b"true").map(|n| (n, 0)),
-        b'f' => literal(b, i, b"false").map(|n| (n, 0)),
-        b'n' => literal(b, i, b"null").map(|n| (n, 0)),
+        b'"' => string(b, i).map(|e| (e & !FLAG) + 1),
+        b'-' | b'0'..=b'9' => number(b, i, &mut 0).map(|n| n & !FLAG),
+        b't' => literal(b, i, b"true"),
+        b'f' => literal(b, i, b"false"),
+        b'n' => literal(b, i, b"null"),
         b'[' | b'{' => container(b, i, depth),
-        _ => Err(malformed(i, "expected a JSON value")),
+        _ => Err(Fail::at(i, Reason::Value)),
     }
 }
 
+/// Index after a packed result.
+#[inline(always)]
+const fn low(packed: usize) -> usize {
+    packed & 0xffff_ffff
+}
+
 /// Validate the array or object at `i` (enclosed by `depth` containers) without recursion:
-/// one bit per open container says whether it is an object. Returns the index after it and
-/// the number of its elements (members for an object).
-fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), DecodeError> {
+/// one bit per open container says whether it is an object. Returns the index after it, with
+/// the number of its elements (members for an object) in the high 32 bits.
+fn container(b: &[u8], mut i: usize, depth: usize) -> Lex {
     #[derive(Clone, Copy)]
     enum St {
         Open,
@@ -578,13 +677,13 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
     }
     let mut objects: u64 = 0;
     let mut open = 0usize;
-    let mut count = 0u32;
+    let mut count = 0usize;
     let mut st = St::Open;
     loop {
         match st {
             St::Open => {
                 if depth + open + 1 > MAX_DEPTH {
-                    return Err(malformed(i, "JSON nested deeper than 64 levels"));
+                    return Err(Fail::at(i, Reason::Depth));
                 }
                 let is_obj = b[i] == b'{';
                 if is_obj {
@@ -605,10 +704,9 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
                 }
                 if is_obj {
                     if c != b'"' {
-                        return Err(malformed(i, "expected a string key"));
+                        return Err(Fail::at(i, Reason::Key));
                     }
-                    let (_, n) = string(b, i)?;
-                    i = colon(b, n)?;
+                    i = colon(b, (string(b, i)? & !FLAG) + 1)?;
                 }
                 st = St::Value;
             }
@@ -618,12 +716,12 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
                         st = St::Open;
                         continue;
                     }
-                    b'"' => string(b, i)?.1,
-                    b'-' | b'0'..=b'9' => number(b, i)?.1,
+                    b'"' => (string(b, i)? & !FLAG) + 1,
+                    b'-' | b'0'..=b'9' => number(b, i, &mut 0)? & !FLAG,
                     b't' => literal(b, i, b"true")?,
                     b'f' => literal(b, i, b"false")?,
                     b'n' => literal(b, i, b"null")?,
-                    _ => return Err(malformed(i, "expected a JSON value")),
+                    _ => return Err(Fail::at(i, Reason::Value)),
                 };
                 st = St::After;
             }
@@ -638,10 +736,9 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
                         }
                         if is_obj {
                             if at(b, i)? != b'"' {
-                                return Err(malformed(i, "expected a string key"));
+                                return Err(Fail::at(i, Reason::Key));
                             }
-                            let (_, n) = string(b, i)?;
-                            i = colon(b, n)?;
+                            i = colon(b, (string(b, i)? & !FLAG) + 1)?;
                         }
                         st = St::Value;
                     }
@@ -653,14 +750,14 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
                         i += 1;
                         st = St::Close;
                     }
-                    _ if is_obj => return Err(malformed(i, "expected ',' or '}' in an object")),
-                    _ => return Err(malformed(i, "expected ',' or ']' in an array")),
+                    _ if is_obj => return Err(Fail::at(i, Reason::ObjectSep)),
+                    _ => return Err(Fail::at(i, Reason::ArraySep)),
                 }
             }
             St::Close => {
                 open -= 1;
                 if open == 0 {
-                    return Ok((i, count));
+                    return Ok(i | count.min(u32::MAX as usize) << 32);
                 }
                 st = St::After;
             }
@@ -672,12 +769,28 @@ fn container(b: &[u8], mut i: usize, depth: usize) -> Result<(usize, u32), Decod
 // Capturing: the values of the keys the schema reads, found in one pass.
 // ------------------------------------------------------------------------------------------
 
-/// Where a string value is: in the message, or (if it had escapes) unescaped in the scratch.
+/// Where a string value is: `start` (low 32 bits) and `len` (next 31 bits) in the message, or,
+/// with the top bit set, in the scratch (unescaped). One word, written and read whole.
 #[derive(Clone, Copy, Debug)]
-struct Span {
-    start: u32,
-    len: u32,
-    in_scratch: bool,
+struct Span(u64);
+
+impl Span {
+    const SCRATCH: u64 = 1 << 63;
+
+    #[inline(always)]
+    fn new(start: usize, len: usize, in_scratch: bool) -> Span {
+        let flag = if in_scratch { Self::SCRATCH } else { 0 };
+        Span(start as u64 & 0xffff_ffff | (len as u64 & 0x7fff_ffff) << 32 | flag)
+    }
+
+    #[inline(always)]
+    fn parts(self) -> (usize, usize, bool) {
+        (
+            (self.0 & 0xffff_ffff) as usize,
+            ((self.0 >> 32) & 0x7fff_ffff) as usize,
+            self.0 & Self::SCRATCH != 0,
+        )
+    }
 }
 
 /// A captured value.
@@ -720,25 +833,32 @@ enum DataState {
     NotObject,
 }
 
+/// Payload and kline keys together.
+const ALL_KEYS: usize = PAYLOAD_KEYS + KLINE_KEYS;
+/// Presence bits of the payload keys.
+const PAYLOAD_MASK: u64 = (1 << PAYLOAD_KEYS) - 1;
+const _: () = assert!(ALL_KEYS <= 64);
+
 /// One message being scanned: the captured fields of the payload (the `data` object if the
 /// root has one, else the root) and of the kline object (filled on demand).
 struct Scan<'m, 's> {
     b: &'m [u8],
     scratch: &'s mut Vec<u8>,
-    slots: [Raw; PAYLOAD_KEYS],
-    kline: [Raw; KLINE_KEYS],
+    /// Indexed by `Key as usize`; slot `k` is meaningful only if bit `k` of `present` is set.
+    slots: &'s mut [Raw; ALL_KEYS],
+    present: u64,
     kline_scanned: bool,
     data: DataState,
 }
 
 impl<'m, 's> Scan<'m, 's> {
     #[inline(always)]
-    fn new(b: &'m [u8], scratch: &'s mut Vec<u8>) -> Self {
+    fn new(b: &'m [u8], scratch: &'s mut Vec<u8>, slots: &'s mut [Raw; ALL_KEYS]) -> Self {
         Scan {
             b,
             scratch,
-            slots: [Raw::Absent; PAYLOAD_KEYS],
-            kline: [Raw::Absent; KLINE_KEYS],
+            slots,
+            present: 0,
             kline_scanned: false,
             data: DataState::Absent,
         }
@@ -750,15 +870,18 @@ impl<'m, 's> Scan<'m, 's> {
     fn message(&mut self, envelope: bool) -> Result<(), DecodeError> {
         let b = self.b;
         let i = ws(b, 0);
-        let root_is_object = at(b, i)? == b'{';
-        let end = if root_is_object {
-            self.scan_object(i, 1, Level::Root { envelope })?
+        let root_is_object = b.get(i) == Some(&b'{');
+        let scanned = if root_is_object {
+            self.scan_object(i, 1, Level::Root { envelope })
         } else {
-            skip_value(b, i, 0)?.0
+            skip_value(b, i, 0)
         };
-        let end = ws(b, end);
+        let end = match scanned {
+            Ok(packed) => ws(b, low(packed)),
+            Err(f) => return Err(f.into_error(b.len())),
+        };
         if end != b.len() {
-            return Err(malformed(end, "characters after the end of the message"));
+            return Err(Fail::at(end, Reason::Trailing).into_error(b.len()));
         }
         if !root_is_object {
             return Err(DecodeError::WrongType {
@@ -777,7 +900,7 @@ impl<'m, 's> Scan<'m, 's> {
 
     /// Scan the object at `i` (at nesting `depth`), capturing the members `level` cares about.
     #[inline]
-    fn scan_object(&mut self, i: usize, depth: usize, level: Level) -> Result<usize, DecodeError> {
+    fn scan_object(&mut self, i: usize, depth: usize, level: Level) -> Lex {
         let b = self.b;
         let mut i = ws(b, i + 1);
         if at(b, i)? == b'}' {
@@ -785,143 +908,195 @@ impl<'m, 's> Scan<'m, 's> {
         }
         loop {
             if at(b, i)? != b'"' {
-                return Err(malformed(i, "expected a string key"));
+                return Err(Fail::at(i, Reason::Key));
             }
-            let (tok, n) = string(b, i)?;
-            let v = colon(b, n)?;
-            let mut buf = [0u8; 16];
-            let name: Option<&[u8]> = if tok.escaped {
-                unescape_key(&b[tok.start..tok.end], &mut buf)
-            } else {
-                Some(&b[tok.start..tok.end])
+            // Fast path: a one-byte plain key (almost every Binance key).
+            let one = match b.get(i + 1..i + 3) {
+                Some(&[c, b'"']) if (0x20..0x80).contains(&c) && c != b'"' && c != b'\\' => {
+                    Some(c)
+                }
+                _ => None,
             };
-            i = self.member(v, depth, level, name)?;
+            i = if let Some(c) = one {
+                let v = colon(b, i + 3)?;
+                let key = match level {
+                    Level::Root { .. } if self.data != DataState::Absent => None,
+                    Level::Root { .. } | Level::Data => Key::payload1(c),
+                    Level::Kline => Key::kline1(c),
+                };
+                self.member(v, depth, key)?
+            } else {
+                let end = string(b, i)?;
+                let v = colon(b, (end & !FLAG) + 1)?;
+                let mut buf = [0u8; 16];
+                let name = if end & FLAG == 0 {
+                    Some(&b[i + 1..end])
+                } else {
+                    unescape_key(&b[i + 1..end & !FLAG], &mut buf)
+                };
+                if level == (Level::Root { envelope: true }) && name == Some(DATA_KEY) {
+                    self.data_member(v, depth)?
+                } else {
+                    let key = match level {
+                        Level::Root { .. } if self.data != DataState::Absent => None,
+                        Level::Root { .. } | Level::Data => name.and_then(Key::payload),
+                        Level::Kline => name.and_then(Key::kline),
+                    };
+                    self.member(v, depth, key)?
+                }
+            };
             i = ws(b, i);
             match at(b, i)? {
                 b',' => i = ws(b, i + 1),
                 b'}' => return Ok(i + 1),
-                _ => return Err(malformed(i, "expected ',' or '}' in an object")),
+                _ => return Err(Fail::at(i, Reason::ObjectSep)),
             }
         }
     }
 
-    /// Scan the value at `v` of the member named `name`; returns the index after it.
-    #[inline]
-    fn member(
-        &mut self,
-        v: usize,
-        depth: usize,
-        level: Level,
-        name: Option<&[u8]>,
-    ) -> Result<usize, DecodeError> {
-        let key = match level {
-            Level::Root { envelope: true } if name == Some(DATA_KEY) => {
-                if self.data != DataState::Absent {
-                    return skip_value(self.b, v, depth).map(|r| r.0);
-                }
-                // From now on the payload is `data` alone: forget root members seen so far.
-                self.slots = [Raw::Absent; PAYLOAD_KEYS];
-                if at(self.b, v)? == b'{' {
-                    self.data = DataState::Object;
-                    return self.scan_object(v, depth + 1, Level::Data);
-                }
-                self.data = DataState::NotObject;
-                return skip_value(self.b, v, depth).map(|r| r.0);
-            }
-            Level::Root { .. } if self.data != DataState::Absent => None,
-            Level::Root { .. } | Level::Data => name.and_then(Key::payload),
-            Level::Kline => name.and_then(Key::kline),
-        };
-        let Some(key) = key else {
-            return skip_value(self.b, v, depth).map(|r| r.0);
-        };
-        let slot = if key.is_kline() {
-            &self.kline[key.slot()]
-        } else {
-            &self.slots[key.slot()]
-        };
-        if !matches!(slot, Raw::Absent) {
-            // A duplicate key: the first occurrence counts.
-            return skip_value(self.b, v, depth).map(|r| r.0);
+    /// The envelope's `data` member at `v`: the first one becomes the payload.
+    fn data_member(&mut self, v: usize, depth: usize) -> Lex {
+        if self.data != DataState::Absent {
+            return skip_value(self.b, v, depth).map(low);
         }
-        let (raw, next) = self.capture(v, depth)?;
-        if key.is_kline() {
-            self.kline[key.slot()] = raw;
-        } else {
-            self.slots[key.slot()] = raw;
+        // From now on the payload is `data` alone: forget root members seen so far.
+        self.present &= !PAYLOAD_MASK;
+        if at(self.b, v)? == b'{' {
+            self.data = DataState::Object;
+            return self.scan_object(v, depth + 1, Level::Data);
         }
-        Ok(next)
+        self.data = DataState::NotObject;
+        skip_value(self.b, v, depth).map(low)
     }
 
-    /// Scan the value at `v` and keep it.
-    #[inline]
-    fn capture(&mut self, v: usize, depth: usize) -> Result<(Raw, usize), DecodeError> {
+    /// Scan the value at `v` of a member whose key is `key` (`None`: not one we read).
+    #[inline(always)]
+    fn member(&mut self, v: usize, depth: usize, key: Option<Key>) -> Lex {
+        match key {
+            // The first occurrence of a key counts; duplicates are only validated.
+            Some(key) if self.present & (1 << key as u32) == 0 => self.capture(v, depth, key),
+            _ => skip_value(self.b, v, depth).map(low),
+        }
+    }
+
+    /// Scan the value at `v` and keep it in `key`'s slot.
+    #[inline(always)]
+    fn capture(&mut self, v: usize, depth: usize, key: Key) -> Lex {
         let b = self.b;
-        Ok(match at(b, v)? {
+        let (raw, next) = match at(b, v)? {
             b'"' => {
-                let (tok, n) = string(b, v)?;
-                (Raw::Str(self.keep(tok)), n)
+                let end = string(b, v)?;
+                (Raw::Str(self.keep(v + 1, end)), (end & !FLAG) + 1)
             }
-            b'-' | b'0'..=b'9' => number(b, v)?,
+            b'-' | b'0'..=b'9' => {
+                let mut value = 0;
+                let n = number(b, v, &mut value)?;
+                if n & FLAG == 0 {
+                    (Raw::UInt(value), n)
+                } else {
+                    (Raw::Neg, n & !FLAG)
+                }
+            }
             b't' => (Raw::Bool(true), literal(b, v, b"true")?),
             b'f' => (Raw::Bool(false), literal(b, v, b"false")?),
             b'n' => (Raw::Null, literal(b, v, b"null")?),
             b'[' => {
-                let (n, count) = container(b, v, depth)?;
+                let packed = container(b, v, depth)?;
+                let count = (packed >> 32) as u32;
                 (
                     Raw::Array {
                         start: v as u32,
                         count,
                     },
-                    n,
+                    low(packed),
                 )
             }
-            b'{' => {
-                let (n, _) = container(b, v, depth)?;
-                (Raw::Object { start: v as u32 }, n)
-            }
-            _ => return Err(malformed(v, "expected a JSON value")),
-        })
+            b'{' => (
+                Raw::Object { start: v as u32 },
+                low(container(b, v, depth)?),
+            ),
+            _ => return Err(Fail::at(v, Reason::Value)),
+        };
+        self.slots[key as usize] = raw;
+        self.present |= 1 << key as u32;
+        Ok(next)
     }
 
-    /// The span of a string's content, unescaping it into the scratch if needed.
+    /// The span of the string content `start..end` (`end` as returned by [`string`]),
+    /// unescaping it into the scratch if it has escapes.
     #[inline(always)]
-    fn keep(&mut self, tok: StrTok) -> Span {
-        if !tok.escaped {
-            return Span {
-                start: tok.start as u32,
-                len: (tok.end - tok.start) as u32,
-                in_scratch: false,
-            };
+    fn keep(&mut self, start: usize, end: usize) -> Span {
+        if end & FLAG == 0 {
+            return Span::new(start, end - start, false);
         }
-        self.keep_escaped(tok)
+        self.keep_escaped(start, end & !FLAG)
     }
 
     #[cold]
-    fn keep_escaped(&mut self, tok: StrTok) -> Span {
-        let start = self.scratch.len();
+    fn keep_escaped(&mut self, start: usize, end: usize) -> Span {
+        let at = self.scratch.len();
         let scratch = &mut *self.scratch;
-        unescape(&self.b[tok.start..tok.end], |c| scratch.push(c));
-        Span {
-            start: start as u32,
-            len: (self.scratch.len() - start) as u32,
-            in_scratch: true,
-        }
+        unescape(&self.b[start..end], |c| scratch.push(c));
+        Span::new(at, self.scratch.len() - at, true)
     }
 
     #[inline(always)]
     fn span(&self, s: Span) -> &[u8] {
-        let buf: &[u8] = if s.in_scratch { self.scratch } else { self.b };
-        let (start, len) = (s.start as usize, s.len as usize);
+        let (start, len, in_scratch) = s.parts();
+        let buf: &[u8] = if in_scratch { self.scratch } else { self.b };
         buf.get(start..start + len).unwrap_or_default()
     }
 
     #[inline(always)]
     fn raw(&self, key: Key) -> Raw {
-        if key.is_kline() {
-            self.kline[key.slot()]
+        if self.present & (1 << key as u32) != 0 {
+            self.slots[key as usize]
         } else {
-            self.slots[key.slot()]
+            Raw::Absent
+        }
+    }
+
+    /// Walk the level array at `start` (validated by the first pass), calling `f` per level.
+    fn walk_levels<F>(&mut self, key: Key, start: usize, f: &mut F) -> Result<(), DecodeError>
+    where
+        F: FnMut(&[u8], &[u8]) -> Result<(), DecodeError>,
+    {
+        let b = self.b;
+        let fail = |e: Fail| e.into_error(b.len());
+        let mut i = ws(b, start + 1);
+        if at(b, i).map_err(fail)? == b']' {
+            return Ok(());
+        }
+        loop {
+            if at(b, i).map_err(fail)? != b'[' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            i = ws(b, i + 1);
+            if at(b, i).map_err(fail)? != b'"' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            let (p_start, p_end) = (i + 1, string(b, i).map_err(fail)?);
+            i = ws(b, (p_end & !FLAG) + 1);
+            if at(b, i).map_err(fail)? != b',' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            i = ws(b, i + 1);
+            if at(b, i).map_err(fail)? != b'"' {
+                return Err(wrong(key, EXPECT_LEVELS));
+            }
+            let (q_start, q_end) = (i + 1, string(b, i).map_err(fail)?);
+            i = ws(b, (q_end & !FLAG) + 1);
+            // Anything after the quantity is ignored (valid JSON, already checked).
+            while at(b, i).map_err(fail)? == b',' {
+                i = ws(b, low(skip_value(b, ws(b, i + 1), 0).map_err(fail)?));
+            }
+            i = ws(b, i + 1);
+            let (p, q) = (self.keep(p_start, p_end), self.keep(q_start, q_end));
+            f(self.span(p), self.span(q))?;
+            if at(b, i).map_err(fail)? != b',' {
+                return Ok(());
+            }
+            i = ws(b, i + 1);
         }
     }
 }
@@ -988,7 +1163,9 @@ impl Access for Scan<'_, '_> {
                 if !self.kline_scanned {
                     self.kline_scanned = true;
                     // Already validated (at its true depth) by the first pass.
-                    self.scan_object(start as usize, 0, Level::Kline)?;
+                    let b = self.b;
+                    self.scan_object(start as usize, 0, Level::Kline)
+                        .map_err(|f| f.into_error(b.len()))?;
                 }
                 Ok(true)
             }
@@ -1011,49 +1188,10 @@ impl Access for Scan<'_, '_> {
     where
         F: FnMut(&[u8], &[u8]) -> Result<(), DecodeError>,
     {
-        let b = self.b;
-        let start = match self.raw(key) {
-            Raw::Array { start, .. } => start as usize,
-            Raw::Absent => {
-                return Err(DecodeError::MissingField { field: key.name() });
-            }
-            _ => return Err(wrong(key, EXPECT_LEVELS)),
-        };
-        // The first pass validated the syntax; this walk only checks the shape of each level.
-        let mut i = ws(b, start + 1);
-        if at(b, i)? == b']' {
-            return Ok(());
-        }
-        loop {
-            if at(b, i)? != b'[' {
-                return Err(wrong(key, EXPECT_LEVELS));
-            }
-            i = ws(b, i + 1);
-            if at(b, i)? != b'"' {
-                return Err(wrong(key, EXPECT_LEVELS));
-            }
-            let (price, n) = string(b, i)?;
-            i = ws(b, n);
-            if at(b, i)? != b',' {
-                return Err(wrong(key, EXPECT_LEVELS));
-            }
-            i = ws(b, i + 1);
-            if at(b, i)? != b'"' {
-                return Err(wrong(key, EXPECT_LEVELS));
-            }
-            let (qty, n) = string(b, i)?;
-            i = ws(b, n);
-            // Anything after the quantity is ignored (valid JSON, already checked).
-            while at(b, i)? == b',' {
-                i = ws(b, skip_value(b, ws(b, i + 1), 0)?.0);
-            }
-            i = ws(b, i + 1);
-            let (p, q) = (self.keep(price), self.keep(qty));
-            f(self.span(p), self.span(q))?;
-            if at(b, i)? != b',' {
-                return Ok(());
-            }
-            i = ws(b, i + 1);
+        match self.raw(key) {
+            Raw::Array { start, .. } => self.walk_levels(key, start as usize, &mut f),
+            Raw::Absent => Err(DecodeError::MissingField { field: key.name() }),
+            _ => Err(wrong(key, EXPECT_LEVELS)),
         }
     }
 }

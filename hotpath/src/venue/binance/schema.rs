@@ -160,6 +160,50 @@ impl Key {
         })
     }
 
+    /// The payload key named by the single byte `c` (the common case, without a slice match).
+    #[inline(always)]
+    pub(crate) fn payload1(c: u8) -> Option<Key> {
+        Some(match c {
+            b'e' => Key::e,
+            b'E' => Key::E,
+            b'T' => Key::T,
+            b's' => Key::s,
+            b't' => Key::t,
+            b'p' => Key::p,
+            b'q' => Key::q,
+            b'm' => Key::m,
+            b'a' => Key::a,
+            b'f' => Key::f,
+            b'l' => Key::l,
+            b'u' => Key::u,
+            b'U' => Key::U,
+            b'b' => Key::b,
+            b'B' => Key::B,
+            b'A' => Key::A,
+            b'k' => Key::k,
+            _ => return None,
+        })
+    }
+
+    /// The kline key named by the single byte `c`.
+    #[inline(always)]
+    pub(crate) fn kline1(c: u8) -> Option<Key> {
+        Some(match c {
+            b't' => Key::Kt,
+            b'T' => Key::KT,
+            b'i' => Key::Ki,
+            b'o' => Key::Ko,
+            b'c' => Key::Kc,
+            b'h' => Key::Kh,
+            b'l' => Key::Kl,
+            b'v' => Key::Kv,
+            b'n' => Key::Kn,
+            b'x' => Key::Kx,
+            b'V' => Key::KV,
+            _ => return None,
+        })
+    }
+
     /// The kline key named `name` (a key of the `k` object).
     #[inline]
     pub(crate) fn kline(name: &[u8]) -> Option<Key> {
@@ -227,6 +271,18 @@ pub(crate) struct Ctx<'a> {
     pub venue: Venue,
     /// Most levels in one depth message.
     pub max_levels: usize,
+    /// The decoder's last symbol lookup.
+    pub cache: &'a mut SymbolCache,
+}
+
+/// The last symbol looked up, byte for byte, and its instrument: a stream carries one symbol
+/// (or a few), so most lookups are a 24-byte compare instead of a case-folding hash and probe.
+/// Valid for the decoder's lifetime: its table is borrowed immutably.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SymbolCache {
+    bytes: [u8; 24],
+    len: usize,
+    inst: Option<InstrumentRef>,
 }
 
 #[inline]
@@ -238,9 +294,23 @@ fn need<T>(v: Option<T>, key: Key) -> Result<T, DecodeError> {
 }
 
 #[inline]
-fn instrument(ctx: &Ctx<'_>, symbol: &[u8]) -> Result<InstrumentRef, DecodeError> {
+fn instrument(ctx: &mut Ctx<'_>, symbol: &[u8]) -> Result<InstrumentRef, DecodeError> {
+    let c = &mut *ctx.cache;
+    if let Some(inst) = c.inst {
+        if c.bytes.get(..c.len) == Some(symbol) {
+            return Ok(inst);
+        }
+    }
     match ctx.table.lookup(ctx.venue, symbol) {
-        Some(id) => Ok(ctx.table.instrument_ref(id)),
+        Some(id) => {
+            let inst = ctx.table.instrument_ref(id);
+            if let Some(dst) = c.bytes.get_mut(..symbol.len()) {
+                dst.copy_from_slice(symbol);
+                c.len = symbol.len();
+                c.inst = Some(inst);
+            }
+            Ok(inst)
+        }
         None => Err(DecodeError::UnknownSymbol {
             symbol: Text::new(symbol),
             venue: ctx.venue,
@@ -318,7 +388,7 @@ enum StreamKind {
 #[inline]
 pub(crate) fn decode_stream<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     levels: &mut Vec<(Price, Qty)>,
     sink: &mut S,
@@ -349,7 +419,7 @@ pub(crate) fn decode_stream<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 fn trade<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     sink: &mut S,
 ) -> Result<Decoded, DecodeError> {
@@ -377,7 +447,7 @@ fn trade<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 fn agg_trade<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     sink: &mut S,
 ) -> Result<Decoded, DecodeError> {
@@ -412,7 +482,7 @@ fn agg_trade<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 fn book_ticker<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     sink: &mut S,
 ) -> Result<Decoded, DecodeError> {
@@ -450,7 +520,7 @@ fn book_ticker<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 fn depth_update<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     levels: &mut Vec<(Price, Qty)>,
     sink: &mut S,
@@ -480,7 +550,7 @@ fn depth_update<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 fn kline<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     recv_tsc: u64,
     sink: &mut S,
 ) -> Result<Decoded, DecodeError> {
@@ -533,12 +603,18 @@ fn kline<A: Access, S: FnMut(MarketEvent)>(
 #[inline]
 pub(crate) fn decode_snapshot<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     requested: InstrumentId,
     recv_tsc: u64,
     levels: &mut Vec<(Price, Qty)>,
     sink: &mut S,
 ) -> Result<Decoded, DecodeError> {
+    let Some(spec) = ctx.table.try_get(requested) else {
+        return Err(DecodeError::InvalidValue {
+            field: "instrument",
+            reason: "the requested instrument id was not issued by this decoder's table",
+        });
+    };
     let last = need(a.uint(Key::lastUpdateId)?, Key::lastUpdateId)?;
     let nb = need(a.level_count(Key::bids)?, Key::bids)?;
     let na = need(a.level_count(Key::asks)?, Key::asks)?;
@@ -552,12 +628,6 @@ pub(crate) fn decode_snapshot<A: Access, S: FnMut(MarketEvent)>(
             });
         }
     }
-    let Some(spec) = ctx.table.try_get(requested) else {
-        return Err(DecodeError::InvalidValue {
-            field: "instrument",
-            reason: "the requested instrument id was not issued by this decoder's table",
-        });
-    };
     let inst = InstrumentRef {
         id: requested,
         price_scale: spec.price_scale,
@@ -594,7 +664,7 @@ struct LevelsSpec {
 #[inline]
 fn emit_levels<A: Access, S: FnMut(MarketEvent)>(
     a: &mut A,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     inst: InstrumentRef,
     stamps: Stamps,
     ids: DepthIds,
