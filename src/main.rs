@@ -8,6 +8,7 @@ mod cli;
 mod import_cmd;
 mod journal_cmd;
 mod pipeline;
+mod replay_input;
 mod signals;
 
 use clap::Parser;

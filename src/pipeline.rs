@@ -71,10 +71,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     let load_start = Instant::now();
-    let (table, frames) = crate::replay_input::load_hftbacktest(&capture)?;
-    let source = ReplaySource::new(frames.iter().map(|(ns, f)| (*ns, f.as_slice())), speed);
-    drop(frames);
-    let decoder = crate::replay_input::decoder(table);
+    let input = crate::replay_input::load_hftbacktest(&capture)?;
+    let source = ReplaySource::new(input.frames.iter().map(|(ns, f)| (*ns, f.as_slice())), speed);
+    let decoder = crate::replay_input::decoder(input.table, input.venue);
     eprintln!(
         "loaded {} frames from {} in {:.2?}",
         source.len(),

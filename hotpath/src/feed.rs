@@ -328,3 +328,50 @@ impl FrameSource for ReplaySource {
         SourcePoll::Frame { len, recv_ns: ns }
     }
 }
+
+/// The Binance codec as the feed's decoder: stream messages through the scanner, and REST depth
+/// snapshots (which name no symbol on spot) for the instrument the snapshot was requested for.
+pub struct BinanceFeedDecoder {
+    scanner: crate::venue::binance::Scanner<'static>,
+    snapshot_instrument: Option<crate::instrument::InstrumentId>,
+}
+
+impl BinanceFeedDecoder {
+    /// Wraps `scanner`; depth snapshots in the frame stream are attributed to
+    /// `snapshot_instrument` (a recorded single-symbol capture interleaves them with the diffs).
+    pub fn new(
+        scanner: crate::venue::binance::Scanner<'static>,
+        snapshot_instrument: Option<crate::instrument::InstrumentId>,
+    ) -> Self {
+        BinanceFeedDecoder { scanner, snapshot_instrument }
+    }
+
+    /// Decode counters by message kind and error kind.
+    pub fn stats(&self) -> &crate::venue::binance::DecodeStats {
+        self.scanner.stats()
+    }
+}
+
+/// True when `frame` is a REST depth snapshot body (`{"lastUpdateId":...`).
+fn is_depth_snapshot(frame: &[u8]) -> bool {
+    let start = frame.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(frame.len());
+    frame[start..].starts_with(b"{\"lastUpdateId\"")
+}
+
+impl FrameDecoder for BinanceFeedDecoder {
+    #[inline]
+    fn decode(
+        &mut self,
+        frame: &mut [u8],
+        recv_tsc: u64,
+        sink: &mut dyn FnMut(MarketEvent),
+    ) -> Result<usize, &'static str> {
+        let r = match self.snapshot_instrument {
+            Some(inst) if is_depth_snapshot(frame) => {
+                self.scanner.decode_depth_snapshot(frame, inst, recv_tsc, &mut |e| sink(e))
+            }
+            _ => self.scanner.decode(frame, recv_tsc, &mut |e| sink(e)),
+        };
+        r.map(|d| d.events).map_err(|e| e.kind().name())
+    }
+}

@@ -29,7 +29,7 @@ use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 
 use super::error::{DecodeError, DecodeStats, Decoded};
 use super::schema::{
-    self, Access, Ctx, Key, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING, EXPECT_UINT,
+    self, Access, Ctx, Key, SymbolCache, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING, EXPECT_UINT,
     KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
 };
 use super::{Decoder, DecoderConfig};
@@ -45,6 +45,7 @@ pub struct SimdDecoder<'t> {
     /// The tape, kept between messages so its allocation is reused.
     tape: Option<simd_json::Tape<'static>>,
     levels: Vec<(Price, Qty)>,
+    cache: SymbolCache,
     stats: DecodeStats,
 }
 
@@ -64,6 +65,7 @@ impl<'t> SimdDecoder<'t> {
             buffers: simd_json::Buffers::default(),
             tape: Some(simd_json::Tape::null().reset()),
             levels: Vec::with_capacity(config.max_levels),
+            cache: SymbolCache::default(),
             stats: DecodeStats::default(),
         }
     }
@@ -124,10 +126,11 @@ impl<'t> SimdDecoder<'t> {
                 }
             });
         }
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             table: self.table,
             venue: self.venue,
             max_levels: self.config.max_levels,
+            cache: &mut self.cache,
         };
         let mut tape = self
             .tape
@@ -138,7 +141,7 @@ impl<'t> SimdDecoder<'t> {
             msg,
             &mut self.buffers,
             &mut tape,
-            &ctx,
+            &mut ctx,
             snapshot,
             recv_tsc,
             &mut self.levels,
@@ -179,7 +182,7 @@ fn decode_tape<'m, S: FnMut(MarketEvent)>(
     msg: &'m mut [u8],
     buffers: &mut simd_json::Buffers,
     tape: &mut simd_json::Tape<'m>,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     snapshot: Option<InstrumentId>,
     recv_tsc: u64,
     levels: &mut Vec<(Price, Qty)>,
