@@ -907,51 +907,58 @@ impl<'m, 's> Scan<'m, 's> {
             return Ok(i + 1);
         }
         loop {
-            if at(b, i)? != b'"' {
-                return Err(Fail::at(i, Reason::Key));
-            }
-            // Fast path: a one-byte plain key (almost every Binance key).
-            let one = match b.get(i + 1..i + 3) {
-                Some(&[c, b'"']) if (0x20..0x80).contains(&c) && c != b'"' && c != b'\\' => {
-                    Some(c)
-                }
-                _ => None,
-            };
-            i = if let Some(c) = one {
-                let v = colon(b, i + 3)?;
-                let key = match level {
-                    Level::Root { .. } if self.data != DataState::Absent => None,
-                    Level::Root { .. } | Level::Data => Key::payload1(c),
-                    Level::Kline => Key::kline1(c),
-                };
-                self.member(v, depth, key)?
-            } else {
-                let end = string(b, i)?;
-                let v = colon(b, (end & !FLAG) + 1)?;
-                let mut buf = [0u8; 16];
-                let name = if end & FLAG == 0 {
-                    Some(&b[i + 1..end])
-                } else {
-                    unescape_key(&b[i + 1..end & !FLAG], &mut buf)
-                };
-                if level == (Level::Root { envelope: true }) && name == Some(DATA_KEY) {
-                    self.data_member(v, depth)?
-                } else {
+            // Fast path: a one-byte plain key followed directly by `:` (almost every Binance
+            // member), recognised with one bounds check.
+            i = match b.get(i..i + 4) {
+                Some(&[b'"', c, b'"', b':']) if plain_key_byte(c) => {
                     let key = match level {
                         Level::Root { .. } if self.data != DataState::Absent => None,
-                        Level::Root { .. } | Level::Data => name.and_then(Key::payload),
-                        Level::Kline => name.and_then(Key::kline),
+                        Level::Root { .. } | Level::Data => Key::payload1(c),
+                        Level::Kline => Key::kline1(c),
                     };
-                    self.member(v, depth, key)?
+                    self.member(ws(b, i + 4), depth, key)?
                 }
+                _ => self.member_slow(i, depth, level)?,
             };
-            i = ws(b, i);
-            match at(b, i)? {
-                b',' => i = ws(b, i + 1),
-                b'}' => return Ok(i + 1),
-                _ => return Err(Fail::at(i, Reason::ObjectSep)),
+            match b.get(i) {
+                Some(b',') => i = ws(b, i + 1),
+                Some(b'}') => return Ok(i + 1),
+                _ => {
+                    i = ws(b, i);
+                    match at(b, i)? {
+                        b',' => i = ws(b, i + 1),
+                        b'}' => return Ok(i + 1),
+                        _ => return Err(Fail::at(i, Reason::ObjectSep)),
+                    }
+                }
             }
         }
+    }
+
+    /// A member in its general form: any key (escaped, long, non-ASCII), whitespace anywhere.
+    #[inline(never)]
+    fn member_slow(&mut self, i: usize, depth: usize, level: Level) -> Lex {
+        let b = self.b;
+        if at(b, i)? != b'"' {
+            return Err(Fail::at(i, Reason::Key));
+        }
+        let end = string(b, i)?;
+        let v = colon(b, (end & !FLAG) + 1)?;
+        let mut buf = [0u8; 16];
+        let name = if end & FLAG == 0 {
+            Some(&b[i + 1..end])
+        } else {
+            unescape_key(&b[i + 1..end & !FLAG], &mut buf)
+        };
+        if level == (Level::Root { envelope: true }) && name == Some(DATA_KEY) {
+            return self.data_member(v, depth);
+        }
+        let key = match level {
+            Level::Root { .. } if self.data != DataState::Absent => None,
+            Level::Root { .. } | Level::Data => name.and_then(Key::payload),
+            Level::Kline => name.and_then(Key::kline),
+        };
+        self.member(v, depth, key)
     }
 
     /// The envelope's `data` member at `v`: the first one becomes the payload.
@@ -975,6 +982,8 @@ impl<'m, 's> Scan<'m, 's> {
         match key {
             // The first occurrence of a key counts; duplicates are only validated.
             Some(key) if self.present & (1 << key as u32) == 0 => self.capture(v, depth, key),
+            // Unread string values (`"stream":"btcusdt@trade"`) are common: skip them inline.
+            _ if self.b.get(v) == Some(&b'"') => Ok((string(self.b, v)? & !FLAG) + 1),
             _ => skip_value(self.b, v, depth).map(low),
         }
     }
@@ -1099,6 +1108,13 @@ impl<'m, 's> Scan<'m, 's> {
             i = ws(b, i + 1);
         }
     }
+}
+
+/// A byte that is a whole key by itself in the fast path: printable ASCII other than `"` and
+/// `\\` (everything else goes through the general path, which validates it).
+#[inline(always)]
+fn plain_key_byte(c: u8) -> bool {
+    (0x20..0x80).contains(&c) && c != b'"' && c != b'\\'
 }
 
 /// Unescape a key into `buf`; `None` if it is longer than any key the schema knows.

@@ -297,7 +297,7 @@ fn need<T>(v: Option<T>, key: Key) -> Result<T, DecodeError> {
 fn instrument(ctx: &mut Ctx<'_>, symbol: &[u8]) -> Result<InstrumentRef, DecodeError> {
     let c = &mut *ctx.cache;
     if let Some(inst) = c.inst {
-        if c.bytes.get(..c.len) == Some(symbol) {
+        if c.len == symbol.len() && same_short(&c.bytes, symbol) {
             return Ok(inst);
         }
     }
@@ -315,6 +315,27 @@ fn instrument(ctx: &mut Ctx<'_>, symbol: &[u8]) -> Result<InstrumentRef, DecodeE
             symbol: Text::new(symbol),
             venue: ctx.venue,
         }),
+    }
+}
+
+/// `symbol == cached[..symbol.len()]` for a symbol of at most 24 bytes, with at most three
+/// overlapping 8-byte compares instead of a `memcmp` call.
+#[inline(always)]
+fn same_short(cached: &[u8; 24], symbol: &[u8]) -> bool {
+    let n = symbol.len();
+    let word = |s: &[u8], at: usize| -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| w.first_chunk::<8>())
+            .map_or(0, |w| u64::from_le_bytes(*w))
+    };
+    if (8..=24).contains(&n) {
+        let last = n - 8;
+        let mid = last.min(8);
+        word(cached, 0) == word(symbol, 0)
+            && word(cached, mid) == word(symbol, mid)
+            && word(cached, last) == word(symbol, last)
+    } else {
+        cached.get(..n) == Some(symbol)
     }
 }
 

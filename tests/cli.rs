@@ -1,0 +1,183 @@
+//! The `algo-engine` binary as a user runs it: real captures, real journals, real signals.
+
+use hotpath::codec::{self, RecordKind};
+use hotpath::event::MarketEvent;
+use ringbuffers::journal::{Appender, JournalConfig, Tailer};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn engine(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_algo-engine"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run algo-engine")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Errors are one line on stderr starting with `error:`, exit status 2, and never a panic.
+fn assert_clean_error(out: &Output, needle: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "expected '{needle}' in: {err}");
+}
+
+/// Market events of a journal with their receive/stage stamps cleared (those are wall-clock
+/// measurements; everything else must be identical run to run).
+fn market_events(dir: &Path) -> Vec<MarketEvent> {
+    let mut t = Tailer::open(dir, Some(codec::SCHEMA_HASH)).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = t.next().unwrap() {
+        if r.kind == RecordKind::Market.as_u16() {
+            let mut e: MarketEvent = codec::decode(r.payload).unwrap();
+            e.stamps.recv_tsc = 0;
+            e.stamps.stage_tsc = [0; 4];
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[test]
+fn inspect_and_tail_a_written_journal_and_report_corruption_at_its_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut a = Appender::open(dir.path(), codec::journal_config()).unwrap();
+        for i in 0..10u64 {
+            codec::append_bytes(&mut a, RecordKind::RawFrame, 0, 1_723_161_240_000_000_000 + i, b"{\"frame\":1}")
+                .unwrap();
+        }
+    }
+    let d = dir.path().to_str().unwrap();
+    let out = engine(&["journal", "inspect", d]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(s.contains("records: 10"), "{s}");
+    assert!(s.contains("raw_frame        10"), "{s}");
+    assert!(s.contains("time: 2024-08-08T23:54:00.000000000Z .. 2024-08-08T23:54:00.000000009Z"), "{s}");
+    assert!(s.contains("crc: ok"), "{s}");
+
+    let out = engine(&["journal", "tail", d, "--from", "7"]);
+    let s = text(&out.stdout);
+    let seqs: Vec<&str> = s.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(seqs, ["7", "8", "9"], "{s}");
+
+    // Flip one payload byte of the fourth record: inspect must name its segment and offset.
+    let seg = dir.path().join("0000000000.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let rec_len = 32 + 16; // header + 11-byte payload padded to 16
+    let offset = 64 + 3 * rec_len;
+    bytes[offset + 32 + 2] ^= 0x40;
+    std::fs::write(&seg, &bytes).unwrap();
+    let out = engine(&["journal", "inspect", d]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(s.contains(&format!("CORRUPT segment 0 offset {offset}")), "{s}");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line_and_exit_2() {
+    let out = engine(&["journal", "inspect", "/nonexistent/journal"]);
+    assert_clean_error(&out, "is not a directory");
+
+    // A journal written by a build with other event types.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut a = Appender::open(dir.path(), JournalConfig::new(0x1234)).unwrap();
+        a.append(1, 0, 0, b"x").unwrap();
+    }
+    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--capture", "/nonexistent.gz"]);
+    assert_clean_error(&out, "not found");
+    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--profile", "/nonexistent.toml"]);
+    assert_clean_error(&out, "cannot read profile");
+
+    // A segment file cut inside its header.
+    let seg = dir.path().join("0000000000.seg");
+    std::fs::write(&seg, b"ALGOJRN").unwrap();
+    let out = engine(&["journal", "tail", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, "0000000000.seg");
+}
+
+#[test]
+fn run_appends_to_a_journal_of_another_schema_is_refused() {
+    let Some(capture) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut a = Appender::open(dir.path(), JournalConfig::new(0x1234)).unwrap();
+        a.append(1, 0, 0, b"x").unwrap();
+    }
+    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--capture", capture.to_str().unwrap()]);
+    assert_clean_error(&out, "schema");
+}
+
+#[test]
+fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
+    let Some(capture) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let mut journals = Vec::new();
+    for profile in ["tuning/profiles/fused-2core.toml", "tuning/profiles/split-4core.toml"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = engine(&[
+            "run",
+            "--profile",
+            profile,
+            "--capture",
+            capture.to_str().unwrap(),
+            "--journal",
+            dir.path().to_str().unwrap(),
+        ]);
+        let s = text(&out.stdout);
+        assert!(out.status.success(), "{profile}: {s}{}", text(&out.stderr));
+        assert!(s.contains("0 decode errors"), "{s}");
+        assert!(s.contains("latency decoded->strategy seat"), "{s}");
+        let inspect = engine(&["journal", "inspect", dir.path().to_str().unwrap()]);
+        assert!(text(&inspect.stdout).contains("crc: ok"));
+        journals.push((dir, s));
+    }
+    let a = market_events(journals[0].0.path());
+    let b = market_events(journals[1].0.path());
+    // 41,249 frames of the 2024-08-08 BTCUSDT spot session decode into this many events.
+    assert!(a.len() > 100_000, "{}", a.len());
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "the two layouts decoded different events");
+    let line = |s: &str| s.lines().find(|l| l.starts_with("tap:")).map(str::to_owned);
+    assert_eq!(line(&journals[0].1), Some(format!("tap: {} events", a.len())));
+}
+
+#[test]
+fn sigint_stops_a_paced_run_cleanly_with_a_whole_journal() {
+    let Some(capture) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Recorded pace: the capture lasts six minutes, so only a signal ends this run early.
+    let child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
+        .args(["run", "--speed", "1x", "--capture", capture.to_str().unwrap(), "--journal"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("feed:"), "{s}");
+    let report = ringbuffers::journal::verify(dir.path(), Some(codec::SCHEMA_HASH)).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert!(report.records > 0);
+}
