@@ -918,6 +918,17 @@ impl<'m, 's> Scan<'m, 's> {
                     };
                     self.member(ws(b, i + 4), depth, key)?
                 }
+                // The combined-stream envelope's two keys, as literals.
+                Some(b"\"str") if level == (Level::Root { envelope: true })
+                    && b.get(i + 4..i + 9) == Some(b"eam\":") =>
+                {
+                    self.member(ws(b, i + 9), depth, None)?
+                }
+                Some(b"\"dat") if level == (Level::Root { envelope: true })
+                    && b.get(i + 4..i + 7) == Some(b"a\":") =>
+                {
+                    self.data_member(ws(b, i + 7), depth)?
+                }
                 _ => self.member_slow(i, depth, level)?,
             };
             match b.get(i) {

@@ -133,31 +133,17 @@ impl Key {
     /// The payload key named `name`.
     #[inline]
     pub(crate) fn payload(name: &[u8]) -> Option<Key> {
-        Some(match name {
-            b"e" => Key::e,
-            b"E" => Key::E,
-            b"T" => Key::T,
-            b"s" => Key::s,
-            b"t" => Key::t,
-            b"p" => Key::p,
-            b"q" => Key::q,
-            b"m" => Key::m,
-            b"a" => Key::a,
-            b"f" => Key::f,
-            b"l" => Key::l,
-            b"u" => Key::u,
-            b"U" => Key::U,
-            b"pu" => Key::pu,
-            b"b" => Key::b,
-            b"B" => Key::B,
-            b"A" => Key::A,
-            b"k" => Key::k,
-            b"lastUpdateId" => Key::lastUpdateId,
-            b"bids" => Key::bids,
-            b"asks" => Key::asks,
-            b"symbol" => Key::symbol,
-            _ => return None,
-        })
+        match *name {
+            [c] => Key::payload1(c),
+            [b'p', b'u'] => Some(Key::pu),
+            [b'b', b'i', b'd', b's'] => Some(Key::bids),
+            [b'a', b's', b'k', b's'] => Some(Key::asks),
+            [b's', b'y', b'm', b'b', b'o', b'l'] => Some(Key::symbol),
+            [b'l', b'a', b's', b't', b'U', b'p', b'd', b'a', b't', b'e', b'I', b'd'] => {
+                Some(Key::lastUpdateId)
+            }
+            _ => None,
+        }
     }
 
     /// The payload key named by the single byte `c` (the common case, without a slice match).
@@ -207,20 +193,10 @@ impl Key {
     /// The kline key named `name` (a key of the `k` object).
     #[inline]
     pub(crate) fn kline(name: &[u8]) -> Option<Key> {
-        Some(match name {
-            b"t" => Key::Kt,
-            b"T" => Key::KT,
-            b"i" => Key::Ki,
-            b"o" => Key::Ko,
-            b"c" => Key::Kc,
-            b"h" => Key::Kh,
-            b"l" => Key::Kl,
-            b"v" => Key::Kv,
-            b"n" => Key::Kn,
-            b"x" => Key::Kx,
-            b"V" => Key::KV,
-            _ => return None,
-        })
+        match *name {
+            [c] => Key::kline1(c),
+            _ => None,
+        }
     }
 }
 
