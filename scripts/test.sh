@@ -19,6 +19,7 @@ step() { printf '\n=== %s ===\n' "$*"; }
 
 step "setup"
 scripts/setup.sh
+scripts/setup-python.sh   # peers for the conformance tests (Python websockets) in .venv
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

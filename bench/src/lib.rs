@@ -5,10 +5,14 @@
 //! suite module measures one component against its peers in the same process and run, so the
 //! ratios it prints are not skewed by a different machine state: `rings` (the SPSC ring against
 //! disruptor, crossbeam and std), `journal` (the memory-mapped journal against a naive mmap
-//! append), `decode` (the Binance scanner against serde_json and simd-json on the real captures).
+//! append), `decode` (the Binance scanner against serde_json and simd-json on the real captures),
+//! `sockets` (loopback round trip through the mio, io_uring and blocking socket drivers) and
+//! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring).
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 
 pub mod decode;
+pub mod feed;
 pub mod harness;
 pub mod journal;
 pub mod rings;
+pub mod sockets;

@@ -6,8 +6,9 @@
 //! for `algo-engine journal inspect|tail`. [`capture`] reads the recorded capture formats
 //! (hftbacktest, cryptofeed, Lean FX), [`import`] turns a capture into a journal through the
 //! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
-//! exact per-symbol statistics from a journal (`algo-engine journal stats`). Storage export, notifications, reconciliation, metrics
-//! and the admin API join it as further tailers.
+//! exact per-symbol statistics from a journal (`algo-engine journal stats`).
+//! Storage export, notifications, reconciliation, metrics and the admin API join it as further
+//! tailers.
 
 pub mod capture;
 pub mod import;

@@ -11,6 +11,14 @@
 //!
 //! Nothing here allocates after construction: the receive buffer, the event buffer and the
 //! journal segment are all sized up front.
+//!
+//! A live source also reports what happened to its connection ([`FrameSource::take_event`]):
+//! the stage journals each [`SourceEvent`] as a [`RecordKind::Gap`] record (one text line,
+//! `market_data_connection_lost ...` / `market_data_connection_restored ...`) in stream order,
+//! before any frame of the new session, and counts losses and restorations in
+//! [`FeedCounters`]. That record is the resync marker: every consumer of the journal (the cold
+//! path's alerting, replay, the book rebuilt from the journal) sees exactly where the data has a
+//! hole and where the diff chains restart.
 
 use crate::codec::{self, RecordKind};
 use crate::event::{MarketEvent, Stage as StampStage};
@@ -40,6 +48,137 @@ pub enum SourcePoll {
 pub trait FrameSource: Send {
     /// Copies the next frame into `buf`. Must not block.
     fn next_frame(&mut self, buf: &mut [u8]) -> SourcePoll;
+
+    /// The oldest connection event not yet taken, if any. The feed drains this after every
+    /// [`next_frame`](Self::next_frame) call and journals what it gets *before* the frame that
+    /// call returned, so an event reported during a call precedes that call's frame in the
+    /// journal. Sources without a connection (replay) keep the default, which has none.
+    fn take_event(&mut self) -> Option<SourceEvent> {
+        None
+    }
+}
+
+/// Longest payload of a [`SourceEvent`] (its journal record), in bytes.
+pub const SOURCE_EVENT_MAX: usize = 256;
+
+/// What happened to a source's connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SourceEventKind {
+    /// The source's first session is up. Consumers start from an empty state (`resync=1`).
+    Connected,
+    /// An established session ended: nothing arrives until the matching
+    /// [`ConnectionRestored`](Self::ConnectionRestored); the data of the interval is lost.
+    ConnectionLost,
+    /// A new session is up after a loss. Every sequence chain restarts: consumers must resync
+    /// (books take a new snapshot, trade-id continuity checks restart).
+    ConnectionRestored,
+}
+
+impl SourceEventKind {
+    /// Every kind.
+    pub const ALL: [SourceEventKind; 3] = [
+        SourceEventKind::Connected,
+        SourceEventKind::ConnectionLost,
+        SourceEventKind::ConnectionRestored,
+    ];
+
+    /// The first word of the journal record (what the cold path alerts on).
+    pub const fn tag(self) -> &'static str {
+        match self {
+            SourceEventKind::Connected => "market_data_connected",
+            SourceEventKind::ConnectionLost => "market_data_connection_lost",
+            SourceEventKind::ConnectionRestored => "market_data_connection_restored",
+        }
+    }
+
+    /// The kind of a journal record payload written for a [`SourceEvent`], if it is one (Gap
+    /// records also hold book gaps, which start with another tag).
+    pub fn from_payload(payload: &[u8]) -> Option<SourceEventKind> {
+        let word = payload.split(|&b| b == b' ').next()?;
+        Self::ALL.into_iter().find(|k| k.tag().as_bytes() == word)
+    }
+}
+
+/// A connection event of a [`FrameSource`], with its journal payload preformatted in place
+/// (`<tag> key=value ...`, at most [`SOURCE_EVENT_MAX`] bytes, cut at a character boundary),
+/// so that reporting one allocates nothing.
+#[derive(Clone, Copy)]
+pub struct SourceEvent {
+    kind: SourceEventKind,
+    at_ns: u64,
+    len: u16,
+    payload: [u8; SOURCE_EVENT_MAX],
+}
+
+impl SourceEvent {
+    /// An event of `kind` at `at_ns` (ns since the Unix epoch, the journal record's timestamp)
+    /// whose payload is the kind's [tag](SourceEventKind::tag), a space and `detail`.
+    pub fn new(kind: SourceEventKind, at_ns: u64, detail: std::fmt::Arguments<'_>) -> Self {
+        use std::fmt::Write as _;
+        let mut ev = SourceEvent {
+            kind,
+            at_ns,
+            len: 0,
+            payload: [0; SOURCE_EVENT_MAX],
+        };
+        let mut w = Truncating {
+            buf: &mut ev.payload,
+            len: 0,
+        };
+        let _ = write!(w, "{} {detail}", kind.tag());
+        ev.len = w.len as u16;
+        ev
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> SourceEventKind {
+        self.kind
+    }
+
+    /// When, in ns since the Unix epoch.
+    pub fn at_ns(&self) -> u64 {
+        self.at_ns
+    }
+
+    /// The journal payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload[..self.len as usize]
+    }
+
+    /// The journal payload as text.
+    pub fn text(&self) -> &str {
+        // Only whole characters are ever written (see `Truncating`).
+        std::str::from_utf8(self.payload()).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for SourceEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceEvent")
+            .field("kind", &self.kind)
+            .field("at_ns", &self.at_ns)
+            .field("text", &self.text())
+            .finish()
+    }
+}
+
+/// `fmt::Write` into a fixed buffer that keeps what fits, cutting at a character boundary.
+struct Truncating<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for Truncating<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let room = self.buf.len() - self.len;
+        let mut n = s.len().min(room);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
 }
 
 /// A venue codec as the feed uses it: one frame in, events handed to `sink`.
@@ -71,6 +210,10 @@ pub struct FeedCounters {
     pub backpressure: u64,
     /// Journal appends that failed (the frame still flows; the error is logged once).
     pub journal_errors: u64,
+    /// Established source sessions that were lost ([`SourceEventKind::ConnectionLost`]).
+    pub disconnects: u64,
+    /// Sessions re-established after a loss ([`SourceEventKind::ConnectionRestored`]).
+    pub reconnects: u64,
 }
 
 /// The feed stage. See the module documentation.
@@ -143,6 +286,23 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
         n
     }
 
+    /// Journals a connection event as a Gap record and counts it.
+    fn on_source_event(&mut self, ev: &SourceEvent) {
+        match ev.kind() {
+            SourceEventKind::Connected => {}
+            SourceEventKind::ConnectionLost => self.counters.disconnects += 1,
+            SourceEventKind::ConnectionRestored => self.counters.reconnects += 1,
+        }
+        let r = codec::append_bytes(
+            &mut self.journal,
+            RecordKind::Gap,
+            0,
+            ev.at_ns(),
+            ev.payload(),
+        );
+        self.journal_result(r);
+    }
+
     fn journal_result<T, E: std::fmt::Display>(&mut self, r: Result<T, E>) {
         if let Err(e) = r {
             if self.counters.journal_errors == 0 {
@@ -165,16 +325,23 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         if self.ended {
             return 0;
         }
-        let (len, recv_ns) = match self.source.next_frame(&mut self.buf) {
+        let polled = self.source.next_frame(&mut self.buf);
+        // Connection events reported during that call come first in the journal.
+        let mut source_events = 0;
+        while let Some(ev) = self.source.take_event() {
+            self.on_source_event(&ev);
+            source_events += 1;
+        }
+        let (len, recv_ns) = match polled {
             SourcePoll::Frame { len, recv_ns } => (len, recv_ns),
-            SourcePoll::Idle => return 0,
+            SourcePoll::Idle => return source_events,
             SourcePoll::End => {
                 self.ended = true;
                 // Release: the consumer that sees `done` must also see every event pushed
                 // before it (the ring's own Release/Acquire already orders the events; this
                 // keeps the flag from overtaking them on weakly ordered CPUs).
                 self.done.store(true, Ordering::Release);
-                return 0;
+                return source_events;
             }
         };
         let recv_tsc = self.clock.raw();

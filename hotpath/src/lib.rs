@@ -33,6 +33,7 @@ pub mod event;
 pub mod feed;
 pub mod fixed;
 pub mod instrument;
+pub mod live;
 pub mod runtime;
 pub mod tap;
 pub mod venue;

@@ -1522,3 +1522,35 @@ fn stats_count_by_kind() {
     scanner.reset_stats();
     assert_eq!(scanner.stats().total_messages(), 0);
 }
+
+/// The scanner has a fast path for the exact layouts of spot and USD-M trades and book tickers,
+/// falling back to its general scan on any deviation. Every one-byte edit of those layouts
+/// (deleted, replaced, or a space or quote inserted) must still give the reference's answer.
+#[test]
+fn edits_of_the_fast_path_layouts_agree() {
+    let t = table();
+    let usdm_trade = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256322,"s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}"#;
+    let usdm_book = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT","b":"61800.20","B":"2.507","a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256313}}"#;
+    let mut checked = 0;
+    for (venue, msg) in [
+        (Venue::BinanceSpot, TRADE),
+        (Venue::BinanceSpot, BOOK),
+        (Venue::BinanceUsdM, usdm_trade),
+        (Venue::BinanceUsdM, usdm_book),
+    ] {
+        let msg = msg.as_bytes();
+        assert!(both(&t, venue, msg, None).is_ok());
+        for pos in 0..msg.len() {
+            let mut edits = vec![[&msg[..pos], &msg[pos + 1..]].concat()];
+            for c in [b' ', b'"', b'x', b'1', b'\\'] {
+                edits.push([&msg[..pos], &[c], &msg[pos..]].concat());
+                edits.push([&msg[..pos], &[c], &msg[pos + 1..]].concat());
+            }
+            for e in &edits {
+                let _ = both(&t, venue, e, None);
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} edited messages: scanner == reference");
+}

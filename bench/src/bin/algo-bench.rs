@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "algo-bench", about = "algo-engine latency harness")]
 struct Args {
-    /// Suites to run, comma separated: rings, journal, decode, all.
+    /// Suites to run, comma separated: rings, journal, decode, sockets, feed, all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Short runs for smoke tests; numbers from a quick run are not meant to be quoted.
@@ -56,7 +56,7 @@ fn main() -> Result<()> {
     let wanted: Vec<&str> = args.suite.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
     let mut reports: Vec<Report> = Vec::new();
-    for name in ["rings", "journal", "decode"] {
+    for name in ["rings", "journal", "decode", "sockets", "feed"] {
         if !(all || wanted.contains(&name)) {
             continue;
         }
@@ -64,6 +64,8 @@ fn main() -> Result<()> {
             "rings" => bench::rings::run(&opts)?,
             "journal" => bench::journal::run(&opts)?,
             "decode" => bench::decode::run(&opts)?,
+            "sockets" => bench::sockets::run(&opts)?,
+            "feed" => bench::feed::run(&opts)?,
             _ => unreachable!("suite list is fixed above"),
         };
         println!("{}", report.table());
@@ -72,7 +74,7 @@ fn main() -> Result<()> {
         reports.push(report);
     }
     if reports.is_empty() {
-        bail!("no suite matched '{}'; known: rings, journal, decode, all", args.suite);
+        bail!("no suite matched '{}'; known: rings, journal, decode, sockets, feed, all", args.suite);
     }
     Ok(())
 }

@@ -868,6 +868,10 @@ impl<'m, 's> Scan<'m, 's> {
     /// key `data` holding an object makes that object the payload.
     #[inline]
     fn message(&mut self, envelope: bool) -> Result<(), DecodeError> {
+        if envelope && self.template() {
+            return Ok(());
+        }
+        self.present = 0;
         let b = self.b;
         let i = ws(b, 0);
         let root_is_object = b.get(i) == Some(&b'{');
@@ -896,6 +900,162 @@ impl<'m, 's> Scan<'m, 's> {
             });
         }
         Ok(())
+    }
+
+    /// Fast path for the exact layouts Binance sends on its hottest streams (spot and USD-M
+    /// `@trade` and `@bookTicker` in combined-stream envelopes, compact, keys in Binance's
+    /// order): literal bytes are compared, each value is validated by the same lexer functions
+    /// as in the general scan, and the same slots are filled. Any deviation (another order,
+    /// whitespace, an escape, an extra key) returns false and the general scan starts over,
+    /// so the result never depends on which path ran.
+    #[inline]
+    fn template(&mut self) -> bool {
+        let b = self.b;
+        let mut i = 0;
+        if !(lit(b, &mut i, b"{\"stream\":\"")
+            && self.t_str(&mut i, None)
+            && lit(b, &mut i, b",\"data\":{\""))
+        {
+            return false;
+        }
+        let ok = if lit(b, &mut i, b"u\":") {
+            // Spot bookTicker.
+            self.t_int(&mut i, Key::u)
+                && lit(b, &mut i, b",\"s\":\"")
+                && self.t_str(&mut i, Some(Key::s))
+                && self.t_quotes(&mut i)
+        } else if lit(b, &mut i, b"e\":\"") {
+            let e = i;
+            if lit(b, &mut i, b"trade\",\"E\":") {
+                self.t_keep(Key::e, e, 5);
+                self.t_int(&mut i, Key::E)
+                    && if lit(b, &mut i, b",\"s\":\"") {
+                        // Spot trade.
+                        self.t_str(&mut i, Some(Key::s))
+                            && lit(b, &mut i, b",\"t\":")
+                            && self.t_int(&mut i, Key::t)
+                            && self.t_prices(&mut i, b"p", b"q")
+                            && lit(b, &mut i, b",\"T\":")
+                            && self.t_int(&mut i, Key::T)
+                            && lit(b, &mut i, b",\"m\":")
+                            && self.t_bool(&mut i, Some(Key::m))
+                            && lit(b, &mut i, b",\"M\":")
+                            && self.t_bool(&mut i, None)
+                    } else {
+                        // USD-M trade.
+                        lit(b, &mut i, b",\"T\":")
+                            && self.t_int(&mut i, Key::T)
+                            && lit(b, &mut i, b",\"s\":\"")
+                            && self.t_str(&mut i, Some(Key::s))
+                            && lit(b, &mut i, b",\"t\":")
+                            && self.t_int(&mut i, Key::t)
+                            && self.t_prices(&mut i, b"p", b"q")
+                            && lit(b, &mut i, b",\"X\":\"")
+                            && self.t_str(&mut i, None)
+                            && lit(b, &mut i, b",\"m\":")
+                            && self.t_bool(&mut i, Some(Key::m))
+                    }
+            } else if lit(b, &mut i, b"bookTicker\",\"u\":") {
+                // USD-M bookTicker.
+                self.t_keep(Key::e, e, 10);
+                self.t_int(&mut i, Key::u)
+                    && lit(b, &mut i, b",\"s\":\"")
+                    && self.t_str(&mut i, Some(Key::s))
+                    && self.t_quotes(&mut i)
+                    && lit(b, &mut i, b",\"T\":")
+                    && self.t_int(&mut i, Key::T)
+                    && lit(b, &mut i, b",\"E\":")
+                    && self.t_int(&mut i, Key::E)
+            } else {
+                false
+            }
+        } else {
+            false
+        };
+        if ok && lit(b, &mut i, b"}}") && i == b.len() {
+            self.data = DataState::Object;
+            return true;
+        }
+        false
+    }
+
+    /// Template: `,"b":"..","B":"..","a":"..","A":".."` of a book ticker.
+    #[inline(always)]
+    fn t_quotes(&mut self, i: &mut usize) -> bool {
+        self.t_prices(i, b"b", b"B") && self.t_prices(i, b"a", b"A")
+    }
+
+    /// Template: `,"<k1>":"..","<k2>":".."` (two decimal strings).
+    #[inline(always)]
+    fn t_prices(&mut self, i: &mut usize, k1: &[u8; 1], k2: &[u8; 1]) -> bool {
+        let b = self.b;
+        let (Some(key1), Some(key2)) = (Key::payload1(k1[0]), Key::payload1(k2[0])) else {
+            return false;
+        };
+        b.get(*i..*i + 6) == Some(&[b',', b'"', k1[0], b'"', b':', b'"'])
+            && {
+                *i += 6;
+                self.t_str(i, Some(key1))
+            }
+            && b.get(*i..*i + 6) == Some(&[b',', b'"', k2[0], b'"', b':', b'"'])
+            && {
+                *i += 6;
+                self.t_str(i, Some(key2))
+            }
+    }
+
+    /// Template: the rest of a string whose opening quote is at `*i - 1`, without escapes.
+    #[inline(always)]
+    fn t_str(&mut self, i: &mut usize, key: Option<Key>) -> bool {
+        match string(self.b, *i - 1) {
+            Ok(end) if end & FLAG == 0 => {
+                if let Some(key) = key {
+                    self.t_keep(key, *i, end - *i);
+                }
+                *i = end + 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Template: a non-negative integer.
+    #[inline(always)]
+    fn t_int(&mut self, i: &mut usize, key: Key) -> bool {
+        let mut v = 0;
+        match number(self.b, *i, &mut v) {
+            Ok(n) if n & FLAG == 0 => {
+                self.slots[key as usize] = Raw::UInt(v);
+                self.present |= 1 << key as u32;
+                *i = n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Template: `true` or `false`.
+    #[inline(always)]
+    fn t_bool(&mut self, i: &mut usize, key: Option<Key>) -> bool {
+        let v = if lit(self.b, i, b"true") {
+            true
+        } else if lit(self.b, i, b"false") {
+            false
+        } else {
+            return false;
+        };
+        if let Some(key) = key {
+            self.slots[key as usize] = Raw::Bool(v);
+            self.present |= 1 << key as u32;
+        }
+        true
+    }
+
+    /// Template: record the string content `start..start + len` for `key`.
+    #[inline(always)]
+    fn t_keep(&mut self, key: Key, start: usize, len: usize) {
+        self.slots[key as usize] = Raw::Str(Span::new(start, len, false));
+        self.present |= 1 << key as u32;
     }
 
     /// Scan the object at `i` (at nesting `depth`), capturing the members `level` cares about.
@@ -1118,6 +1278,17 @@ impl<'m, 's> Scan<'m, 's> {
             }
             i = ws(b, i + 1);
         }
+    }
+}
+
+/// If `b[*i..]` starts with `l`, step over it.
+#[inline(always)]
+fn lit(b: &[u8], i: &mut usize, l: &[u8]) -> bool {
+    if b.get(*i..*i + l.len()) == Some(l) {
+        *i += l.len();
+        true
+    } else {
+        false
     }
 }
 
