@@ -28,6 +28,10 @@ pub enum Command {
     /// Import a recorded capture into a new journal: raw frames, decoded market events, feed
     /// errors and book gaps, exactly as the live feed would journal them.
     Import(crate::import_cmd::ImportArgs),
+    /// Record a live Binance market-data session (combined-stream WebSocket) into a journal
+    /// through the same feed stage as `run`: raw frames, decoded events, connection losses and
+    /// restorations. Stops after --duration or on SIGINT/SIGTERM and prints a summary.
+    Record(crate::record_cmd::RecordArgs),
 }
 
 /// `algo-engine journal ...`
@@ -79,5 +83,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Command::Import(args) => crate::import_cmd::run_import(args),
         Command::Run(args) => crate::pipeline::run(args),
+        Command::Record(args) => crate::record_cmd::run(args),
     }
 }

@@ -1,13 +1,15 @@
 //! `algo-engine`: the command line of the trading engine.
 //!
 //! Each subcommand is a thin layer over the crates: `journal` over `coldpath::inspect`,
-//! `run` over the stage runtime in `hotpath::runtime` with the wiring in [`pipeline`].
+//! `run` over the stage runtime in `hotpath::runtime` with the wiring in [`pipeline`], `record`
+//! over the same stages with the live source of `hotpath::live` ([`record_cmd`]).
 //! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
 
 mod cli;
 mod import_cmd;
 mod journal_cmd;
 mod pipeline;
+mod record_cmd;
 mod replay_input;
 mod signals;
 

@@ -24,14 +24,19 @@
 //!   returns, when every event of the frame has been pushed to the ring (the stage publishes a
 //!   frame's events with one `push_slice`, so they become visible together). Frames by message
 //!   type are reported too (tmpfs journal only, to keep the table short).
-//! - **per event**: the consumer pops the ring right after `poll` returns and stamps each event
-//!   as it pops it; the event's latency is from its frame's pre-copy stamp to its pop. The
-//!   breakdown row `recv → Decoded` is the event's own stamps: the stage's receive TSC (taken
-//!   right after the copy) to the `Decoded` stamp the stage sets when the codec emits it.
-//!   Because the stage decodes and journals all of a frame's events before publishing any of
-//!   them, every event of a depth update (or of the REST snapshot, thousands of levels) waits
-//!   for its whole frame: the per-event percentiles are weighted towards the large frames, and
-//!   the row's note gives the share of events per frame type.
+//! - **per event, in ring**: the stage decodes and journals all of a frame's events before it
+//!   publishes them with one `push_slice`, so every event of a frame becomes visible in the
+//!   ring at the same instant, the end of the frame's `poll`: each event is recorded with its
+//!   frame's latency. Every event of a depth update (or of the REST snapshot, thousands of
+//!   levels) waits for its whole frame, so these percentiles are weighted towards the large
+//!   frames; the row's note gives the share of events per frame type.
+//! - **per event, popped**: the consumer pops the ring one event at a time right after `poll`
+//!   returns and stamps each pop (stamps kept in a preallocated buffer and recorded after the
+//!   drain); latency from the frame's pre-copy stamp to the pop, i.e. including the pops of the
+//!   events ahead of it: what a strategy popping one by one sees.
+//! - **recv → Decoded**: the event's own stamps, the stage's receive TSC (taken right after
+//!   the copy) to the `Decoded` stamp the stage sets when the codec emits the event (so it
+//!   includes decoding and journaling the frame's earlier events).
 //! - **throughput**: a separate pass over the whole capture with a fresh stage and journal and
 //!   no per-frame clock reads: `poll` then drain the ring, until the source ends; frames/s and
 //!   events/s from two TSC reads around the pass, median of the repetitions.
@@ -272,7 +277,8 @@ fn placements() -> Vec<Placement> {
 /// Histograms of one (capture, placement), merged over repetitions.
 struct Hists {
     frame: LatencyHist,
-    event: LatencyHist,
+    visible: LatencyHist,
+    popped: LatencyHist,
     decoded: LatencyHist,
     by_kind: Vec<LatencyHist>,
     /// Events per frame type in the last latency pass.
@@ -286,7 +292,8 @@ impl Hists {
     fn new() -> Self {
         Hists {
             frame: LatencyHist::new(),
-            event: LatencyHist::new(),
+            visible: LatencyHist::new(),
+            popped: LatencyHist::new(),
             decoded: LatencyHist::new(),
             by_kind: FrameKind::ALL.iter().map(|_| LatencyHist::new()).collect(),
             events_by_kind: [0; 4],
@@ -308,6 +315,9 @@ fn latency_pass(
     let (mut stage, mut rx) = cap.stage(dir)?;
     let mut i = 0usize;
     let mut events_by_kind = [0u64; 4];
+    // Per popped event: (pop TSC, receive TSC, Decoded TSC), recorded after the drain so that
+    // the histogram work does not delay the events behind it.
+    let mut pops: Vec<(u64, u64, u64)> = Vec::with_capacity(RING);
     loop {
         let t0 = clock.raw();
         let n = stage.poll();
@@ -318,17 +328,25 @@ fn latency_pass(
             }
             continue;
         }
+        // The drain: what a consumer does, one pop and one stamp per event.
+        pops.clear();
+        while let Some(ev) = rx.try_pop() {
+            let tp = clock.raw();
+            let decoded = ev.stamps.at(StampStage::Decoded).unwrap_or(0);
+            pops.push((tp, ev.stamps.recv_tsc, decoded));
+        }
         let ns = clock.delta_ns(t0, t1);
         h.frame.record(ns);
         let kind = cap.kinds.get(i).copied().unwrap_or(FrameKind::Other) as usize;
         h.by_kind[kind].record(ns);
         i += 1;
-        while let Some(ev) = rx.try_pop() {
-            events_by_kind[kind] += 1;
-            let tp = clock.raw();
-            h.event.record(clock.delta_ns(t0, tp));
-            if let Some(d) = ev.stamps.at(StampStage::Decoded) {
-                h.decoded.record(clock.delta_ns(ev.stamps.recv_tsc, d));
+        events_by_kind[kind] += pops.len() as u64;
+        for &(tp, recv, decoded) in &pops {
+            // Every event of the frame became visible at the same instant (one `push_slice`).
+            h.visible.record(ns);
+            h.popped.record(clock.delta_ns(t0, tp));
+            if decoded != 0 {
+                h.decoded.record(clock.delta_ns(recv, decoded));
             }
         }
     }
@@ -464,8 +482,10 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             );
             h.frame
                 .write_percentiles(&opts.out_dir.join(format!("{slug}-frame.hdr.txt")))?;
-            h.event
+            h.visible
                 .write_percentiles(&opts.out_dir.join(format!("{slug}-event.hdr.txt")))?;
+            h.popped
+                .write_percentiles(&opts.out_dir.join(format!("{slug}-popped.hdr.txt")))?;
             let fps = median(h.frames_per_s.clone());
             let eps = median(h.events_per_s.clone());
             let mut extra = String::new();
@@ -503,9 +523,9 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
                 .collect::<Vec<_>>()
                 .join(", ");
             rows.push(Row {
-                case: "per event: copy -> popped".into(),
+                case: "per event: copy -> in ring".into(),
                 subject: subject.clone(),
-                latency: Some(h.event.percentiles(overhead.p50)),
+                latency: Some(h.visible.percentiles(overhead.p50)),
                 throughput: Some(eps),
                 ratio: None,
                 note: format!(
@@ -515,6 +535,14 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
                     c.events as f64 / c.frames.max(1) as f64,
                     share
                 ),
+            });
+            rows.push(Row {
+                case: "per event: copy -> popped".into(),
+                subject: subject.clone(),
+                latency: Some(h.popped.percentiles(overhead.p50)),
+                throughput: None,
+                ratio: None,
+                note: "consumer pops one by one right after poll, stamping each pop".into(),
             });
             rows.push(Row {
                 case: "per event: recv -> Decoded stamp".into(),
@@ -552,13 +580,14 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          engine journal config, {RING}-slot ring, max frame {MAX_FRAME} B, max {MAX_EVENTS} \
          events/frame), every frame of the capture, single thread pinned to core {a}{pinned}. \
          Journal always on (FeedStage requires an Appender; there is no off switch), placed in \
-         a fresh temp dir per pass: {places}. Per frame: TSC before FeedStage::poll (whose first \
-         act is the source copy) to its return (all events pushed to the ring). Per event: same \
-         start to the consumer's stamp when popping it right after poll; a frame's events are \
-         published together after all of them are decoded and journaled, so events of big \
-         frames (depth, the REST snapshot) dominate the per-event percentiles. recv -> Decoded: \
-         the event's own stamps. Latency histograms merged over {reps} interleaved repetitions, \
-         overhead p50 subtracted; HDR files feed-<capture>-<journal>-{{frame,event}}.hdr.txt. \
+         a fresh temp dir per pass: {places}. Per frame: TSC before FeedStage::poll (whose \
+         first act is the source copy) to its return (all events pushed to the ring). Per event \
+         in ring: a frame's events are published together by one push_slice after all of them \
+         are decoded and journaled, so each event gets its frame's latency and big frames \
+         (depth, the REST snapshot) dominate. Per event popped: same start to the consumer's \
+         stamp as it pops the events one by one right after poll. recv -> Decoded: the event's \
+         own stamps. Latency histograms merged over {reps} interleaved repetitions, overhead \
+         p50 subtracted; HDR files feed-<capture>-<journal>-{{frame,event,popped}}.hdr.txt. \
          Throughput: separate pass per repetition without per-frame clock reads, poll + drain \
          ring until the source ends, median of {reps}. One untimed warm-up pass per capture \
          first. The journal's pre-fault helper thread is unpinned and shares the 2 cores{quick}.",

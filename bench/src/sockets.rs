@@ -4,11 +4,12 @@
 //! Subjects (both ends of the connection use the same driver):
 //! - `mio (busy-poll)`: [`net::socket::MioTransport`], non-blocking sockets read by direct `recv`
 //!   attempts in a spin loop (the feed's way of using it);
-//! - `io_uring multishot` (busy-poll): [`net::socket::UringTransport`] with a registered socket, registered
+//! - `io_uring multishot`: [`net::socket::UringTransport`] with a registered socket, registered
 //!   send/receive buffers and multishot `RECV` into a provided-buffer ring, busy-polled (an idle
 //!   poll is a load of the ring's shared task-run flag, no syscall);
-//! - `io_uring single-shot` (busy-poll): the same driver forced to single-shot `READ_FIXED` into its
-//!   registered receive buffer (the fallback for kernels without buffer rings), for reference;
+//! - `io_uring single-shot`: the same driver forced to single-shot `READ_FIXED` into its
+//!   registered receive buffer (the fallback for kernels without buffer rings), busy-polled, for
+//!   reference;
 //! - `std (blocking)`: [`net::socket::StdTransport`], blocking `read`/`write`: the baseline every
 //!   ratio is computed against.
 //!

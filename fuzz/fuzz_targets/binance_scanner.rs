@@ -15,9 +15,7 @@ use hotpath::event::MarketEvent;
 use hotpath::instrument::{
     InstrumentId, InstrumentKind, InstrumentSpec, InstrumentTable, Symbol, Venue,
 };
-use hotpath::venue::binance::{
-    DecodeError, Decoded, Decoder, DecoderConfig, Scanner, SimdDecoder,
-};
+use hotpath::venue::binance::{DecodeError, Decoded, Decoder, DecoderConfig, Scanner, SimdDecoder};
 use libfuzzer_sys::fuzz_target;
 
 const VENUES: [Venue; 3] = [Venue::BinanceSpot, Venue::BinanceUsdM, Venue::BinanceCoinM];
@@ -31,7 +29,9 @@ fn table() -> &'static InstrumentTable {
             let spec = InstrumentSpec::new(v, Symbol::new(s.as_bytes()).unwrap(), k, ps, qs);
             t.intern(spec).unwrap();
         };
-        for s in ["BTCUSDT", "ETHUSDT", "NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR"] {
+        for s in [
+            "BTCUSDT", "ETHUSDT", "NKNUSDT", "BLZETH", "LRCBTC", "RUNEEUR",
+        ] {
             add(Venue::BinanceSpot, s, Spot, 8, 8);
         }
         add(Venue::BinanceUsdM, "BTCUSDT", Perp, 2, 3);
@@ -102,7 +102,11 @@ fn run<D: Decoder>(d: &mut D, data: &[u8], snapshot: Option<InstrumentId>) -> Ou
             Ok((done, events))
         }
         Err(e) => {
-            assert!(events.is_empty(), "{e} after emitting {} events", events.len());
+            assert!(
+                events.is_empty(),
+                "{e} after emitting {} events",
+                events.len()
+            );
             Err(e)
         }
     }
@@ -110,7 +114,12 @@ fn run<D: Decoder>(d: &mut D, data: &[u8], snapshot: Option<InstrumentId>) -> Ou
 
 fn agree(a: &Outcome, b: &Outcome, data: &[u8]) {
     match (a, b) {
-        (Ok(x), Ok(y)) => assert_eq!(x, y, "different events for {:?}", String::from_utf8_lossy(data)),
+        (Ok(x), Ok(y)) => assert_eq!(
+            x,
+            y,
+            "different events for {:?}",
+            String::from_utf8_lossy(data)
+        ),
         (Err(x), Err(y)) => {
             if !(x.kind().is_syntax() && y.kind().is_syntax()) {
                 assert_eq!(

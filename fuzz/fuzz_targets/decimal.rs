@@ -59,7 +59,11 @@ fn reference(s: &[u8], scale: u8) -> Result<i64, ParseError> {
     if big || mag > limit {
         return Err(ParseError::Overflow { scale });
     }
-    Ok(if neg { (-(mag as i128)) as i64 } else { mag as i64 })
+    Ok(if neg {
+        (-(mag as i128)) as i64
+    } else {
+        mag as i64
+    })
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -68,13 +72,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let scale = sel % 20;
     let got = parse_mantissa(s, scale);
-    assert_eq!(got, reference(s, scale), "{:?} at scale {scale}", String::from_utf8_lossy(s));
+    assert_eq!(
+        got,
+        reference(s, scale),
+        "{:?} at scale {scale}",
+        String::from_utf8_lossy(s)
+    );
 
     if let Ok(m) = got {
         let mut buf = [0u8; MAX_DECIMAL_LEN];
         let n = format_decimal(m, scale, &mut buf).expect("scale <= 18 always formats");
         let text = &buf[..n];
-        assert_eq!(parse_mantissa(text, scale), Ok(m), "round trip of {m} at {scale}");
+        assert_eq!(
+            parse_mantissa(text, scale),
+            Ok(m),
+            "round trip of {m} at {scale}"
+        );
         if scale > 0 {
             let dot = text.iter().position(|&c| c == b'.').expect("a point");
             assert_eq!(n - dot - 1, usize::from(scale));

@@ -55,7 +55,11 @@ struct Cfg {
 impl Cfg {
     fn from_byte(b: u8) -> Cfg {
         Cfg {
-            role: if b & 1 == 0 { Role::Client } else { Role::Server },
+            role: if b & 1 == 0 {
+                Role::Client
+            } else {
+                Role::Server
+            },
             max_frame: MAX_FRAME[((b >> 1) & 3) as usize],
             max_message: MAX_MESSAGE[((b >> 3) & 3) as usize],
             validate_utf8: b & 0x20 != 0,
@@ -96,14 +100,17 @@ fn check_decoder(cfg: Cfg, stream: &[u8]) {
             }
             Ok(Decoded::NeedMore { total }) => {
                 assert!(total > avail, "NeedMore {total} with {avail} bytes present");
-                assert!(!matches!(hdr, Err(_)), "NeedMore on a header parse_header rejects");
+                assert!(hdr.is_ok(), "NeedMore on a header parse_header rejects");
                 break;
             }
             Ok(Decoded::Frame(f)) => {
                 let h = hdr
                     .expect("decode accepted what parse_header rejects")
                     .expect("decode found a frame where parse_header needs more");
-                assert!(f.consumed > 0 && f.consumed <= avail, "consumed {f:?} of {avail}");
+                assert!(
+                    f.consumed > 0 && f.consumed <= avail,
+                    "consumed {f:?} of {avail}"
+                );
                 assert!(
                     f.payload.start <= f.payload.end && f.payload.end == f.consumed,
                     "payload range {f:?} outside the frame"
@@ -120,7 +127,13 @@ fn check_decoder(cfg: Cfg, stream: &[u8]) {
                     }
                 }
                 // Every strict prefix of this frame needs more, and is left as it was.
-                for k in [0, 1, h.header_len.saturating_sub(1), h.header_len, f.consumed - 1] {
+                for k in [
+                    0,
+                    1,
+                    h.header_len.saturating_sub(1),
+                    h.header_len,
+                    f.consumed - 1,
+                ] {
                     if k >= f.consumed {
                         continue;
                     }
@@ -198,7 +211,7 @@ impl Mock<'_> {
     /// counters so that reads cannot be starved by an unlucky interleaving with writes.
     fn blocks_now(would_block: bool, tick: &mut u32) -> bool {
         *tick = tick.wrapping_add(1);
-        would_block && *tick % 2 == 0
+        would_block && *tick & 1 == 0
     }
 }
 
@@ -327,7 +340,8 @@ fn check_client(cfg: Cfg, seed: u8, stream: &[u8]) {
         if sent {
             // Whatever state the connection is in, sending must fail cleanly or succeed.
             match client.send_binary(b"ack") {
-                Ok(()) | Err(WsError::NotOpen | WsError::Closed | WsError::BufferTooSmall { .. }) => {}
+                Ok(())
+                | Err(WsError::NotOpen | WsError::Closed | WsError::BufferTooSmall { .. }) => {}
                 Err(e) => {
                     if client.is_closed() {
                         break;
@@ -390,17 +404,30 @@ fn check_round_trip(data: &[u8]) {
     match encode_frame(fin, opcode, mask, payload, &mut wire) {
         Ok(n) => {
             assert_eq!(n, wire.len());
-            let role = if mask.is_some() { Role::Server } else { Role::Client };
-            let other = if mask.is_some() { Role::Client } else { Role::Server };
+            let role = if mask.is_some() {
+                Role::Server
+            } else {
+                Role::Client
+            };
+            let other = if mask.is_some() {
+                Role::Client
+            } else {
+                Role::Server
+            };
             let mut copy = wire.clone();
             assert!(
-                FrameDecoder::new(other, usize::MAX).decode(&mut copy).is_err(),
+                FrameDecoder::new(other, usize::MAX)
+                    .decode(&mut copy)
+                    .is_err(),
                 "the wrong role accepted a frame"
             );
             match FrameDecoder::new(role, payload.len()).decode(&mut wire) {
                 Ok(Decoded::Frame(f)) => {
                     assert_eq!((f.fin, f.opcode, f.consumed), (fin, opcode, n));
-                    assert_eq!(&wire[f.payload], payload, "payload changed in the round trip");
+                    assert_eq!(
+                        &wire[f.payload], payload,
+                        "payload changed in the round trip"
+                    );
                 }
                 other => panic!("encoded frame did not decode: {other:?}"),
             }
@@ -422,7 +449,11 @@ fn check_round_trip(data: &[u8]) {
         payload.chunks(step).collect()
     };
     for (i, chunk) in chunks.iter().enumerate() {
-        let op = if i == 0 { OpCode::Binary } else { OpCode::Continuation };
+        let op = if i == 0 {
+            OpCode::Binary
+        } else {
+            OpCode::Continuation
+        };
         let mut frame = vec![0u8; enc.frame_len(chunk.len())];
         let n = enc
             .encode(i + 1 == chunks.len(), op, chunk, &mut frame)
@@ -446,7 +477,10 @@ fn check_round_trip(data: &[u8]) {
             other => panic!("fragment did not decode: {other:?}"),
         };
         let body = &stream[pos + f.payload.start..pos + f.payload.end];
-        match reasm.push(f.fin, f.opcode, body).expect("fragment accepted") {
+        match reasm
+            .push(f.fin, f.opcode, body)
+            .expect("fragment accepted")
+        {
             Push::Single(OpCode::Binary) => {
                 assert_eq!(body, payload);
                 done = true;

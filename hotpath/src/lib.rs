@@ -26,6 +26,7 @@
 //!   decision), the `risk` gate and position monitor, and the `gateway` that sends orders and
 //!   keeps the order state machine.
 
+pub mod analytics;
 pub mod book;
 pub mod codec;
 pub mod datadir;

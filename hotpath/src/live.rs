@@ -41,21 +41,24 @@
 //! # The one copy
 //!
 //! A message is copied once, from the WebSocket receive buffer (where it was unmasked and, if
-//! fragmented, reassembled) into the feed's buffer. That copy is kept deliberately: the feed
+//! fragmented, reassembled) into the feed's buffer. The copy is kept deliberately: the feed
 //! journals the raw bytes and then lets the decoder modify them in place (simd-json does), so it
-//! needs a buffer it owns for the duration of the poll, while the WebSocket buffer is recycled at
-//! the next socket read. Lending the socket buffer instead would need a borrowing variant of
-//! [`FrameSource`] and would tie the journal append to the socket's lifetime; the copy of a
-//! typical 100-600-byte message is a few tens of nanoseconds into an L1-resident buffer, against
-//! roughly a microsecond for decode and journal, and is the same copy [`ReplaySource`]
-//! (crate::feed::ReplaySource) makes, so live and replay run identical feed code.
+//! needs a buffer it owns for the whole poll, while the WebSocket buffer is recycled at the next
+//! socket read. Lending the socket buffer instead would need a borrowing variant of
+//! [`FrameSource`] and would tie the journal append and the decode to the socket's buffer
+//! management; a `memcpy` of a typical 100-600-byte message into a buffer that stays in L1 is
+//! small next to scanning and journaling the same bytes, and it is the copy
+//! [`ReplaySource`](crate::feed::ReplaySource) makes too, so live and replay run identical feed
+//! code.
 //!
 //! # Allocation
 //!
-//! Steady state (messages, pings, liveness checks) allocates nothing. A (re)connect allocates:
-//! the socket driver's buffers and the WebSocket client's buffers are created per connection by
-//! the `net` crate, and error texts are formatted. Reconnects are rare and already mean lost
-//! data; the journal records them.
+//! Steady state over `ws://` (messages, pings, liveness checks, probes) allocates nothing:
+//! `tests/live_feed.rs` counts the polling thread's allocations over a whole real session. Over
+//! `wss://`, `rustls` allocates per TLS record (see [`net::socket::TlsTransport`]). A (re)connect
+//! allocates: the `net` crate creates the socket driver's and the WebSocket client's buffers per
+//! connection, and error texts are formatted for the log. Reconnects are rare and already mean
+//! lost data; the journal records them.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -67,12 +70,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use net::reconnect::{Action, Backoff, Health, Liveness, Reconnector};
 use net::socket::{
-    AnyTransport, DriverKind, Interest, NetError, Readiness, SocketConfig, TlsTransport, Transport,
+    AnyTransport, Interest, NetError, Readiness, SocketConfig, TlsTransport, Transport,
 };
-use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError};
+use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError, WsState};
 
 use crate::feed::{FrameSource, SourceEvent, SourceEventKind, SourcePoll};
 use crate::instrument::Venue;
+
+/// The socket driver choice, re-exported so configuring a live source needs no `net` import.
+pub use net::socket::DriverKind;
 
 /// Most streams one Binance connection may subscribe to.
 pub const MAX_STREAMS: usize = 1024;
@@ -88,6 +94,9 @@ const MAX_PENDING_EVENTS: usize = 8;
 
 /// WebSocket messages (data or control) handled in one `next_frame` call at most.
 const MAX_MESSAGES_PER_POLL: usize = 16;
+
+/// Longest interval between liveness/age checks while messages keep arriving.
+const HOUSEKEEPING_NS: u64 = 1_000_000;
 
 /// Payload of the liveness probe ping.
 const PROBE_PAYLOAD: &[u8] = b"algo-engine liveness";
@@ -753,6 +762,10 @@ enum Got {
 // ---------------------------------------------------------------------------------------------
 
 /// The live Binance combined-stream source (see the module documentation).
+///
+/// Construct it anywhere (that is where name resolution happens), then hand it to the feed
+/// stage: connections are created lazily by [`next_frame`](FrameSource::next_frame), on the
+/// thread that polls it from then on.
 pub struct LiveSource<C: LiveClock = SystemClock> {
     venue: Venue,
     endpoint: Endpoint,
@@ -777,6 +790,7 @@ pub struct LiveSource<C: LiveClock = SystemClock> {
     /// Monotonic time the last session was lost.
     lost_at: Option<u64>,
     last_rx: u64,
+    last_housekeeping: u64,
     probe_outstanding: bool,
     events: VecDeque<SourceEvent>,
     stats: Arc<LiveStats>,
@@ -868,6 +882,7 @@ impl<C: LiveClock> LiveSource<C> {
             attempts: 0,
             lost_at: None,
             last_rx: 0,
+            last_housekeeping: 0,
             probe_outstanding: false,
             events: VecDeque::with_capacity(MAX_PENDING_EVENTS),
             stats: Arc::new(LiveStats::default()),
@@ -960,7 +975,7 @@ impl<C: LiveClock> LiveSource<C> {
                     close: None,
                 })
             }
-            Err(e) => self.attempt_failed(now, format_args!("{e}")),
+            Err(e) => self.attempt_failed(now, format_args!("{addr}: {e}")),
         }
     }
 
@@ -1035,7 +1050,14 @@ impl<C: LiveClock> LiveSource<C> {
         let retry_in_ms = (retry_at - now.mono_ns) / 1_000_000;
         self.lost_at = Some(now.mono_ns);
         let (venue, session) = (self.venue.name(), self.session);
-        tracing::warn!(venue, session, reason, up_ms, retry_in_ms, "market data connection lost: {detail}");
+        tracing::warn!(
+            venue,
+            session,
+            reason,
+            up_ms,
+            retry_in_ms,
+            "market data connection lost: {detail}"
+        );
         self.push_event(
             SourceEventKind::ConnectionLost,
             now.unix_ns,
@@ -1046,7 +1068,9 @@ impl<C: LiveClock> LiveSource<C> {
         );
     }
 
-    /// The connection failed with `e` (after opening, or during the handshake).
+    /// The connection failed with `e`: a lost session if it had opened, otherwise a failed
+    /// attempt (including a connection that completed its handshake and failed within the same
+    /// poll, before delivering anything).
     fn failed(&mut self, now: Now, e: WsError) {
         let Some(conn) = self.conn.as_ref() else {
             return;
@@ -1074,16 +1098,14 @@ impl<C: LiveClock> LiveSource<C> {
 
     /// Liveness, maximum age, handshake deadline and the probe ping.
     fn housekeeping(&mut self, now: Now) {
+        self.last_housekeeping = now.mono_ns;
         let Some(conn) = self.conn.as_mut() else {
             return;
         };
         if conn.open_since.is_none() {
             if now.mono_ns.saturating_sub(conn.started_ns) >= self.connect_timeout_ns {
                 let ms = self.connect_timeout_ns / 1_000_000;
-                self.attempt_failed(
-                    now,
-                    format_args!("handshake not complete within {ms} ms"),
-                );
+                self.attempt_failed(now, format_args!("handshake not complete within {ms} ms"));
             }
             return;
         }
@@ -1158,6 +1180,14 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
             if self.conn.is_none() {
                 return SourcePoll::Idle;
             }
+        } else if now.mono_ns.saturating_sub(self.last_housekeeping) >= HOUSEKEEPING_NS {
+            // Normally housekeeping runs when the socket has nothing more; a stream that never
+            // pauses must still be checked (maximum age), so it also runs here at least every
+            // millisecond.
+            self.housekeeping(now);
+            if self.conn.is_none() {
+                return SourcePoll::Idle;
+            }
         }
         for _ in 0..MAX_MESSAGES_PER_POLL {
             let Some(conn) = self.conn.as_mut() else {
@@ -1189,7 +1219,14 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
                 Ok(None) => Got::Nothing,
                 Err(e) => Got::Failed(e),
             };
-            if conn.open_since.is_none() && conn.ws.is_open() {
+            // Any message, or a state past the handshake, means the session opened (a close
+            // frame may arrive in the very read that completed the handshake).
+            let past_handshake = !matches!(got, Got::Nothing | Got::Failed(_))
+                || matches!(
+                    conn.ws.state(),
+                    WsState::Open | WsState::CloseSent | WsState::Closing
+                );
+            if conn.open_since.is_none() && past_handshake {
                 conn.open_since = Some(now.mono_ns);
                 self.on_open(now);
             }
@@ -1263,7 +1300,10 @@ mod tests {
             ]
         );
         let usdm = stream_names(Venue::BinanceUsdM, &syms[..1], &kinds).unwrap();
-        assert_eq!(usdm, ["btcusdt@trade", "btcusdt@bookTicker", "btcusdt@depth@0ms"]);
+        assert_eq!(
+            usdm,
+            ["btcusdt@trade", "btcusdt@bookTicker", "btcusdt@depth@0ms"]
+        );
         let coinm = stream_names(
             Venue::BinanceCoinM,
             &["BTCUSD_PERP".to_string()],
@@ -1279,8 +1319,12 @@ mod tests {
                 "btcusd_perp@depth"
             ]
         );
-        let spot_slow =
-            stream_names(Venue::BinanceSpot, &syms[..1], &[StreamKind::Depth(Some(1000))]).unwrap();
+        let spot_slow = stream_names(
+            Venue::BinanceSpot,
+            &syms[..1],
+            &[StreamKind::Depth(Some(1000))],
+        )
+        .unwrap();
         assert_eq!(spot_slow, ["btcusdt@depth"]);
         // Duplicates collapse.
         let dup = stream_names(
@@ -1292,10 +1336,18 @@ mod tests {
         assert_eq!(dup, ["btcusdt@trade"]);
 
         let err = |r: Result<Vec<String>, LiveError>| r.unwrap_err().to_string();
-        assert!(err(stream_names(Venue::BinanceSpot, &syms, &[StreamKind::Depth(Some(0))]))
-            .contains("not offered"));
-        assert!(err(stream_names(Venue::BinanceSpot, &["BTC-USDT".into()], &kinds))
-            .contains("not a Binance symbol"));
+        assert!(err(stream_names(
+            Venue::BinanceSpot,
+            &syms,
+            &[StreamKind::Depth(Some(0))]
+        ))
+        .contains("not offered"));
+        assert!(err(stream_names(
+            Venue::BinanceSpot,
+            &["BTC-USDT".into()],
+            &kinds
+        ))
+        .contains("not a Binance symbol"));
         assert!(err(stream_names(Venue::BinanceSpot, &[], &kinds)).contains("no symbols"));
         assert!(err(stream_names(Venue::Bybit, &syms, &kinds)).contains("no Binance streams"));
         let many: Vec<String> = (0..400).map(|i| format!("S{i}")).collect();
@@ -1307,9 +1359,18 @@ mod tests {
                 continue;
             }
         }
-        assert_eq!(StreamKind::parse("kline_1M").unwrap(), StreamKind::Kline("1M"));
-        assert_eq!(StreamKind::parse("KLINE_1m").unwrap(), StreamKind::Kline("1m"));
-        assert_eq!(StreamKind::parse("BookTicker").unwrap(), StreamKind::BookTicker);
+        assert_eq!(
+            StreamKind::parse("kline_1M").unwrap(),
+            StreamKind::Kline("1M")
+        );
+        assert_eq!(
+            StreamKind::parse("KLINE_1m").unwrap(),
+            StreamKind::Kline("1m")
+        );
+        assert_eq!(
+            StreamKind::parse("BookTicker").unwrap(),
+            StreamKind::BookTicker
+        );
         for k in [
             StreamKind::Trade,
             StreamKind::AggTrade,
@@ -1331,7 +1392,10 @@ mod tests {
         );
         assert_eq!(e.host_header(), "stream.binance.com:9443");
         let e = Endpoint::parse("wss://fstream.binance.com/stream").unwrap();
-        assert_eq!((e.port, e.host_header().as_str()), (443, "fstream.binance.com"));
+        assert_eq!(
+            (e.port, e.host_header().as_str()),
+            (443, "fstream.binance.com")
+        );
         let e = Endpoint::parse("ws://127.0.0.1:9000").unwrap();
         assert_eq!((e.tls, e.port, e.path.as_str()), (false, 9000, "/stream"));
         assert_eq!(
@@ -1339,7 +1403,10 @@ mod tests {
             "/stream?streams=btcusdt@trade/btcusdt@depth@100ms"
         );
         let e = Endpoint::parse("ws://[::1]:81/x").unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("::1", 81, "/x"));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.path.as_str()),
+            ("::1", 81, "/x")
+        );
         assert_eq!(e.host_header(), "[::1]:81");
         assert_eq!(Endpoint::parse("ws://h/").unwrap().port, 80);
         for bad in [
@@ -1458,7 +1525,7 @@ mod tests {
         }
     }
 
-    fn source(port: u16, clock: &ManualClock) -> LiveSource<ManualClock> {
+    fn config(port: u16) -> LiveConfig {
         let mut cfg = LiveConfig::new(
             Venue::BinanceSpot,
             &["BTCUSDT"],
@@ -1469,34 +1536,72 @@ mod tests {
         cfg.seed = Some(5);
         cfg.silence = Duration::from_secs(5);
         cfg.ping_after = Some(Duration::from_secs(2));
-        cfg.max_age = Duration::from_secs(24 * 3600 - 600);
         cfg.ws.max_frame = 1 << 16;
         cfg.ws.max_message = 1 << 16;
-        LiveSource::new(&cfg, clock.clone()).unwrap()
+        cfg
     }
 
-    /// Polls (with real sleeps between, time frozen) until a frame or an event arrives.
-    fn poll_until(
-        src: &mut LiveSource<ManualClock>,
-        buf: &mut [u8],
-        events: &mut Vec<SourceEvent>,
-    ) -> Option<Vec<u8>> {
-        for _ in 0..5000 {
-            let r = src.next_frame(buf);
-            let mut got_event = false;
-            while let Some(e) = src.take_event() {
-                events.push(e);
-                got_event = true;
+    /// What the feed would see, in its order: the events of a call before that call's frame.
+    #[derive(Debug, PartialEq)]
+    enum Item {
+        Event(SourceEventKind, String),
+        Frame(Vec<u8>),
+    }
+
+    /// Polls `src` as the feed does (time frozen, real sleeps between polls).
+    struct Driver {
+        src: LiveSource<ManualClock>,
+        buf: Vec<u8>,
+        pending: VecDeque<Item>,
+    }
+
+    impl Driver {
+        fn new(src: LiveSource<ManualClock>) -> Driver {
+            Driver {
+                src,
+                buf: vec![0u8; 1 << 16],
+                pending: VecDeque::new(),
+            }
+        }
+
+        fn poll_once(&mut self) {
+            let r = self.src.next_frame(&mut self.buf);
+            while let Some(e) = self.src.take_event() {
+                self.pending
+                    .push_back(Item::Event(e.kind(), e.text().to_string()));
             }
             if let SourcePoll::Frame { len, .. } = r {
-                return Some(buf[..len].to_vec());
+                self.pending
+                    .push_back(Item::Frame(self.buf[..len].to_vec()));
             }
-            if got_event {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(200));
         }
-        panic!("nothing happened: events {events:?}");
+
+        fn next(&mut self) -> Item {
+            for _ in 0..20_000 {
+                if let Some(i) = self.pending.pop_front() {
+                    return i;
+                }
+                self.poll_once();
+                if self.pending.is_empty() {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            }
+            panic!("nothing happened");
+        }
+
+        fn event(&mut self, kind: SourceEventKind) -> String {
+            match self.next() {
+                Item::Event(k, text) if k == kind => text,
+                other => panic!("expected {kind:?}, got {other:?}"),
+            }
+        }
+
+        fn frame(&mut self) -> Vec<u8> {
+            match self.next() {
+                Item::Frame(f) => f,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -1504,10 +1609,9 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let clock = ManualClock::new(1_000_000_000);
-        let mut src = source(port, &clock);
+        let src = LiveSource::new(&config(port), clock.clone()).unwrap();
         let stats = src.stats();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut events = Vec::new();
+        let mut d = Driver::new(src);
 
         // Session 1: connect, data, a venue ping answered.
         let server = std::thread::spawn(move || {
@@ -1519,92 +1623,148 @@ mod tests {
             p.send(OpCode::Text, b"{\"a\":2}");
             (p, l)
         });
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events), None);
-        assert_eq!(events[0].kind(), SourceEventKind::Connected);
-        assert!(events[0].text().contains("session=1 attempts=1"), "{events:?}");
-        assert!(events[0].text().contains("resync=1"));
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events).unwrap(), b"{\"a\":1}");
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events).unwrap(), b"{\"a\":2}");
+        let text = d.event(SourceEventKind::Connected);
+        assert!(text.contains("session=1 attempts=1"), "{text}");
+        assert!(text.contains("resync=1"), "{text}");
+        assert_eq!(d.frame(), b"{\"a\":1}");
+        assert_eq!(d.frame(), b"{\"a\":2}");
         let (mut p, l) = server.join().unwrap();
         assert_eq!(p.path, "/stream?streams=btcusdt@trade/btcusdt@depth@100ms");
 
-        // Quiet for 2 s: the source probes with a ping; the pong keeps it alive past 5 s.
+        // Quiet for 2.5 s: the source probes with a ping; the pong keeps it alive past 5 s.
         clock.advance(Duration::from_millis(2500));
-        assert!(src.next_frame(&mut buf) == SourcePoll::Idle);
+        d.poll_once();
         let (op, payload) = p.recv().unwrap();
         assert_eq!((op, payload.as_slice()), (OpCode::Ping, PROBE_PAYLOAD));
         p.send(OpCode::Pong, &payload);
         while stats.snapshot().pongs_received == 0 {
-            assert_eq!(src.next_frame(&mut buf), SourcePoll::Idle);
-            std::thread::sleep(Duration::from_micros(200));
+            d.poll_once();
+            std::thread::sleep(Duration::from_micros(100));
         }
         clock.advance(Duration::from_millis(3000));
-        assert_eq!(src.next_frame(&mut buf), SourcePoll::Idle);
-        assert!(src.is_connected());
-        assert!(src.take_event().is_none());
+        d.poll_once();
+        assert!(d.src.is_connected());
+        assert!(d.pending.is_empty());
 
-        // Silent past 5 s (the probe goes unanswered): lost, then restored with backoff.
+        // Silent past 5 s (the second probe goes unanswered): lost, then restored.
         clock.advance(Duration::from_millis(5001));
         let server = std::thread::spawn(move || {
             let mut p2 = Peer::accept(&l);
             p2.send(OpCode::Text, b"{\"b\":1}");
-            (p2, l)
+            p2
         });
-        assert_eq!(src.next_frame(&mut buf), SourcePoll::Idle);
-        let lost = src.take_event().expect("lost event");
-        assert_eq!(lost.kind(), SourceEventKind::ConnectionLost);
-        assert!(lost.text().contains("reason=silent"), "{lost:?}");
-        assert_eq!(lost.at_ns(), ManualClock::UNIX_BASE + clock.mono_ns());
-        assert!(!src.is_connected());
+        d.poll_once();
+        let lost = d.event(SourceEventKind::ConnectionLost);
+        assert!(lost.contains("session=1 reason=silent"), "{lost}");
+        assert!(!d.src.is_connected());
+        assert_eq!(stats.snapshot().silent_disconnects, 1);
         // The old connection got a close frame.
-        loop {
-            match p.recv() {
-                Some((OpCode::Close, _)) | None => break,
-                Some(_) => {}
+        while let Some((op, _)) = p.recv() {
+            if op == OpCode::Close {
+                break;
             }
         }
-        // Backoff: nothing before the retry time (first ceiling 100 ms).
+        // Backoff (first ceiling 100 ms): no attempt while the clock stands still.
+        for _ in 0..20 {
+            d.poll_once();
+        }
+        assert_eq!(stats.snapshot().connect_attempts, 1);
         clock.advance(Duration::from_millis(100));
-        events.clear();
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events), None);
-        assert_eq!(events[0].kind(), SourceEventKind::ConnectionRestored);
-        assert!(events[0].text().contains("session=2"), "{events:?}");
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events).unwrap(), b"{\"b\":1}");
-        let (mut p2, l) = server.join().unwrap();
+        let restored = d.event(SourceEventKind::ConnectionRestored);
+        assert!(restored.contains("session=2 attempts=1"), "{restored}");
+        assert!(restored.contains("resync=1"), "{restored}");
+        assert_eq!(d.frame(), b"{\"b\":1}");
+        let _p2 = server.join().unwrap();
 
-        // Keep the connection fed; at the maximum age it is recycled proactively.
-        let server = std::thread::spawn(move || Peer::accept(&l));
-        for _ in 0..(24 * 60 - 11) {
-            clock.advance(Duration::from_secs(60));
-            p2.send(OpCode::Pong, b"keepalive");
-            while src.next_frame(&mut buf) == SourcePoll::Idle && src.take_event().is_none() {
-                if stats.snapshot().pongs_received > 0 && src.is_connected() {
+        let s = stats.snapshot();
+        assert_eq!((s.sessions, s.disconnects, s.messages), (2, 1, 3));
+        assert_eq!(
+            (s.pings_received, s.pings_sent, s.pongs_received),
+            (1, 2, 1)
+        );
+    }
+
+    #[test]
+    fn close_by_venue_and_abrupt_drop_are_reported() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let clock = ManualClock::new(0);
+        let mut d = Driver::new(LiveSource::new(&config(port), clock.clone()).unwrap());
+        let server = std::thread::spawn(move || {
+            let mut p = Peer::accept(&l);
+            let mut close = vec![0x03, 0xE9]; // 1001 going away
+            close.extend_from_slice(b"restart");
+            p.send(OpCode::Close, &close);
+            // Wait for the client's echo, then end the TCP connection.
+            while let Some((op, _)) = p.recv() {
+                if op == OpCode::Close {
                     break;
                 }
             }
-        }
-        clock.advance(Duration::from_secs(60));
-        let mut saw = None;
-        for _ in 0..1000 {
-            let _ = src.next_frame(&mut buf);
-            if let Some(e) = src.take_event() {
-                saw = Some(e);
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let lost = saw.expect("recycled");
-        assert!(lost.text().contains("reason=max_age"), "{lost:?}");
-        assert_eq!(stats.snapshot().age_recycles, 1);
+            drop(p);
+            let mut p = Peer::accept(&l);
+            p.send(OpCode::Text, b"{}");
+            drop(p); // abrupt: no close frame
+            l
+        });
+        d.event(SourceEventKind::Connected);
+        let lost = d.event(SourceEventKind::ConnectionLost);
+        assert!(
+            lost.contains("reason=closed_by_venue") && lost.contains("close code 1001 'restart'"),
+            "{lost}"
+        );
         clock.advance(Duration::from_secs(1));
-        events.clear();
-        assert_eq!(poll_until(&mut src, &mut buf, &mut events), None);
-        assert_eq!(events[0].kind(), SourceEventKind::ConnectionRestored);
-        let _p3 = server.join().unwrap();
-        let s = stats.snapshot();
-        assert_eq!((s.sessions, s.disconnects, s.silent_disconnects), (3, 2, 1));
-        assert_eq!(s.messages, 3);
-        assert_eq!(s.pings_received, 1);
+        d.event(SourceEventKind::ConnectionRestored);
+        assert_eq!(d.frame(), b"{}");
+        let lost = d.event(SourceEventKind::ConnectionLost);
+        assert!(
+            lost.contains("reason=abnormal_closure") || lost.contains("reason=io_error"),
+            "{lost}"
+        );
+        let _l = server.join().unwrap();
+    }
+
+    #[test]
+    fn recycles_before_binance_24h_cut() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut cfg = config(port);
+        // Default maximum age; no silence or probe in the way.
+        cfg.max_age = LiveConfig::new(Venue::BinanceSpot, &[], &[]).max_age;
+        assert!(cfg.max_age < Duration::from_secs(24 * 3600));
+        cfg.silence = Duration::from_secs(48 * 3600);
+        cfg.ping_after = None;
+        let clock = ManualClock::new(0);
+        let src = LiveSource::new(&cfg, clock.clone()).unwrap();
+        let stats = src.stats();
+        let mut d = Driver::new(src);
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let mut p1 = Peer::accept(&l);
+            go_rx.recv().unwrap();
+            // A stream that never pauses: the age check must not wait for a quiet socket.
+            for i in 0..200 {
+                p1.send(OpCode::Text, format!("{{\"n\":{i}}}").as_bytes());
+            }
+            let p2 = Peer::accept(&l);
+            (p1, p2)
+        });
+        d.event(SourceEventKind::Connected);
+        clock.advance(cfg.max_age - Duration::from_secs(1));
+        for _ in 0..10 {
+            d.poll_once();
+        }
+        assert!(d.pending.is_empty() && d.src.is_connected());
+        go_tx.send(()).unwrap();
+        assert_eq!(d.frame(), b"{\"n\":0}");
+        clock.advance(Duration::from_secs(1));
+        let lost = d.event(SourceEventKind::ConnectionLost);
+        assert!(lost.contains("reason=max_age"), "{lost}");
+        assert!(lost.contains("85800 s old"), "{lost}");
+        clock.advance(Duration::from_millis(100));
+        d.event(SourceEventKind::ConnectionRestored);
+        let (_p1, _p2) = server.join().unwrap();
+        assert_eq!(stats.snapshot().age_recycles, 1);
     }
 
     #[test]
@@ -1614,33 +1774,43 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let clock = ManualClock::new(0);
-        let mut src = source(port, &clock);
+        let mut src = LiveSource::new(&config(port), clock.clone()).unwrap();
         let stats = src.stats();
         let mut buf = [0u8; 64];
-        for _ in 0..2000 {
+        for _ in 0..20_000 {
             assert_eq!(src.next_frame(&mut buf), SourcePoll::Idle);
             if stats.snapshot().connect_failures > 0 {
                 break;
             }
-            std::thread::sleep(Duration::from_micros(200));
+            std::thread::sleep(Duration::from_micros(100));
         }
         assert_eq!(stats.snapshot().connect_failures, 1);
-        assert!(src.take_event().is_none(), "failed attempts are not session events");
-        // Waiting for the backoff: no new attempt with time frozen.
+        assert!(
+            src.take_event().is_none(),
+            "failed attempts are not session events"
+        );
+        // The next attempt waits for the backoff; time stands still.
         for _ in 0..50 {
             let _ = src.next_frame(&mut buf);
         }
-        let attempts = stats.snapshot().connect_attempts;
-        assert!(attempts <= 2, "{attempts}");
+        assert_eq!(stats.snapshot().connect_attempts, 1);
+        clock.advance(Duration::from_millis(100));
+        let _ = src.next_frame(&mut buf);
+        assert_eq!(stats.snapshot().connect_attempts, 2);
 
         // A server that accepts but never answers the handshake: the deadline fails it.
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let mut src = source(port, &clock);
+        let mut src = LiveSource::new(&config(port), clock.clone()).unwrap();
         let stats = src.stats();
         let _ = src.next_frame(&mut buf);
         let (_conn, _) = l.accept().unwrap();
-        clock.advance(Duration::from_secs(11));
+        clock.advance(Duration::from_secs(9));
+        for _ in 0..10 {
+            let _ = src.next_frame(&mut buf);
+        }
+        assert_eq!(stats.snapshot().connect_failures, 0);
+        clock.advance(Duration::from_secs(1));
         let _ = src.next_frame(&mut buf);
         assert_eq!(stats.snapshot().connect_failures, 1);
         assert!(!src.is_connected());

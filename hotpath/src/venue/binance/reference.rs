@@ -1,7 +1,7 @@
 //! The reference decoder: simd-json's tape over the mutable receive buffer.
 //!
 //! It exists to be obviously right rather than fast: a mature, general JSON parser finds the
-//! values, and the shared [`schema`](super::schema) gives them meaning. The hot-path
+//! values, and the shared schema (`schema.rs`) gives them meaning. The hot-path
 //! [`Scanner`](super::scanner::Scanner) is checked against it message by message (tests) and
 //! byte by byte (fuzzing).
 //!
@@ -14,7 +14,7 @@
 //! 2. **simd-json** builds the tape (reusing its buffers and tape, so steady state does not
 //!    allocate for it) and rejects invalid UTF-8, bad surrogates and out-of-range numbers.
 //! 3. A walk over the tape rejects JSON floats anywhere and nesting deeper than
-//!    [`MAX_DEPTH`](super::MAX_DEPTH): Binance never sends either, and simd-json's float
+//!    [`MAX_DEPTH`]: Binance never sends either, and simd-json's float
 //!    parsing has acceptance quirks (exponents beyond 2^31 wrap) that nobody should have to
 //!    reproduce.
 //!
@@ -29,8 +29,8 @@ use crate::instrument::{InstrumentId, InstrumentTable, Venue};
 
 use super::error::{DecodeError, DecodeStats, Decoded};
 use super::schema::{
-    self, Access, Ctx, Key, SymbolCache, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING, EXPECT_UINT,
-    KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
+    self, Access, Ctx, Key, SymbolCache, EXPECT_BOOL, EXPECT_LEVELS, EXPECT_OBJECT, EXPECT_STRING,
+    EXPECT_UINT, KLINE_KEYS, MAX_DEPTH, PAYLOAD_KEYS, ROOT,
 };
 use super::{Decoder, DecoderConfig};
 

@@ -11,6 +11,15 @@
 //! few values the message type needs, decimals straight to fixed-point mantissas. It allocates
 //! nothing: all its state lives on the stack or in buffers sized at construction.
 //!
+//! Two paths fill the same slots. The hottest layouts (spot and USD-M `@trade` and
+//! `@bookTicker` envelopes, exactly as Binance writes them) go through a template that compares
+//! literal bytes and validates each value with the same lexer functions; anything else (another
+//! key order, whitespace, escapes, other streams) falls back to the general member-by-member
+//! scan. Which path ran never changes the result: the template only accepts bytes the general
+//! scan would accept and fills exactly the slots it would fill (the tests edit those layouts
+//! byte by byte to check it). Internally the lexer reports failures as one machine word, so
+//! its `Result`s travel in registers; the public [`DecodeError`] is built once, on failure.
+//!
 //! # Strict, and in agreement with the reference
 //!
 //! The scanner accepts exactly what the reference decoder
@@ -23,12 +32,12 @@
 //! * numbers are integers in `[-2^63, 2^64-1]`; a number with a fraction or an exponent is
 //!   rejected anywhere in the message (Binance sends prices as strings and ids and times as
 //!   integers, so a JSON float means the input is not what we think it is);
-//! * nesting is at most [`MAX_DEPTH`](super::MAX_DEPTH) arrays/objects deep;
+//! * nesting is at most [`MAX_DEPTH`] arrays/objects deep;
 //! * duplicate keys: the first occurrence counts.
 //!
 //! Field order and whitespace do not matter. The meaning of the fields (which are required,
 //! their types, how they become events) is shared with the reference decoder in
-//! [`schema`](super::schema), so the two can only differ in parsing.
+//! `schema.rs`, so the two can only differ in parsing.
 
 use crate::event::MarketEvent;
 use crate::fixed::{Price, Qty};
@@ -252,7 +261,9 @@ impl Reason {
             Reason::Surrogate => "invalid UTF-16 surrogate pair",
             Reason::LoneLow => "lone low UTF-16 surrogate",
             Reason::Number => "invalid number",
-            Reason::Float => "a number with a fraction or exponent (Binance sends decimals as strings)",
+            Reason::Float => {
+                "a number with a fraction or exponent (Binance sends decimals as strings)"
+            }
             Reason::Range => "integer out of the 64-bit range",
             Reason::Literal => "invalid literal",
             Reason::Colon => "expected ':' after an object key",
@@ -480,8 +491,7 @@ fn escape(b: &[u8], j: usize) -> Lex {
 fn unescape(raw: &[u8], mut put: impl FnMut(u8)) {
     let hex = |s: Option<&[u8]>| -> u32 {
         s.map_or(0, |s| {
-            s.iter()
-                .fold(0, |v, &c| v << 4 | hex_digit(c).unwrap_or(0))
+            s.iter().fold(0, |v, &c| v << 4 | hex_digit(c).unwrap_or(0))
         })
     };
     let mut i = 0;
@@ -1079,13 +1089,15 @@ impl<'m, 's> Scan<'m, 's> {
                     self.member(ws(b, i + 4), depth, key)?
                 }
                 // The combined-stream envelope's two keys, as literals.
-                Some(b"\"str") if level == (Level::Root { envelope: true })
-                    && b.get(i + 4..i + 9) == Some(b"eam\":") =>
+                Some(b"\"str")
+                    if level == (Level::Root { envelope: true })
+                        && b.get(i + 4..i + 9) == Some(b"eam\":") =>
                 {
                     self.member(ws(b, i + 9), depth, None)?
                 }
-                Some(b"\"dat") if level == (Level::Root { envelope: true })
-                    && b.get(i + 4..i + 7) == Some(b"a\":") =>
+                Some(b"\"dat")
+                    if level == (Level::Root { envelope: true })
+                        && b.get(i + 4..i + 7) == Some(b"a\":") =>
                 {
                     self.data_member(ws(b, i + 7), depth)?
                 }
