@@ -55,7 +55,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use hotpath::book::{BookConfig, BookSync, GapInfo, SyncMode, SyncStats, MAX_GAP_PAYLOAD};
+use hotpath::book::{BookSet, BookSync, GapInfo, SyncMode, SyncStats, MAX_GAP_PAYLOAD};
 use hotpath::codec::{self, AppendError, RecordKind};
 use hotpath::event::{DepthIds, MarketEvent, MarketKind, Stamps};
 use hotpath::fixed::{Decimal, Price, Qty};
@@ -354,21 +354,13 @@ impl Sink {
     }
 }
 
-/// The books of one import, one [`BookSync`] per instrument with depth data.
+/// The books of one import: a [`BookSet`] created lazily as instruments show depth data, with
+/// every gap journaled.
 struct Books {
-    map: BTreeMap<u32, BookSync>,
-    sync_mode: SyncMode,
+    set: BookSet,
 }
 
 impl Books {
-    fn get(&mut self, table: &InstrumentTable, id: InstrumentId) -> &mut BookSync {
-        let mode = self.sync_mode;
-        let venue = table.get(id).venue;
-        self.map
-            .entry(id.0)
-            .or_insert_with(|| BookSync::new(id, BookConfig::for_venue(venue).with_mode(mode)))
-    }
-
     /// Journal `e` and run it through its instrument's book; journal the gaps it reports.
     fn event(
         &mut self,
@@ -381,12 +373,14 @@ impl Books {
         if e.kind != MarketKind::DepthLevel {
             return Ok(());
         }
-        let book = self.get(table, e.instrument);
-        let _ = book.on_event(e);
-        while let Some(g) = book.pop_gap() {
-            sink.gap(e.instrument, &g, ns)?;
-        }
-        Ok(())
+        self.set.ensure(table, e.instrument);
+        let mut res = Ok(());
+        self.set.on_event(e, |inst, g| {
+            if res.is_ok() {
+                res = sink.gap(inst, g, ns);
+            }
+        });
+        res
     }
 
     /// A depth update or snapshot without levels (no events, but its ids move the chain).
@@ -399,19 +393,19 @@ impl Books {
         snapshot: bool,
         ns: u64,
     ) -> Result<(), ImportError> {
-        let book = self.get(table, id);
-        let _ = book.on_empty_update(ids, snapshot, 0);
-        while let Some(g) = book.pop_gap() {
-            sink.gap(id, &g, ns)?;
-        }
-        Ok(())
+        self.set.ensure(table, id);
+        let mut res = Ok(());
+        self.set.on_empty_update(id, ids, snapshot, 0, |inst, g| {
+            if res.is_ok() {
+                res = sink.gap(inst, g, ns);
+            }
+        });
+        res
     }
 
     /// A new WebSocket session: every diff chain restarts.
     fn session(&mut self) {
-        for b in self.map.values_mut() {
-            b.reset();
-        }
+        self.set.reset_all();
     }
 }
 
@@ -428,8 +422,7 @@ impl Engine {
             table: InstrumentTable::with_capacity(MAX_INSTRUMENTS),
             sources: BTreeMap::new(),
             books: Books {
-                map: BTreeMap::new(),
-                sync_mode,
+                set: BookSet::new(sync_mode),
             },
         }
     }
@@ -471,9 +464,9 @@ impl Engine {
 
     fn book_reports(&self) -> Vec<BookReport> {
         self.books
-            .map
+            .set
             .iter()
-            .map(|(id, b)| BookReport::new(self.table.get(InstrumentId(*id)).symbol.as_str(), b))
+            .map(|b| BookReport::new(self.table.get(b.instrument()).symbol.as_str(), b))
             .collect()
     }
 }

@@ -1791,3 +1791,113 @@ mod tests {
         assert_eq!(GapRecord::parse(b"something else"), None);
     }
 }
+
+/// One [`BookSync`] per instrument, indexed by [`InstrumentId`]: the books of a feed (or of an
+/// import). The feed builds every book up front with [`BookSet::for_table`], so the hot path
+/// never allocates; [`BookSet::ensure`] creates one lazily for tools that discover instruments
+/// as they go.
+#[derive(Debug, Clone, Default)]
+pub struct BookSet {
+    books: Vec<Option<BookSync>>,
+    mode: Option<SyncMode>,
+}
+
+impl BookSet {
+    /// An empty set whose books will use `mode`.
+    pub fn new(mode: SyncMode) -> Self {
+        BookSet { books: Vec::new(), mode: Some(mode) }
+    }
+
+    /// A book for every instrument of `table`, allocated now.
+    pub fn for_table(table: &crate::instrument::InstrumentTable, mode: SyncMode) -> Self {
+        let mut set = BookSet::new(mode);
+        for (id, _) in table.iter() {
+            set.ensure(table, id);
+        }
+        set
+    }
+
+    /// The book of `id`, created (allocating) if it does not exist yet.
+    pub fn ensure(
+        &mut self,
+        table: &crate::instrument::InstrumentTable,
+        id: InstrumentId,
+    ) -> &mut BookSync {
+        let i = id.0 as usize;
+        if i >= self.books.len() {
+            self.books.resize_with(i + 1, || None);
+        }
+        let mode = self.mode.unwrap_or(SyncMode::Snapshot);
+        self.books[i].get_or_insert_with(|| {
+            BookSync::new(id, BookConfig::for_venue(table.get(id).venue).with_mode(mode))
+        })
+    }
+
+    /// The book of `id`, if it exists.
+    #[inline]
+    pub fn get(&self, id: InstrumentId) -> Option<&BookSync> {
+        self.books.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// The book of `id`, mutably, if it exists.
+    #[inline]
+    pub fn get_mut(&mut self, id: InstrumentId) -> Option<&mut BookSync> {
+        self.books.get_mut(id.0 as usize).and_then(Option::as_mut)
+    }
+
+    /// True when `id` has a book and it is proven (signals and orders are gated on this).
+    #[inline]
+    pub fn proven(&self, id: InstrumentId) -> bool {
+        self.get(id).is_some_and(BookSync::proven)
+    }
+
+    /// Runs a `DepthLevel` event through its instrument's book (other kinds are ignored) and
+    /// hands every gap the book reports to `on_gap`. Returns what the book did, or `None` when
+    /// the event is not a depth level or its instrument has no book.
+    #[inline]
+    pub fn on_event(
+        &mut self,
+        ev: &MarketEvent,
+        mut on_gap: impl FnMut(InstrumentId, &GapInfo),
+    ) -> Option<SyncEvent> {
+        if ev.kind != MarketKind::DepthLevel {
+            return None;
+        }
+        let book = self.get_mut(ev.instrument)?;
+        let r = book.on_event(ev);
+        while let Some(g) = book.pop_gap() {
+            on_gap(ev.instrument, &g);
+        }
+        Some(r)
+    }
+
+    /// A depth update (or snapshot) without levels: its ids still move the chain.
+    pub fn on_empty_update(
+        &mut self,
+        id: InstrumentId,
+        ids: DepthIds,
+        snapshot: bool,
+        venue_ns: u64,
+        mut on_gap: impl FnMut(InstrumentId, &GapInfo),
+    ) -> Option<SyncEvent> {
+        let book = self.get_mut(id)?;
+        let r = book.on_empty_update(ids, snapshot, venue_ns);
+        while let Some(g) = book.pop_gap() {
+            on_gap(id, &g);
+        }
+        Some(r)
+    }
+
+    /// A new market-data session: every diff chain restarts, every book is unproven until its
+    /// next snapshot.
+    pub fn reset_all(&mut self) {
+        for b in self.books.iter_mut().flatten() {
+            b.reset();
+        }
+    }
+
+    /// Every book, in instrument order.
+    pub fn iter(&self) -> impl Iterator<Item = &BookSync> + '_ {
+        self.books.iter().flatten()
+    }
+}

@@ -47,8 +47,9 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::event::{
     Aggressor, ArchivedControl, ArchivedExecEvent, ArchivedMarketEvent, ArchivedOrderIntent,
-    Control, ControlKind, ExecEvent, ExecKind, IntentAction, MarketEvent, MarketKind, OrderIntent,
-    OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce,
+    Control, ControlKind, Decision, DecisionOutcome, DecisionReason,
+    ExecEvent, ExecKind, FilterScores, IntentAction, MarketEvent, MarketKind, OrderIntent,
+    OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce, Trend, ZoneSource,
 };
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;
@@ -144,6 +145,7 @@ impl RecordKind {
             RecordKind::Intent => Some(encoded_len::<OrderIntent>()),
             RecordKind::Exec => Some(encoded_len::<ExecEvent>()),
             RecordKind::Control => Some(encoded_len::<Control>()),
+            RecordKind::Decision => Some(encoded_len::<Decision>()),
             _ => None,
         }
     }
@@ -358,6 +360,38 @@ schema! {
         issued_unix_ns: u64 @ 16,
         stamps: Stamps @ 24,
     }
+    struct Decision = 256 {
+        instrument: InstrumentId @ 0,
+        outcome: DecisionOutcome @ 4,
+        level: u8 @ 5,
+        reason: DecisionReason @ 6,
+        trend: Trend @ 7,
+        time_ns: u64 @ 8,
+        price: Price @ 16,
+        zone_low: Price @ 24,
+        zone_high: Price @ 32,
+        zone_id: u64 @ 40,
+        zone_strength: u32 @ 48,
+        price_scale: u8 @ 52,
+        zone_kind: ZoneSource @ 53,
+        filter_mask: u8 @ 54,
+        flags: u8 @ 55,
+        adx: f64 @ 56,
+        hurst: f64 @ 64,
+        hurst_corrected: f64 @ 72,
+        mean_reversion: f64 @ 80,
+        atr: f64 @ 88,
+        imbalance_1m: f64 @ 96,
+        imbalance_5m: f64 @ 104,
+        imbalance_15m: f64 @ 112,
+        bounce: f64 @ 120,
+        volume_ratio: f64 @ 128,
+        zscore: f64 @ 136,
+        autocorr: f64 @ 144,
+        confluence: f64 @ 152,
+        contributions: FilterScores @ 160,
+        stamps: Stamps @ 208,
+    }
 
     enum MarketKind: u8 {
         Trade = 1, AggTrade = 2, BookTicker = 3, DepthLevel = 4, Kline = 5, Quote = 6,
@@ -373,6 +407,17 @@ schema! {
     enum ControlKind: u8 {
         Halt = 1, Resume = 2, WatchlistAdd = 3, WatchlistRemove = 4, WatchlistRenew = 5,
         ConfigReload = 6, Shutdown = 7,
+    }
+    enum DecisionOutcome: u8 { Reject = 1, EnterLong = 2, EnterShort = 3 }
+    enum Trend: u8 { None = 0, Up = 1, Down = 2 }
+    enum ZoneSource: u8 {
+        None = 0, Demand = 1, Supply = 2, Val = 3, Vah = 4, BullishFvg = 5, BearishFvg = 6,
+    }
+    enum DecisionReason: u8 {
+        Entry = 1, NotWarm = 2, NoStructure = 3, AdxLow = 4, HurstLow = 5,
+        MeanReversionHigh = 6, AtrLow = 7, NotAtZone = 8, CascadeNotWarm = 9,
+        CascadeUnordered = 10, ImbalanceWeak = 11, BounceWeak = 12, VolumeLow = 13,
+        NotMovingAway = 14, ConfluenceLow = 15, BookNotProven = 16,
     }
 
     // Not archived itself: listed for its numbering, which is part of the journal format.
@@ -473,6 +518,9 @@ impl Journaled for ExecEvent {
 impl Journaled for Control {
     const KIND: RecordKind = RecordKind::Control;
 }
+impl Journaled for Decision {
+    const KIND: RecordKind = RecordKind::Decision;
+}
 
 /// Exact payload length of an encoded `E` (the archived size; equal to `size_of::<E>()` for
 /// this crate's events).
@@ -488,6 +536,7 @@ pub const MAX_ENCODED_LEN: usize = {
         encoded_len::<OrderIntent>(),
         encoded_len::<ExecEvent>(),
         encoded_len::<Control>(),
+        encoded_len::<Decision>(),
     ];
     let mut m = 0;
     let mut i = 0;
@@ -774,6 +823,39 @@ pub fn summarize(kind: u16, payload: &[u8]) -> String {
             if x.venue_error != 0 {
                 let _ = write!(out, " err={}", x.venue_error);
             }
+        }),
+        RecordKind::Decision => decode::<Decision>(payload).map(|d| {
+            let f = |v: f64| {
+                if v.is_nan() {
+                    String::from("-")
+                } else {
+                    format!("{v:.4}")
+                }
+            };
+            let _ = write!(
+                out,
+                "{} level={} reason={} inst={} t_ns={} px={} trend={} zone={} adx={} hurst={} \
+                 mr={} atr={} imb={}/{}/{} bounce={} vol={} confluence={} filters={:#08b}",
+                d.outcome,
+                d.level,
+                d.reason,
+                d.instrument,
+                d.time_ns,
+                d.price.to_decimal(d.price_scale),
+                d.trend,
+                d.zone_kind,
+                f(d.adx),
+                f(d.hurst),
+                f(d.mean_reversion),
+                f(d.atr),
+                f(d.imbalance_1m),
+                f(d.imbalance_5m),
+                f(d.imbalance_15m),
+                f(d.bounce),
+                f(d.volume_ratio),
+                f(d.confluence),
+                d.filter_mask,
+            );
         }),
         RecordKind::Control => decode::<Control>(payload).map(|c| {
             let _ = write!(

@@ -1082,3 +1082,177 @@ const _: () = assert!(core::mem::size_of::<OrderIntent>() == 96);
 const _: () = assert!(core::mem::size_of::<ExecEvent>() == 128);
 const _: () = assert!(core::mem::size_of::<Control>() == 72);
 const _: () = assert!(core::mem::align_of::<MarketEvent>() == 8);
+
+wire_enum! {
+    /// What a strategy [`Decision`] concluded.
+    pub enum DecisionOutcome / ArchivedDecisionOutcome {
+        /// No entry (see [`Decision::level`] and [`Decision::reason`]).
+        Reject = 1 => "reject",
+        /// Enter a long position.
+        EnterLong = 2 => "enter_long",
+        /// Enter a short position.
+        EnterShort = 3 => "enter_short",
+    }
+}
+
+wire_enum! {
+    /// The Level 1 regime the strategy saw (the only direction it allows).
+    pub enum Trend / ArchivedTrend {
+        /// Neither higher highs/higher lows nor lower highs/lower lows: ranging (or not warm).
+        None = 0 => "none",
+        /// Higher highs and higher lows: longs only.
+        Up = 1 => "up",
+        /// Lower highs and lower lows: shorts only.
+        Down = 2 => "down",
+    }
+}
+
+wire_enum! {
+    /// Which surveillance area Level 2 found the price at.
+    pub enum ZoneSource / ArchivedZoneSource {
+        /// None.
+        None = 0 => "none",
+        /// A demand (support) zone.
+        Demand = 1 => "demand",
+        /// A supply (resistance) zone.
+        Supply = 2 => "supply",
+        /// The value area low of the 15-minute market profile.
+        Val = 3 => "val",
+        /// The value area high of the 15-minute market profile.
+        Vah = 4 => "vah",
+        /// A bullish fair value gap.
+        BullishFvg = 5 => "bullish_fvg",
+        /// A bearish fair value gap.
+        BearishFvg = 6 => "bearish_fvg",
+    }
+}
+
+wire_enum! {
+    /// Why a [`Decision`] came out as it did (the check that failed, or `Entry`).
+    pub enum DecisionReason / ArchivedDecisionReason {
+        /// Every level passed and the confluence reached the threshold.
+        Entry = 1 => "entry",
+        /// Level 1: fewer than the structure candles, or ADX / Hurst / mean reversion / ATR
+        /// not warm yet.
+        NotWarm = 2 => "not_warm",
+        /// Level 1: neither HH/HL nor LH/LL over the last 15m candles (ranging).
+        NoStructure = 3 => "no_structure",
+        /// Level 1: ADX at or below its minimum.
+        AdxLow = 4 => "adx_low",
+        /// Level 1: Hurst (plain R/S) at or below its minimum.
+        HurstLow = 5 => "hurst_low",
+        /// Level 1: mean-reversion strength at or above its maximum.
+        MeanReversionHigh = 6 => "mean_reversion_high",
+        /// Level 1: ATR below the floor.
+        AtrLow = 7 => "atr_low",
+        /// Level 2: the price is not at a zone of the allowed direction.
+        NotAtZone = 8 => "not_at_zone",
+        /// Level 3: an imbalance has too few trades.
+        CascadeNotWarm = 9 => "cascade_not_warm",
+        /// Level 3: the imbalances are not ordered (`i1 > i5 > i15`, or `<` for shorts).
+        CascadeUnordered = 10 => "cascade_unordered",
+        /// Level 3: the 1-minute imbalance is not beyond its threshold.
+        ImbalanceWeak = 11 => "imbalance_weak",
+        /// Level 4: bounce strength at or below its minimum.
+        BounceWeak = 12 => "bounce_weak",
+        /// Level 4: volume not above the multiple of its average (or no average yet).
+        VolumeLow = 13 => "volume_low",
+        /// Level 4: the candle does not move away from the zone.
+        NotMovingAway = 14 => "not_moving_away",
+        /// All levels passed, confluence score below the entry threshold.
+        ConfluenceLow = 15 => "confluence_low",
+        /// All levels passed, but the symbol's order book is not proven yet.
+        BookNotProven = 16 => "book_not_proven",
+    }
+}
+
+/// The six confluence filter contributions (market profile, mean reversion, autocorrelation,
+/// demand zone, supply zone as target, fair value gap).
+pub type FilterScores = [f64; 6];
+
+/// One evaluation of the strategy's four-level decision, with every value it used: the record
+/// that makes each decision (entry or not) explainable after the fact.
+///
+/// 256 bytes, 8-aligned, no padding. Statistics are `f64`; a value that was not available
+/// (not warm) is NaN. Deterministic in event time: the same market events give the same bytes
+/// except the TSC fields of `stamps`.
+#[derive(Debug, Clone, Copy, PartialEq, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug), compare(PartialEq))]
+#[repr(C)]
+pub struct Decision {
+    /// Instrument (0, 4).
+    pub instrument: InstrumentId,
+    /// Enter long / enter short / reject (4, 1).
+    pub outcome: DecisionOutcome,
+    /// Level that rejected (1-4), or 0 for an entry or a confluence/book rejection (5, 1).
+    pub level: u8,
+    /// Reason code (6, 1).
+    pub reason: DecisionReason,
+    /// Level 1 regime (7, 1).
+    pub trend: Trend,
+    /// Event time of the evaluation: the end of the 1m candle that closed, ns (8, 8).
+    pub time_ns: u64,
+    /// Close of that candle (16, 8).
+    pub price: Price,
+    /// Lower edge of the zone found at Level 2 (0 if none) (24, 8).
+    pub zone_low: Price,
+    /// Upper edge of the zone (32, 8).
+    pub zone_high: Price,
+    /// Zone id: creation time of the zone or gap (ns), 0 for the profile or none (40, 8).
+    pub zone_id: u64,
+    /// Zone strength (0..100; 100 for the profile levels, 0 if none) (48, 4).
+    pub zone_strength: u32,
+    /// Scale of the prices (52, 1).
+    pub price_scale: u8,
+    /// Which zone (53, 1).
+    pub zone_kind: ZoneSource,
+    /// Bit `i` set when confluence filter `i` contributed (54, 1).
+    pub filter_mask: u8,
+    /// `FLAG_*` bits (55, 1).
+    pub flags: u8,
+    /// ADX(14) of the 15m candles (56, 8).
+    pub adx: f64,
+    /// Hurst exponent, plain R/S (the value tested) (64, 8).
+    pub hurst: f64,
+    /// Hurst exponent, corrected R/S (recorded only) (72, 8).
+    pub hurst_corrected: f64,
+    /// Mean-reversion strength (80, 8).
+    pub mean_reversion: f64,
+    /// ATR(14) of the 15m candles, price units (88, 8).
+    pub atr: f64,
+    /// 1-minute buy/sell imbalance (96, 8).
+    pub imbalance_1m: f64,
+    /// 5-minute imbalance (104, 8).
+    pub imbalance_5m: f64,
+    /// 15-minute imbalance (112, 8).
+    pub imbalance_15m: f64,
+    /// Bounce strength of the 1m candle (120, 8).
+    pub bounce: f64,
+    /// 1m volume / average of the previous 20 (128, 8).
+    pub volume_ratio: f64,
+    /// z-score of the price over the 15-minute tick window (136, 8).
+    pub zscore: f64,
+    /// Lag-1 autocorrelation of the 15m returns (144, 8).
+    pub autocorr: f64,
+    /// Confluence score (sum of `contributions`) (152, 8).
+    pub confluence: f64,
+    /// Each filter's contribution (160, 48).
+    pub contributions: FilterScores,
+    /// Stamps of the market event that triggered the evaluation (208, 48).
+    pub stamps: Stamps,
+}
+
+impl Decision {
+    /// `flags`: the symbol's order book was proven at evaluation.
+    pub const FLAG_BOOK_PROVEN: u8 = 1 << 0;
+    /// `flags`: the confluence was computed for a short (clear: long).
+    pub const FLAG_SHORT_SIDE: u8 = 1 << 1;
+
+    /// True for an entry.
+    #[inline]
+    pub const fn is_entry(&self) -> bool {
+        !matches!(self.outcome, DecisionOutcome::Reject)
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Decision>() == 256);

@@ -36,5 +36,6 @@ pub mod fixed;
 pub mod instrument;
 pub mod live;
 pub mod runtime;
+pub mod signals;
 pub mod tap;
 pub mod venue;

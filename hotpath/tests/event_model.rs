@@ -920,6 +920,7 @@ fn schema_hash_and_description_are_consistent() {
         ("OrderIntent", std::mem::size_of::<OrderIntent>()),
         ("ExecEvent", std::mem::size_of::<ExecEvent>()),
         ("Control", std::mem::size_of::<Control>()),
+        ("Decision", std::mem::size_of::<hotpath::event::Decision>()),
     ]
     .into_iter()
     .collect();
@@ -950,7 +951,7 @@ fn schema_hash_and_description_are_consistent() {
         );
         assert!(fields.last().unwrap().1 < *size);
     }
-    assert_eq!(MAX_ENCODED_LEN, 144);
+    assert_eq!(MAX_ENCODED_LEN, 256);
     assert!(SCHEMA_DESCRIPTION.contains("enum RecordKind: u16\n  RawFrame = 1\n"));
     assert!(SCHEMA_DESCRIPTION.contains("  stamps: Stamps @96\n"));
 }
