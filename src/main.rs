@@ -10,7 +10,6 @@ mod import_cmd;
 mod journal_cmd;
 mod pipeline;
 mod record_cmd;
-mod replay_input;
 mod signals;
 
 use clap::Parser;

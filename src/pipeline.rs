@@ -71,9 +71,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 
     let load_start = Instant::now();
-    let input = crate::replay_input::load_hftbacktest(&capture)?;
+    let input = coldpath::replay::load_hftbacktest(&capture, None)
+        .with_context(|| format!("loading {}", capture.display()))?;
     let source = ReplaySource::new(input.frames.iter().map(|(ns, f)| (*ns, f.as_slice())), speed);
-    let decoder = crate::replay_input::decoder(input.table, input.venue);
+    let decoder = input.decoder();
     eprintln!(
         "loaded {} frames from {} in {:.2?}",
         source.len(),

@@ -49,7 +49,6 @@ use crate::harness::{
     measurement_overhead, median, pin_to, Clock, LatencyHist, Machine, Report, Row, SuiteOpts,
 };
 use anyhow::{bail, Context};
-use coldpath::capture::{CaptureSource, HftbacktestReader, ItemKind};
 use hotpath::event::{MarketEvent, Stage as StampStage};
 use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage, ReplaySource};
 use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
@@ -131,44 +130,14 @@ struct Capture {
 }
 
 impl Capture {
-    /// Loads `path` as `algo-engine run` does (src/replay_input.rs): venue from the directory,
+    /// Loads `path` as `algo-engine run` does (`coldpath::replay`): venue from the directory,
     /// symbol from the file name, built-in instrument spec, every frame (malformed lines too,
     /// which the feed counts and journals).
     fn load(path: &Path, limit: Option<usize>) -> anyhow::Result<Capture> {
-        let venue = coldpath::import::venue_from_path(path).unwrap_or(Venue::BinanceSpot);
-        let stem = path
-            .file_name()
-            .and_then(|f| f.to_str())
-            .unwrap_or_default();
-        let symbol = stem
-            .split(['_', '.'])
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        let Some(spec) = coldpath::import::builtin_spec(venue, &symbol) else {
-            bail!("no built-in instrument for {symbol} on {}", venue.name());
-        };
-        let mut table = InstrumentTable::with_capacity(16);
-        let id = table
-            .intern(spec)
-            .context("interning the capture's instrument")?;
-        let table: &'static InstrumentTable = Box::leak(Box::new(table));
-        let mut reader =
-            HftbacktestReader::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut frames = Vec::new();
-        while let Some(item) = reader
-            .next_item()
-            .with_context(|| format!("reading {}", path.display()))?
-        {
-            match item.kind {
-                ItemKind::Frame(bytes) => frames.push((item.recv_ns, bytes.to_vec())),
-                ItemKind::Malformed { raw, .. } => frames.push((item.recv_ns, raw.to_vec())),
-                _ => {}
-            }
-            if limit.is_some_and(|l| frames.len() >= l) {
-                break;
-            }
-        }
+        let input = coldpath::replay::load_hftbacktest(path, limit)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let (venue, symbol, id, frames) = (input.venue, input.symbol.clone(), input.instrument, input.frames);
+        let table: &'static InstrumentTable = Box::leak(Box::new(input.table));
         let kinds = frames.iter().map(|(_, f)| FrameKind::of(f)).collect();
         Ok(Capture {
             label: format!(

@@ -6,11 +6,13 @@
 //! for `algo-engine journal inspect|tail`. [`capture`] reads the recorded capture formats
 //! (hftbacktest, cryptofeed, Lean FX), [`import`] turns a capture into a journal through the
 //! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
-//! exact per-symbol statistics from a journal (`algo-engine journal stats`).
+//! exact per-symbol statistics from a journal (`algo-engine journal stats`); [`replay`] loads
+//! a capture into memory for the feed stage to replay (`algo-engine run`, the feed benchmark).
 //! Storage export, notifications, reconciliation, metrics and the admin API join it as further
 //! tailers.
 
 pub mod capture;
 pub mod import;
 pub mod inspect;
+pub mod replay;
 pub mod stats;

@@ -1,0 +1,532 @@
+//! The four-level decision ([`hotpath::signals`]): synthetic inputs that pass or fail exactly
+//! at the seed's thresholds (each level's rejection, long and short entries), the confluence
+//! arithmetic by hand, replay determinism over a real Binance capture (byte-identical
+//! `Decision` encodings), and zero heap allocations per event after construction.
+//!
+//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
+//! counting is switched on, so the harness's other threads cannot disturb the result.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead, BufReader};
+
+use hotpath::codec::{decode, encode_into, encoded_len};
+use hotpath::datadir;
+use hotpath::event::{
+    Decision, DecisionOutcome, DecisionReason, MarketEvent, MarketKind, Trend, ZoneSource,
+};
+use hotpath::fixed::Price;
+use hotpath::instrument::{
+    InstrumentId, InstrumentKind, InstrumentSpec, InstrumentTable, Symbol, Venue,
+};
+use hotpath::signals::{
+    confluence, evaluate, Bar, HighLow, SideContext, SignalConfig, SignalInputs, SymbolConfig,
+    SymbolSignals, ValueArea, ZoneHit,
+};
+use hotpath::venue::binance::Scanner;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+struct CountingAllocator;
+
+impl CountingAllocator {
+    #[inline]
+    fn note() {
+        let _ = COUNTING.try_with(|c| {
+            if c.get() {
+                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            }
+        });
+    }
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
+// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::note();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        Self::note();
+        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+// ------------------------------------------------------------------------------------------
+// Synthetic inputs (price scale 2)
+// ------------------------------------------------------------------------------------------
+
+const T: u64 = 1_723_161_300_000_000_000;
+
+fn px(v: f64) -> Price {
+    Price((v * 100.0).round() as i64)
+}
+
+fn hl(high: f64, low: f64) -> HighLow {
+    HighLow { high, low }
+}
+
+fn zone(source: ZoneSource, low: f64, high: f64, touches: u32) -> ZoneHit {
+    ZoneHit {
+        source,
+        id: 7,
+        low: px(low),
+        high: px(high),
+        strength: 100.0,
+        touches,
+    }
+}
+
+/// A long setup that passes every level: uptrend, at a fresh demand zone at the VAL with a
+/// bullish gap, cascade 3.5 > 2.8 > 1.8, bounce 0.9, volume 1.6x, confluence 6.75.
+fn long_entry() -> SignalInputs {
+    let bar = Bar {
+        open: px(100.0),
+        high: px(101.0),
+        low: px(99.0),
+        close: px(100.8),
+        volume: 160.0,
+    };
+    let mut x = SignalInputs::empty(InstrumentId(3), T, 2, bar);
+    x.book_proven = true;
+    x.structure[..3].copy_from_slice(&[hl(98.0, 96.0), hl(99.0, 97.0), hl(100.0, 98.0)]);
+    x.structure_len = 3;
+    x.adx = Some(30.0);
+    x.hurst = Some(0.6);
+    x.hurst_corrected = Some(0.52);
+    x.mean_reversion = Some(0.4);
+    x.atr = Some(1.0);
+    x.autocorr = Some(0.2);
+    x.zscore = Some(-1.8);
+    x.imbalance = [Some(3.5), Some(2.8), Some(1.8)];
+    x.volume_avg = Some(100.0);
+    x.value_area = Some(ValueArea {
+        poc: px(100.5),
+        val: px(99.0),
+        vah: px(102.0),
+    });
+    x.long = SideContext {
+        zone: Some(zone(ZoneSource::Demand, 98.8, 99.2, 1)),
+        fvg: Some(zone(ZoneSource::BullishFvg, 98.9, 99.5, 0)),
+        target: false,
+    };
+    x
+}
+
+/// The mirror image: downtrend, at a supply zone at the VAH, cascade 0.3 < 0.6 < 0.9.
+fn short_entry() -> SignalInputs {
+    let bar = Bar {
+        open: px(100.0),
+        high: px(101.0),
+        low: px(99.0),
+        close: px(99.2),
+        volume: 160.0,
+    };
+    let mut x = long_entry();
+    x.bar = bar;
+    x.structure[..3].copy_from_slice(&[hl(104.0, 102.0), hl(103.0, 101.0), hl(102.0, 100.0)]);
+    x.imbalance = [Some(0.3), Some(0.6), Some(0.9)];
+    x.value_area = Some(ValueArea {
+        poc: px(100.0),
+        val: px(98.0),
+        vah: px(101.0),
+    });
+    x.long = SideContext::default();
+    x.short = SideContext {
+        zone: Some(zone(ZoneSource::Supply, 100.8, 101.2, 1)),
+        fvg: None,
+        target: true,
+    };
+    x
+}
+
+fn check(d: &Decision, outcome: DecisionOutcome, level: u8, reason: DecisionReason) {
+    assert_eq!(
+        (d.outcome, d.level, d.reason),
+        (outcome, level, reason),
+        "{d:?}"
+    );
+}
+
+fn rejects(x: &SignalInputs, level: u8, reason: DecisionReason) -> Decision {
+    let d = evaluate(&SignalConfig::default(), x);
+    check(&d, DecisionOutcome::Reject, level, reason);
+    d
+}
+
+#[test]
+fn long_entry_passes_every_level() {
+    let d = evaluate(&SignalConfig::default(), &long_entry());
+    check(&d, DecisionOutcome::EnterLong, 0, DecisionReason::Entry);
+    assert!(d.is_entry());
+    assert_eq!(d.trend, Trend::Up);
+    assert_eq!(d.zone_kind, ZoneSource::Demand);
+    assert_eq!((d.zone_low, d.zone_high, d.zone_id), (px(98.8), px(99.2), 7));
+    assert_eq!(d.zone_strength, 100);
+    assert_eq!(d.instrument, InstrumentId(3));
+    assert_eq!(d.time_ns, T);
+    assert_eq!(d.price, px(100.8));
+    assert_eq!((d.adx, d.hurst, d.hurst_corrected), (30.0, 0.6, 0.52));
+    assert_eq!((d.mean_reversion, d.atr), (0.4, 1.0));
+    assert_eq!(
+        (d.imbalance_1m, d.imbalance_5m, d.imbalance_15m),
+        (3.5, 2.8, 1.8)
+    );
+    assert!((d.bounce - 0.9).abs() < 1e-12);
+    assert!((d.volume_ratio - 1.6).abs() < 1e-12);
+    assert_eq!(d.confluence, 6.75);
+    assert_eq!(d.flags & Decision::FLAG_BOOK_PROVEN, Decision::FLAG_BOOK_PROVEN);
+    assert_eq!(d.flags & Decision::FLAG_SHORT_SIDE, 0);
+}
+
+#[test]
+fn short_entry_passes_every_level() {
+    let d = evaluate(&SignalConfig::default(), &short_entry());
+    check(&d, DecisionOutcome::EnterShort, 0, DecisionReason::Entry);
+    assert_eq!(d.trend, Trend::Down);
+    assert_eq!(d.zone_kind, ZoneSource::Supply);
+    assert!((d.bounce - 0.9).abs() < 1e-12);
+    assert_eq!(d.flags & Decision::FLAG_SHORT_SIDE, Decision::FLAG_SHORT_SIDE);
+    // Profile (touch 101.0 at the VAH) 1.5 + z 0.75 + autocorr 1.0 + zone 2.0 + target 0.5.
+    assert_eq!(d.confluence, 5.75);
+    assert_eq!(d.filter_mask, 0b01_1111);
+}
+
+#[test]
+fn level1_rejections_at_the_seed_thresholds() {
+    let mut x = long_entry();
+    x.adx = None;
+    rejects(&x, 1, DecisionReason::NotWarm);
+    let mut x = long_entry();
+    x.structure_len = 2;
+    rejects(&x, 1, DecisionReason::NotWarm);
+
+    // Ranging: a higher high with a lower low.
+    let mut x = long_entry();
+    x.structure[2] = hl(100.0, 96.5);
+    let d = rejects(&x, 1, DecisionReason::NoStructure);
+    assert_eq!(d.trend, Trend::None);
+    // Values are recorded even on an early rejection.
+    assert_eq!(d.adx, 30.0);
+    assert_eq!(d.confluence, 6.75);
+
+    // ADX > 25: 25 is ranging, just above is trending.
+    let mut x = long_entry();
+    x.adx = Some(25.0);
+    rejects(&x, 1, DecisionReason::AdxLow);
+    x.adx = Some(25.000_001);
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    // Hurst > 0.55, on the plain R/S value (the corrected one is not tested).
+    let mut x = long_entry();
+    x.hurst = Some(0.55);
+    rejects(&x, 1, DecisionReason::HurstLow);
+    x.hurst = Some(0.550_001);
+    x.hurst_corrected = Some(0.3);
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    // Mean-reversion strength < 0.6.
+    let mut x = long_entry();
+    x.mean_reversion = Some(0.6);
+    rejects(&x, 1, DecisionReason::MeanReversionHigh);
+    x.mean_reversion = Some(0.599_999);
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    // ATR floor: 0.05% of the price (100.8 -> 0.0504).
+    let mut x = long_entry();
+    x.atr = Some(0.05);
+    rejects(&x, 1, DecisionReason::AtrLow);
+    x.atr = Some(0.0505);
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+}
+
+#[test]
+fn level2_waits_away_from_zones() {
+    let mut x = long_entry();
+    x.long = SideContext::default();
+    x.value_area = None;
+    let d = rejects(&x, 2, DecisionReason::NotAtZone);
+    assert_eq!(d.zone_kind, ZoneSource::None);
+
+    // A supply zone does not qualify a long.
+    let mut y = x;
+    y.short.zone = Some(zone(ZoneSource::Supply, 98.0, 99.5, 0));
+    rejects(&y, 2, DecisionReason::NotAtZone);
+
+    // The VAL alone qualifies (within 0.1%), and so does a bullish gap alone.
+    let mut y = x;
+    y.value_area = Some(ValueArea {
+        poc: px(100.0),
+        val: px(98.91),
+        vah: px(103.0),
+    });
+    let d = evaluate(&SignalConfig::default(), &y);
+    assert_eq!(d.zone_kind, ZoneSource::Val);
+    assert_ne!(d.level, 2);
+    y.value_area = Some(ValueArea {
+        poc: px(100.0),
+        val: px(98.89),
+        vah: px(103.0),
+    });
+    rejects(&y, 2, DecisionReason::NotAtZone);
+    let mut y = x;
+    y.long.fvg = Some(zone(ZoneSource::BullishFvg, 98.0, 99.5, 0));
+    assert_eq!(
+        evaluate(&SignalConfig::default(), &y).zone_kind,
+        ZoneSource::BullishFvg
+    );
+}
+
+#[test]
+fn level3_cascade_needs_order_and_strength() {
+    let mut x = long_entry();
+    x.imbalance[2] = None;
+    rejects(&x, 3, DecisionReason::CascadeNotWarm);
+    // The diagram's "all three above 2.5" is not the rule: 3.5 > 2.8 > 1.8 passed above.
+    x.imbalance = [Some(3.5), Some(1.8), Some(2.8)];
+    rejects(&x, 3, DecisionReason::CascadeUnordered);
+    x.imbalance = [Some(2.8), Some(2.8), Some(1.8)];
+    rejects(&x, 3, DecisionReason::CascadeUnordered);
+    // i1 > 2.0 exactly.
+    x.imbalance = [Some(2.0), Some(1.9), Some(1.8)];
+    rejects(&x, 3, DecisionReason::ImbalanceWeak);
+    x.imbalance = [Some(2.000_001), Some(1.9), Some(1.8)];
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    let mut x = short_entry();
+    x.imbalance = [Some(0.5), Some(0.6), Some(0.9)];
+    rejects(&x, 3, DecisionReason::ImbalanceWeak);
+    x.imbalance = [Some(0.499_999), Some(0.6), Some(0.9)];
+    assert_eq!(
+        evaluate(&SignalConfig::default(), &x).outcome,
+        DecisionOutcome::EnterShort
+    );
+    x.imbalance = [Some(0.3), Some(0.9), Some(0.6)];
+    rejects(&x, 3, DecisionReason::CascadeUnordered);
+}
+
+#[test]
+fn level4_trigger_bounce_volume_direction() {
+    // Bounce exactly 0.7 (close 100.4 in 99..101) is not enough.
+    let mut x = long_entry();
+    x.bar.close = px(100.4);
+    let d = rejects(&x, 4, DecisionReason::BounceWeak);
+    assert_eq!(d.bounce, 0.7);
+    x.bar.close = px(100.42);
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    // Volume exactly 1.5x the average is not a spike.
+    let mut x = long_entry();
+    x.bar.volume = 150.0;
+    rejects(&x, 4, DecisionReason::VolumeLow);
+    x.volume_avg = None;
+    let d = rejects(&x, 4, DecisionReason::VolumeLow);
+    assert!(d.volume_ratio.is_nan());
+    let mut x = long_entry();
+    x.bar.volume = 150.01;
+    assert!(evaluate(&SignalConfig::default(), &x).is_entry());
+
+    // Not moving away: a long needs close > open.
+    let mut x = long_entry();
+    x.bar.open = px(100.9);
+    rejects(&x, 4, DecisionReason::NotMovingAway);
+    let mut x = short_entry();
+    x.bar.open = px(99.1);
+    rejects(&x, 4, DecisionReason::NotMovingAway);
+}
+
+#[test]
+fn confluence_threshold_and_book_are_level_zero() {
+    // Only the VAL qualifies the zone level; filters: profile 1.5 + autocorr 0.5 (|r| 0.45).
+    let mut x = long_entry();
+    x.long = SideContext::default();
+    x.zscore = None;
+    x.autocorr = Some(0.45);
+    let d = rejects(&x, 0, DecisionReason::ConfluenceLow);
+    assert_eq!(d.confluence, 2.0);
+    assert_eq!(d.contributions, [1.5, 0.0, 0.5, 0.0, 0.0, 0.0]);
+    // 1.5 + 1.0 + 0.5 (a supply zone above as target) = 3.0: exactly the threshold enters.
+    x.autocorr = Some(0.2);
+    x.long.target = true;
+    let d = evaluate(&SignalConfig::default(), &x);
+    assert_eq!(d.confluence, 3.0);
+    check(&d, DecisionOutcome::EnterLong, 0, DecisionReason::Entry);
+
+    let mut x = long_entry();
+    x.book_proven = false;
+    let d = rejects(&x, 0, DecisionReason::BookNotProven);
+    assert_eq!(d.flags & Decision::FLAG_BOOK_PROVEN, 0);
+}
+
+#[test]
+fn confluence_by_hand() {
+    let cfg = SignalConfig::default();
+    assert_eq!(cfg.weights, [1.5, 1.5, 1.0, 2.0, 0.5, 1.5]);
+    assert_eq!(cfg.min_confluence, 3.0);
+    let x = long_entry();
+    // The seed's worked example: at the VAL (+1.5), -1.8 sigma (half of 1.5 per the filter
+    // code: +0.75), autocorrelation 0.2 (+1.0), a zone whose only touch is this candle's
+    // (fresh: +2.0), no supply target (0), a bullish gap (+1.5).
+    let c = confluence(&cfg, &x, true);
+    assert_eq!(c, [1.5, 0.75, 1.0, 2.0, 0.0, 1.5]);
+    assert_eq!(c.iter().sum::<f64>(), 6.75);
+    let d = evaluate(&cfg, &x);
+    assert_eq!(d.contributions, c);
+    assert_eq!(d.filter_mask, 0b10_1111);
+
+    let mut x = long_entry();
+    x.zscore = Some(2.0); // full
+    x.autocorr = Some(-0.61); // full (|r| > 0.6)
+    x.long.zone = Some(zone(ZoneSource::Demand, 98.8, 99.2, 3)); // tested twice before: half
+    x.long.target = true;
+    x.long.fvg = None;
+    x.value_area = Some(ValueArea {
+        poc: px(100.0),
+        val: px(97.0),
+        vah: px(103.0),
+    }); // inside the value area: half
+    assert_eq!(confluence(&cfg, &x, true), [0.75, 1.5, 1.0, 1.0, 0.5, 0.0]);
+    x.long.zone = Some(zone(ZoneSource::Demand, 98.8, 99.2, 4));
+    x.zscore = Some(0.99);
+    x.autocorr = Some(0.3); // medium: half
+    assert_eq!(confluence(&cfg, &x, true), [0.75, 0.0, 0.5, 0.0, 0.5, 0.0]);
+    // The short side reads its own zones.
+    assert_eq!(confluence(&cfg, &x, false), [0.75, 0.0, 0.5, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn decision_round_trips_through_the_codec() {
+    let d = evaluate(&SignalConfig::default(), &short_entry());
+    let mut buf = [0u8; 512];
+    let n = encode_into(&d, &mut buf).unwrap();
+    assert_eq!(n, encoded_len::<Decision>());
+    assert_eq!(n, 256);
+    assert_eq!(decode::<Decision>(&buf[..n]).unwrap(), d);
+    let s = hotpath::codec::summarize(hotpath::codec::RecordKind::Decision.as_u16(), &buf[..n]);
+    assert!(s.starts_with("enter_short level=0 reason=entry"), "{s}");
+}
+
+// ------------------------------------------------------------------------------------------
+// Real capture
+// ------------------------------------------------------------------------------------------
+
+const CAPTURE: &str = "binance/spot/btcusdt_20240808.gz";
+
+/// The trades of the capture decoded by the real scanner (spot, scales 8/8, tick 0.01), or
+/// `None` if it is missing.
+fn capture_trades() -> Option<(Vec<MarketEvent>, InstrumentSpec)> {
+    let path = datadir::capture(CAPTURE)?;
+    let mut spec = InstrumentSpec::new(
+        Venue::BinanceSpot,
+        Symbol::new(b"BTCUSDT").unwrap(),
+        InstrumentKind::Spot,
+        8,
+        8,
+    );
+    spec.tick = Price(1_000_000);
+    let mut table = InstrumentTable::with_capacity(8);
+    table.intern(spec).unwrap();
+    let mut scanner = Scanner::new(&table, Venue::BinanceSpot);
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
+    let mut out = Vec::new();
+    for line in BufReader::new(gz).lines() {
+        let line = line.unwrap();
+        let (_, json) = line.split_once(' ').unwrap();
+        if json.starts_with("{\"lastUpdateId\"") {
+            continue;
+        }
+        scanner
+            .decode(json.as_bytes(), 1, &mut |e: MarketEvent| {
+                if matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade) {
+                    out.push(e);
+                }
+            })
+            .unwrap();
+    }
+    assert!(!out.is_empty());
+    Some((out, spec))
+}
+
+fn run_capture(events: &[MarketEvent], spec: &InstrumentSpec) -> Vec<u8> {
+    let mut s = SymbolSignals::new(events[0].instrument, &SymbolConfig::for_instrument(spec))
+        .expect("valid config");
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 256];
+    for e in events {
+        if let Some(d) = s.on_event(e, true) {
+            let n = encode_into(&d, &mut buf).unwrap();
+            bytes.extend_from_slice(&buf[..n]);
+        }
+    }
+    bytes
+}
+
+#[test]
+fn replay_is_byte_identical() {
+    let Some((events, spec)) = capture_trades() else {
+        return;
+    };
+    let a = run_capture(&events, &spec);
+    let b = run_capture(&events, &spec);
+    assert!(!a.is_empty(), "the capture closes 1m candles");
+    assert_eq!(a.len() % 256, 0);
+    assert!(a == b, "two replays differ");
+    // One decision per closed 1m candle, at strictly increasing candle ends.
+    let decisions: Vec<Decision> = a.chunks(256).map(|c| decode(c).unwrap()).collect();
+    assert!(decisions.windows(2).all(|w| w[0].time_ns < w[1].time_ns));
+    assert!(decisions.iter().all(|d| d.time_ns % 60_000_000_000 == 0));
+    // Six minutes of data: the 15m regime is never warm, so every decision is a level 1 wait.
+    for d in &decisions {
+        check(d, DecisionOutcome::Reject, 1, DecisionReason::NotWarm);
+    }
+    eprintln!("{} decisions over {} trades", decisions.len(), events.len());
+}
+
+#[test]
+fn no_allocation_per_event() {
+    let Some((events, spec)) = capture_trades() else {
+        return;
+    };
+    let mut s = SymbolSignals::new(events[0].instrument, &SymbolConfig::for_instrument(&spec))
+        .expect("valid config");
+    let mut buf = [0u8; 256];
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let mut decisions = 0u64;
+    for e in &events {
+        if let Some(d) = s.on_event(e, true) {
+            decisions += 1;
+            let _ = encode_into(&d, &mut buf);
+        }
+    }
+    COUNTING.with(|c| c.set(false));
+    let allocations = ALLOCATIONS.with(Cell::get);
+    assert!(decisions > 0);
+    assert_eq!(
+        allocations,
+        0,
+        "{allocations} allocations over {} events",
+        events.len()
+    );
+}
