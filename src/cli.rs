@@ -32,6 +32,14 @@ pub enum Command {
     /// through the same feed stage as `run`: raw frames, decoded events, connection losses and
     /// restorations. Stops after --duration or on SIGINT/SIGTERM and prints a summary.
     Record(crate::record_cmd::RecordArgs),
+    /// Recompute a symbol's analytics from a journal's market records: one CSV row per closed
+    /// candle (OHLCV, order-flow volumes, RSI, ADX, DI, ATR, z-score, autocorrelation, Hurst,
+    /// POC/VAH/VAL, imbalance, CVD; empty cells for values not warm yet).
+    Analytics(crate::analytics_cmd::AnalyticsArgs),
+    /// The strategy decision in force at a moment (journaled decisions, or a replay of the
+    /// journal's market records): outcome, the level that rejected it and why, every value and
+    /// threshold.
+    Explain(crate::explain_cmd::ExplainArgs),
 }
 
 /// `algo-engine journal ...`
@@ -84,5 +92,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Import(args) => crate::import_cmd::run_import(args),
         Command::Run(args) => crate::pipeline::run(args),
         Command::Record(args) => crate::record_cmd::run(args),
+        Command::Analytics(args) => crate::analytics_cmd::run(args),
+        Command::Explain(args) => crate::explain_cmd::run(args),
     }
 }

@@ -5,7 +5,9 @@
 //! over the same stages with the live source of `hotpath::live` ([`record_cmd`]).
 //! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
 
+mod analytics_cmd;
 mod cli;
+mod explain_cmd;
 mod import_cmd;
 mod journal_cmd;
 mod pipeline;

@@ -8,6 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::{FeedCounters, FeedStage, ReplaySource};
 use hotpath::runtime::{Profile, Runtime, Stage};
 use hotpath::tap::{LatencyTap, TapReport};
@@ -101,7 +102,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             16_384,
             feed_done.clone(),
             feed_report.clone(),
-        )),
+        )
+        .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot))),
         Box::new(LatencyTap::new(rx, feed_done, 256, tap_report.clone())),
     ];
 
@@ -140,10 +142,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "feed: {} frames, {} events, {} decode errors, {} oversized, {} backpressure polls, {} journal errors in {:.3?} ({:.0} frames/s)",
+        "feed: {} frames, {} events, {} decode errors, {} book gaps, {} oversized, {} backpressure polls, {} journal errors in {:.3?} ({:.0} frames/s)",
         feed.frames,
         feed.events,
         feed.decode_errors,
+        feed.book_gaps,
         feed.oversized,
         feed.backpressure,
         feed.journal_errors,
@@ -159,7 +162,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             h.max()
         )
     };
-    println!("latency receive->decoded+journaled: {}", pct(&tap.decode_ns));
+    println!("latency receive->decoded:           {}", pct(&tap.decode_ns));
     println!("latency decoded->strategy seat:     {}", pct(&tap.hop_ns));
     println!("tap: {} events", tap.events);
     println!("journal: {} (inspect with `algo-engine journal inspect {}`)", args.journal.display(), args.journal.display());

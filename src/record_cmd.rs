@@ -15,6 +15,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
 use hotpath::instrument::{InstrumentSpec, InstrumentTable, Venue};
 use hotpath::live::{DriverKind, LiveConfig, LiveSource, StreamKind, SystemClock};
@@ -214,7 +215,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             16_384,
             feed_done.clone(),
             feed_report.clone(),
-        )),
+        )
+        // No REST depth snapshot is fetched while recording, so the books are kept from the
+        // stream: exact within what the stream has shown, never proven, with every sequence
+        // gap journaled. A replay of the recording resyncs from snapshots if it has them.
+        .with_books(BookSet::for_table(table, SyncMode::FromStream))),
         Box::new(LatencyTap::new(rx, feed_done, 256, tap_report.clone())),
     ];
 

@@ -137,7 +137,7 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
         ]);
         let s = text(&out.stdout);
         assert!(out.status.success(), "{profile}: {s}{}", text(&out.stderr));
-        assert!(s.contains("0 decode errors"), "{s}");
+        assert!(s.contains("0 decode errors, 0 book gaps"), "{s}");
         assert!(s.contains("latency decoded->strategy seat"), "{s}");
         let inspect = engine(&["journal", "inspect", dir.path().to_str().unwrap()]);
         assert!(text(&inspect.stdout).contains("crc: ok"));
@@ -149,6 +149,12 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
     assert!(a.len() > 100_000, "{}", a.len());
     assert_eq!(a.len(), b.len());
     assert!(a == b, "the two layouts decoded different events");
+    // The book is unproven until the capture's REST snapshot (frame 45), proven from then on.
+    let proven = |e: &MarketEvent| e.flags & MarketEvent::FLAG_BOOK_PROVEN != 0;
+    assert!(!proven(&a[0]));
+    let first = a.iter().position(proven).expect("the book becomes proven");
+    assert!(a[first..].iter().all(proven), "the book lost its proof without a gap");
+    assert!(first < 5_000, "{first}"); // 43 diffs buffered, then the 2,000-level snapshot
     let line = |s: &str| s.lines().find(|l| l.starts_with("tap:")).map(str::to_owned);
     assert_eq!(line(&journals[0].1), Some(format!("tap: {} events", a.len())));
 }

@@ -47,9 +47,9 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::event::{
     Aggressor, ArchivedControl, ArchivedExecEvent, ArchivedMarketEvent, ArchivedOrderIntent,
-    Control, ControlKind, Decision, DecisionOutcome, DecisionReason,
-    ExecEvent, ExecKind, FilterScores, IntentAction, MarketEvent, MarketKind, OrderIntent,
-    OrderType, ReasonCode, Reserved3, Side, StageTsc, Stamps, TimeInForce, Trend, ZoneSource,
+    Control, ControlKind, Decision, DecisionOutcome, DecisionReason, ExecEvent, ExecKind,
+    FilterScores, IntentAction, MarketEvent, MarketKind, OrderIntent, OrderType, ReasonCode,
+    Reserved3, Side, StageTsc, Stamps, TimeInForce, Trend, ZoneSource,
 };
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;

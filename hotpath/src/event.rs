@@ -400,6 +400,11 @@ impl MarketEvent {
     pub const FLAG_HAS_PREV_ID: u32 = 1 << 3;
     /// DepthLevel: from a REST snapshot rather than a diff stream.
     pub const FLAG_SNAPSHOT: u32 = 1 << 4;
+    /// Set by the feed on every event of an instrument whose L2 book was proven (synchronised
+    /// with no gap since its snapshot) after the event was applied. Signals and order sends are
+    /// gated on it; carrying it in-band keeps the gate deterministic in replay, whatever the
+    /// thread layout.
+    pub const FLAG_BOOK_PROVEN: u32 = 1 << 5;
 
     /// Filler for preallocated event buffers (an empty trade of [`InstrumentId::NONE`]); it is
     /// overwritten before use and never journaled or published as is.

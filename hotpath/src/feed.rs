@@ -20,8 +20,10 @@
 //! path's alerting, replay, the book rebuilt from the journal) sees exactly where the data has a
 //! hole and where the diff chains restart.
 
+use crate::book::{BookSet, GapInfo, MAX_GAP_PAYLOAD};
 use crate::codec::{self, RecordKind};
-use crate::event::{MarketEvent, Stage as StampStage};
+use crate::event::{DepthIds, MarketEvent, MarketKind, Stage as StampStage};
+use crate::instrument::InstrumentId;
 use crate::runtime::Stage;
 use ringbuffers::journal::Appender;
 use ringbuffers::spsc::Producer;
@@ -181,16 +183,26 @@ impl std::fmt::Write for Truncating<'_> {
     }
 }
 
+/// What a decoded frame produced besides its events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// Events handed to the sink.
+    pub events: usize,
+    /// A depth update (or snapshot, when the flag is true) that carried no levels: it emits no
+    /// event but its update ids still move the instrument's book chain.
+    pub empty_depth: Option<(InstrumentId, DepthIds, bool)>,
+}
+
 /// A venue codec as the feed uses it: one frame in, events handed to `sink`.
 pub trait FrameDecoder: Send {
-    /// Decodes `frame` (which the decoder may modify in place). Returns the number of events
-    /// given to `sink`, or a one-line reason the frame was rejected.
+    /// Decodes `frame` (which the decoder may modify in place). Returns what the frame
+    /// produced, or a one-line reason it was rejected.
     fn decode(
         &mut self,
         frame: &mut [u8],
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
-    ) -> Result<usize, &'static str>;
+    ) -> Result<FrameInfo, &'static str>;
 }
 
 /// Counters of the feed stage, readable after shutdown.
@@ -210,6 +222,9 @@ pub struct FeedCounters {
     pub backpressure: u64,
     /// Journal appends that failed (the frame still flows; the error is logged once).
     pub journal_errors: u64,
+    /// Book sequence gaps and sync failures (each journaled as a `Gap` record; the book
+    /// resyncs from its next snapshot).
+    pub book_gaps: u64,
     /// Established source sessions that were lost ([`SourceEventKind::ConnectionLost`]).
     pub disconnects: u64,
     /// Sessions re-established after a loss ([`SourceEventKind::ConnectionRestored`]).
@@ -227,6 +242,8 @@ pub struct FeedStage<S: FrameSource, D: FrameDecoder> {
     pending: Box<[MarketEvent]>,
     pending_len: usize,
     pending_pos: usize,
+    books: BookSet,
+    gap_buf: [u8; MAX_GAP_PAYLOAD],
     counters: FeedCounters,
     ended: bool,
     done: Arc<AtomicBool>,
@@ -260,6 +277,8 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
             pending: vec![MarketEvent::PLACEHOLDER; max_events.max(1)].into_boxed_slice(),
             pending_len: 0,
             pending_pos: 0,
+            books: BookSet::default(),
+            gap_buf: [0; MAX_GAP_PAYLOAD],
             counters: FeedCounters::default(),
             ended: false,
             done,
@@ -267,9 +286,53 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
         }
     }
 
+    /// Keeps `books` (one per instrument, see [`BookSet::for_table`]) from the depth stream:
+    /// sequence gaps are journaled as `Gap` records and every published event carries
+    /// [`MarketEvent::FLAG_BOOK_PROVEN`] while its instrument's book is proven. Without books
+    /// (the default) no event carries the flag.
+    pub fn with_books(mut self, books: BookSet) -> Self {
+        self.books = books;
+        self
+    }
+
+    /// The books the feed keeps.
+    pub fn books(&self) -> &BookSet {
+        &self.books
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> FeedCounters {
         self.counters
+    }
+
+    /// Runs the decoded events of one frame through the books, journaling each gap, and marks
+    /// the events of proven books.
+    fn apply_books(
+        &mut self,
+        n: usize,
+        empty_depth: Option<(InstrumentId, DepthIds, bool)>,
+        recv_ns: u64,
+    ) {
+        let journal = &mut self.journal;
+        let gap_buf = &mut self.gap_buf;
+        let counters = &mut self.counters;
+        let mut on_gap = |inst: InstrumentId, g: &GapInfo| {
+            counters.book_gaps += 1;
+            let len = g.write_payload(inst, gap_buf);
+            if codec::append_bytes(journal, RecordKind::Gap, 0, recv_ns, &gap_buf[..len]).is_err() {
+                counters.journal_errors += 1;
+            }
+        };
+        for ev in self.pending[..n].iter_mut() {
+            self.books.on_event(ev, &mut on_gap);
+            if self.books.proven(ev.instrument) {
+                ev.flags |= MarketEvent::FLAG_BOOK_PROVEN;
+            }
+        }
+        if let Some((inst, ids, snapshot)) = empty_depth {
+            self.books
+                .on_empty_update(inst, ids, snapshot, 0, &mut on_gap);
+        }
     }
 
     fn flush_pending(&mut self) -> usize {
@@ -367,38 +430,43 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
             return 1;
         }
 
+        // Decode into the event buffer; the events reach the ring before they are journaled,
+        // so the strategy is not kept waiting for a many-level depth frame's appends (the raw
+        // frame is already in the journal, and a crash between the two is recovered by
+        // replaying it). Events beyond the buffer are journaled at once and counted.
         let clock = &self.clock;
         let pending = &mut self.pending;
         let journal = &mut self.journal;
         let mut n = 0usize;
         let mut overflow = 0u64;
-        let mut jerr: Option<String> = None;
+        let mut journal_errors = 0u64;
         let result = self
             .decoder
             .decode(&mut self.buf[..len], recv_tsc, &mut |mut ev| {
                 ev.stamps.stamp(StampStage::Decoded, clock.raw());
-                if let Err(e) = codec::append(journal, &ev, 0, recv_ns) {
-                    if jerr.is_none() {
-                        jerr = Some(e.to_string());
-                    }
-                }
                 if n < pending.len() {
                     pending[n] = ev;
                     n += 1;
                 } else {
                     overflow += 1;
+                    if codec::append(journal, &ev, 0, recv_ns).is_err() {
+                        journal_errors += 1;
+                    }
                 }
             });
-        if let Some(e) = jerr {
-            self.journal_result::<(), _>(Err(e));
-        }
         self.counters.overflow_events += overflow;
+        self.counters.journal_errors += journal_errors;
         match result {
-            Ok(_) => {
+            Ok(info) => {
+                self.apply_books(n, info.empty_depth, recv_ns);
                 self.counters.events += n as u64;
                 self.pending_len = n;
                 self.pending_pos = 0;
                 self.flush_pending();
+                for i in 0..n {
+                    let r = codec::append(&mut self.journal, &self.pending[i], 0, recv_ns);
+                    self.journal_result(r);
+                }
             }
             Err(_reason) => {
                 self.counters.decode_errors += 1;
@@ -510,7 +578,10 @@ impl BinanceFeedDecoder {
         scanner: crate::venue::binance::Scanner<'static>,
         snapshot_instrument: Option<crate::instrument::InstrumentId>,
     ) -> Self {
-        BinanceFeedDecoder { scanner, snapshot_instrument }
+        BinanceFeedDecoder {
+            scanner,
+            snapshot_instrument,
+        }
     }
 
     /// Decode counters by message kind and error kind.
@@ -521,7 +592,10 @@ impl BinanceFeedDecoder {
 
 /// True when `frame` is a REST depth snapshot body (`{"lastUpdateId":...`).
 fn is_depth_snapshot(frame: &[u8]) -> bool {
-    let start = frame.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(frame.len());
+    let start = frame
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(frame.len());
     frame[start..].starts_with(b"{\"lastUpdateId\"")
 }
 
@@ -532,13 +606,26 @@ impl FrameDecoder for BinanceFeedDecoder {
         frame: &mut [u8],
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
-    ) -> Result<usize, &'static str> {
-        let r = match self.snapshot_instrument {
-            Some(inst) if is_depth_snapshot(frame) => {
-                self.scanner.decode_depth_snapshot(frame, inst, recv_tsc, &mut |e| sink(e))
-            }
-            _ => self.scanner.decode(frame, recv_tsc, &mut |e| sink(e)),
+    ) -> Result<FrameInfo, &'static str> {
+        let (r, snapshot) = match self.snapshot_instrument {
+            Some(inst) if is_depth_snapshot(frame) => (
+                self.scanner
+                    .decode_depth_snapshot(frame, inst, recv_tsc, &mut |e| sink(e)),
+                true,
+            ),
+            _ => (
+                self.scanner.decode(frame, recv_tsc, &mut |e| sink(e)),
+                false,
+            ),
         };
-        r.map(|d| d.events).map_err(|e| e.kind().name())
+        let d = r.map_err(|e| e.kind().name())?;
+        let empty_depth = match (d.kind, d.events, d.depth) {
+            (MarketKind::DepthLevel, 0, Some(ids)) => Some((d.instrument, ids, snapshot)),
+            _ => None,
+        };
+        Ok(FrameInfo {
+            events: d.events,
+            empty_depth,
+        })
     }
 }

@@ -37,5 +37,6 @@ pub mod instrument;
 pub mod live;
 pub mod runtime;
 pub mod signals;
+pub mod strategy;
 pub mod tap;
 pub mod venue;

@@ -661,6 +661,8 @@ impl SymbolSignals {
         if !matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade) {
             return None;
         }
+        // The z-score as of the candle's last tick (before this event's tick joins the window).
+        let zscore = self.analytics.zscore().filter(|z| z.ticks > 1).map(|z| z.z);
         let closes = self.analytics.on_event(e);
         if let Some(c) = closes.get(self.cfg.zone_timeframe) {
             self.zones.on_candle(&candle_input(&c.candle));
@@ -673,7 +675,7 @@ impl SymbolSignals {
             let end = c.candle.close_time_ns();
             self.flow.advance_to(end);
             self.profile.advance_to(end);
-            let x = self.inputs(&c.candle, book_proven, e.stamps);
+            let x = self.inputs(&c.candle, book_proven, e.stamps, zscore);
             decision = Some(evaluate(&self.cfg, &x));
             self.decisions += 1;
             self.push_volume(c.candle.volume.0 as f64);
@@ -712,8 +714,15 @@ impl SymbolSignals {
         (self.volumes_len == n).then(|| self.volumes[..n].iter().sum::<f64>() / n as f64)
     }
 
-    /// The inputs of an evaluation on the closed 1m candle `c`.
-    pub fn inputs(&self, c: &Candle, book_proven: bool, stamps: Stamps) -> SignalInputs {
+    /// The inputs of an evaluation on the closed 1m candle `c`, with the tick z-score as of
+    /// its last tick.
+    pub fn inputs(
+        &self,
+        c: &Candle,
+        book_proven: bool,
+        stamps: Stamps,
+        zscore: Option<f64>,
+    ) -> SignalInputs {
         let bar = Bar {
             open: c.open,
             high: c.high,
@@ -733,7 +742,7 @@ impl SymbolSignals {
         x.mean_reversion = s15.mean_reversion;
         x.atr = s15.atr;
         x.autocorr = s15.autocorr;
-        x.zscore = self.analytics.zscore().map(|z| z.z);
+        x.zscore = zscore;
         x.imbalance = self.flow.cascade();
         x.volume_avg = self.volume_avg();
         x.value_area = self.profile.profile().map(|p| ValueArea {

@@ -182,7 +182,10 @@ fn long_entry_passes_every_level() {
     assert!(d.is_entry());
     assert_eq!(d.trend, Trend::Up);
     assert_eq!(d.zone_kind, ZoneSource::Demand);
-    assert_eq!((d.zone_low, d.zone_high, d.zone_id), (px(98.8), px(99.2), 7));
+    assert_eq!(
+        (d.zone_low, d.zone_high, d.zone_id),
+        (px(98.8), px(99.2), 7)
+    );
     assert_eq!(d.zone_strength, 100);
     assert_eq!(d.instrument, InstrumentId(3));
     assert_eq!(d.time_ns, T);
@@ -196,7 +199,10 @@ fn long_entry_passes_every_level() {
     assert!((d.bounce - 0.9).abs() < 1e-12);
     assert!((d.volume_ratio - 1.6).abs() < 1e-12);
     assert_eq!(d.confluence, 6.75);
-    assert_eq!(d.flags & Decision::FLAG_BOOK_PROVEN, Decision::FLAG_BOOK_PROVEN);
+    assert_eq!(
+        d.flags & Decision::FLAG_BOOK_PROVEN,
+        Decision::FLAG_BOOK_PROVEN
+    );
     assert_eq!(d.flags & Decision::FLAG_SHORT_SIDE, 0);
 }
 
@@ -207,7 +213,10 @@ fn short_entry_passes_every_level() {
     assert_eq!(d.trend, Trend::Down);
     assert_eq!(d.zone_kind, ZoneSource::Supply);
     assert!((d.bounce - 0.9).abs() < 1e-12);
-    assert_eq!(d.flags & Decision::FLAG_SHORT_SIDE, Decision::FLAG_SHORT_SIDE);
+    assert_eq!(
+        d.flags & Decision::FLAG_SHORT_SIDE,
+        Decision::FLAG_SHORT_SIDE
+    );
     // Profile (touch 101.0 at the VAH) 1.5 + z 0.75 + autocorr 1.0 + zone 2.0 + target 0.5.
     assert_eq!(d.confluence, 5.75);
     assert_eq!(d.filter_mask, 0b01_1111);
@@ -529,4 +538,75 @@ fn no_allocation_per_event() {
         "{allocations} allocations over {} events",
         events.len()
     );
+}
+
+#[test]
+fn strategy_stage_journals_every_decision() {
+    use hotpath::runtime::Stage;
+    use hotpath::strategy::{BookStatus, Strategy, StrategyIo, StrategyReport, StrategyStage};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let Some((events, spec)) = capture_trades() else {
+        return;
+    };
+    let mut table = InstrumentTable::with_capacity(8);
+    table.intern(spec).unwrap();
+    let strategy = Strategy::new(&table, SymbolConfig::for_instrument).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let jdir = dir.path().join("strategy");
+    std::fs::create_dir_all(&jdir).unwrap();
+    let appender =
+        ringbuffers::journal::Appender::open(&jdir, hotpath::codec::journal_config()).unwrap();
+    let (mut tx, rx) = ringbuffers::spsc::channel::<MarketEvent>(1024);
+    let (itx, mut irx) = ringbuffers::spsc::channel(64);
+    let done = Arc::new(AtomicBool::new(false));
+    let report = Arc::new(Mutex::new(StrategyReport::default()));
+    let mut stage: Box<dyn Stage> = Box::new(StrategyStage::new(
+        strategy,
+        StrategyIo {
+            input: rx,
+            output: itx,
+            books: BookStatus::new(table.len(), true),
+            journal: Some(appender),
+            upstream_done: done.clone(),
+            batch: 256,
+            report: report.clone(),
+        },
+    ));
+    for e in &events {
+        while tx.try_push(*e).is_err() {
+            stage.poll();
+        }
+    }
+    done.store(true, Ordering::Release);
+    while !stage.finished() {
+        stage.poll();
+    }
+    stage.shutdown();
+    drop(stage);
+    let r = *report.lock().unwrap();
+    assert_eq!(r.events, events.len() as u64);
+    assert_eq!(r.journal_errors, 0);
+    assert!(r.decisions > 0);
+    assert_eq!(r.intents, r.entries_long + r.entries_short);
+    while irx.try_pop().is_some() {}
+
+    // The journal holds exactly the decisions a direct replay makes (TSC stamps aside).
+    let expected = run_capture(&events, &spec);
+    let mut tailer = hotpath::codec::open_tailer(&jdir).unwrap();
+    let mut got = Vec::new();
+    while let Some(rec) = tailer.next().unwrap() {
+        if rec.kind == hotpath::codec::RecordKind::Decision.as_u16() {
+            let mut d: Decision = decode(rec.payload).unwrap();
+            assert_ne!(d.stamps.stage_tsc[1], 0, "StrategyIn stamped");
+            assert_ne!(d.stamps.stage_tsc[2], 0, "StrategyOut stamped");
+            d.stamps.stage_tsc = [d.stamps.stage_tsc[0], 0, 0, d.stamps.stage_tsc[3]];
+            let mut buf = [0u8; 256];
+            encode_into(&d, &mut buf).unwrap();
+            got.extend_from_slice(&buf);
+        }
+    }
+    assert_eq!(got.len() as u64, r.decisions * 256);
+    assert!(got == expected);
 }

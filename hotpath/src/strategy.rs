@@ -1,0 +1,324 @@
+//! The strategy stage: market events in, decisions journaled, order intents out.
+//!
+//! Why a stage of its own: the design puts the per-symbol analytics and the four-level decision
+//! on the strategy thread, between the feed's `MarketEvent` ring and the gateway's
+//! `OrderIntent` ring, so the same code runs fused with the feed on one core or alone on its own
+//! core. Per event it stamps `StrategyIn`, routes the event to its symbol's
+//! [`SymbolSignals`] (a fixed table indexed by instrument id, allocated at construction), and
+//! when a 1-minute candle closes it evaluates the decision ([`crate::signals`]), journals the
+//! [`Decision`], and for an entry emits an [`OrderIntent`] stamped `StrategyOut`.
+//!
+//! **Journal.** The stage owns its own [`Appender`] in a directory of its own (by convention
+//! `<journal>/strategy/`, next to the feed's journal, which the feed's appender holds: one
+//! appender per directory is enforced by a lock). Chosen over handing decisions back to the
+//! feed's thread through another ring because it keeps the stages independent in the split
+//! layout and costs one wait-free append per minute per symbol. Both journals share the schema
+//! hash; an entry's intent is journaled right after its decision and carries the decision's
+//! journal sequence number in `decision_seq`.
+//!
+//! **Book.** An entry needs the symbol's book proven; the feed owns the book and publishes the
+//! flag through a [`BookStatus`] (one atomic per instrument). Replays without depth data can
+//! mark every book proven.
+//!
+//! **What is not here yet.** The execution chain (existing position, reversal, limits,
+//! exposure), the position monitor and the portfolio risk manager of the design are not built:
+//! every entry decision becomes a market IOC intent of the configured quantity, with a
+//! deterministic client order id. The intent ring's consumer (the gateway) is the caller's.
+//!
+//! No allocation after construction: the symbol table, every analytics buffer and the report
+//! are preallocated; the journal appends in place.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ringbuffers::journal::Appender;
+use ringbuffers::spsc::{Consumer, Producer};
+
+use crate::codec::{append, fnv1a64};
+use crate::event::{
+    Decision, DecisionOutcome, MarketEvent, OrderIntent, OrderType, ReasonCode, Side,
+    Stage as StampStage, TimeInForce,
+};
+use crate::fixed::Qty;
+use crate::instrument::{InstrumentId, InstrumentRef, InstrumentSpec, InstrumentTable};
+use crate::runtime::Stage;
+use crate::signals::{SymbolConfig, SymbolConfigError, SymbolSignals};
+
+/// Whether each instrument's book is proven, written by the book's owner (the feed) and read
+/// by the strategy. One atomic flag per instrument id; cloning shares the flags.
+#[derive(Debug, Clone)]
+pub struct BookStatus(Arc<[AtomicBool]>);
+
+impl BookStatus {
+    /// Flags for `n` instruments, all `proven`.
+    pub fn new(n: usize, proven: bool) -> Self {
+        BookStatus((0..n).map(|_| AtomicBool::new(proven)).collect())
+    }
+
+    /// Set instrument `id`'s flag (ignored for an unknown id).
+    #[inline]
+    pub fn set(&self, id: InstrumentId, proven: bool) {
+        if let Some(f) = self.0.get(id.0 as usize) {
+            f.store(proven, Ordering::Release);
+        }
+    }
+
+    /// Instrument `id`'s flag (`false` for an unknown id).
+    #[inline]
+    pub fn get(&self, id: InstrumentId) -> bool {
+        self.0
+            .get(id.0 as usize)
+            .is_some_and(|f| f.load(Ordering::Acquire))
+    }
+}
+
+/// Counters of the strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StrategyReport {
+    /// Market events taken off the ring.
+    pub events: u64,
+    /// Events of instruments outside the table.
+    pub unknown_instrument: u64,
+    /// Decisions evaluated.
+    pub decisions: u64,
+    /// Long entries.
+    pub entries_long: u64,
+    /// Short entries.
+    pub entries_short: u64,
+    /// Intents pushed to the output ring.
+    pub intents: u64,
+    /// Intents dropped because the output ring was full.
+    pub intents_dropped: u64,
+    /// Journal append failures.
+    pub journal_errors: u64,
+}
+
+/// One symbol's slot in the table.
+#[derive(Debug, Clone)]
+struct Slot {
+    inst: InstrumentRef,
+    qty: Qty,
+    signals: SymbolSignals,
+}
+
+/// The decision logic without rings or journal: routes events to symbols and turns entries
+/// into intents. Used by [`StrategyStage`] and by replay tools (`algo-engine explain`).
+#[derive(Debug, Clone)]
+pub struct Strategy {
+    slots: Box<[Option<Slot>]>,
+    report: StrategyReport,
+}
+
+impl Strategy {
+    /// A strategy for every instrument of `table`, each configured by `config` (e.g.
+    /// [`SymbolConfig::for_instrument`]); intents are for one step of quantity (or the
+    /// minimum quantity if larger) until sizing exists.
+    pub fn new(
+        table: &InstrumentTable,
+        mut config: impl FnMut(&InstrumentSpec) -> SymbolConfig,
+    ) -> Result<Self, SymbolConfigError> {
+        let mut slots = Vec::with_capacity(table.len());
+        for (id, spec) in table.iter() {
+            while slots.len() < id.0 as usize {
+                slots.push(None);
+            }
+            slots.push(Some(Slot {
+                inst: table.instrument_ref(id),
+                qty: Qty(spec.step.0.max(spec.min_qty.0)),
+                signals: SymbolSignals::new(id, &config(spec))?,
+            }));
+        }
+        Ok(Strategy {
+            slots: slots.into_boxed_slice(),
+            report: StrategyReport::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn report(&self) -> StrategyReport {
+        self.report
+    }
+
+    /// The state of instrument `id`.
+    pub fn symbol(&self, id: InstrumentId) -> Option<&SymbolSignals> {
+        self.slots
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .map(|s| &s.signals)
+    }
+
+    /// Feed one market event; returns the decision if one was evaluated.
+    #[inline]
+    pub fn on_event(&mut self, e: &MarketEvent, book_proven: bool) -> Option<Decision> {
+        self.report.events += 1;
+        let Some(slot) = self
+            .slots
+            .get_mut(e.instrument.0 as usize)
+            .and_then(Option::as_mut)
+        else {
+            self.report.unknown_instrument += 1;
+            return None;
+        };
+        let d = slot.signals.on_event(e, book_proven)?;
+        self.report.decisions += 1;
+        match d.outcome {
+            DecisionOutcome::EnterLong => self.report.entries_long += 1,
+            DecisionOutcome::EnterShort => self.report.entries_short += 1,
+            DecisionOutcome::Reject => {}
+        }
+        Some(d)
+    }
+
+    /// The intent for an entry decision (`None` for a rejection), caused by the decision with
+    /// journal sequence number `decision_seq`. The client order id is a hash of the instrument,
+    /// the decision time and the side, so a replay reproduces it.
+    pub fn intent_for(&self, d: &Decision, decision_seq: u64) -> Option<OrderIntent> {
+        let (side, reason) = match d.outcome {
+            DecisionOutcome::EnterLong => (Side::Buy, ReasonCode::ENTRY_LONG),
+            DecisionOutcome::EnterShort => (Side::Sell, ReasonCode::ENTRY_SHORT),
+            DecisionOutcome::Reject => return None,
+        };
+        let slot = self
+            .slots
+            .get(d.instrument.0 as usize)
+            .and_then(Option::as_ref)?;
+        let mut key = [0u8; 13];
+        key[..4].copy_from_slice(&d.instrument.0.to_le_bytes());
+        key[4..12].copy_from_slice(&d.time_ns.to_le_bytes());
+        key[12] = side.as_u8();
+        let cid = fnv1a64(&key);
+        Some(
+            OrderIntent::new_order(
+                slot.inst,
+                side,
+                OrderType::Market,
+                TimeInForce::Ioc,
+                crate::fixed::Price::ZERO,
+                slot.qty,
+                cid,
+            )
+            .because(reason, decision_seq)
+            .with_stamps(d.stamps),
+        )
+    }
+}
+
+/// Where the stage reads, writes and reports.
+pub struct StrategyIo {
+    /// The feed's market events.
+    pub input: Consumer<MarketEvent>,
+    /// Intents for the gateway.
+    pub output: Producer<OrderIntent>,
+    /// Book flags (the feed's).
+    pub books: BookStatus,
+    /// The stage's own journal (`<journal>/strategy/`), or `None` to journal nothing.
+    pub journal: Option<Appender>,
+    /// Set by the feed when it has published its last event.
+    pub upstream_done: Arc<AtomicBool>,
+    /// Events taken per poll at most.
+    pub batch: usize,
+    /// Receives the report at shutdown.
+    pub report: Arc<Mutex<StrategyReport>>,
+}
+
+/// The strategy stage (see the module docs).
+pub struct StrategyStage {
+    strategy: Strategy,
+    io: StrategyIo,
+    clock: quanta::Clock,
+    intents: u64,
+    dropped: u64,
+    journal_errors: u64,
+}
+
+impl StrategyStage {
+    /// A stage for `strategy` on `io`.
+    pub fn new(strategy: Strategy, mut io: StrategyIo) -> Self {
+        io.batch = io.batch.max(1);
+        StrategyStage {
+            strategy,
+            io,
+            clock: quanta::Clock::new(),
+            intents: 0,
+            dropped: 0,
+            journal_errors: 0,
+        }
+    }
+
+    /// Counters so far.
+    pub fn report(&self) -> StrategyReport {
+        let mut r = self.strategy.report();
+        r.intents = self.intents;
+        r.intents_dropped = self.dropped;
+        r.journal_errors = self.journal_errors;
+        r
+    }
+}
+
+impl Stage for StrategyStage {
+    fn name(&self) -> &str {
+        "strategy"
+    }
+
+    fn poll(&mut self) -> usize {
+        let StrategyStage {
+            strategy,
+            io,
+            clock,
+            intents,
+            dropped,
+            journal_errors,
+        } = self;
+        let StrategyIo {
+            input,
+            output,
+            books,
+            journal,
+            batch,
+            ..
+        } = io;
+        input.read_batch(*batch, |ev| {
+            let mut e = *ev;
+            e.stamps.stamp(StampStage::StrategyIn, clock.raw());
+            let Some(mut d) = strategy.on_event(&e, books.get(e.instrument)) else {
+                return;
+            };
+            d.stamps.stamp(StampStage::StrategyOut, clock.raw());
+            let mut seq = strategy.report().decisions;
+            if let Some(j) = journal.as_mut() {
+                match append(j, &d, 0, d.time_ns) {
+                    Ok(s) => seq = s,
+                    Err(_) => *journal_errors += 1,
+                }
+            }
+            if let Some(intent) = strategy.intent_for(&d, seq) {
+                if let Some(j) = journal.as_mut() {
+                    if append(j, &intent, 0, d.time_ns).is_err() {
+                        *journal_errors += 1;
+                    }
+                }
+                match output.try_push(intent) {
+                    Ok(()) => *intents += 1,
+                    Err(_) => *dropped += 1,
+                }
+            }
+        })
+    }
+
+    fn finished(&self) -> bool {
+        // Acquire pairs with the feed's Release store of `done`.
+        self.io.upstream_done.load(Ordering::Acquire) && self.io.input.is_empty()
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(j) = self.io.journal.as_mut() {
+            if j.flush().is_err() {
+                self.journal_errors += 1;
+            }
+        }
+        let r = self.report();
+        if let Ok(mut out) = self.io.report.lock() {
+            *out = r;
+        }
+    }
+}
