@@ -6,14 +6,16 @@
 //! records (an `import` or a feed-only `run`) is replayed through the same per-symbol strategy
 //! code (`hotpath::signals`); when the journal has `Decision` records (in the directory itself
 //! or in its `strategy/` subdirectory, where the strategy stage journals), those are preferred:
-//! they are what the engine actually decided. A replay assumes the book was proven (a journal
-//! does not say); journaled decisions carry the real flag.
+//! they are what the engine actually decided. A replay takes the book's state from the feed's
+//! `FLAG_BOOK_PROVEN` on the market events; a journal whose events carry no such flag at all
+//! (older imports, trade-only captures) is replayed with the book assumed proven, and the
+//! output says which.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use coldpath::inspect::format_unix_ns;
 use hotpath::codec::{decode, open_tailer, RecordKind};
-use hotpath::event::{Decision, DecisionReason, Trend};
+use hotpath::event::{Decision, DecisionReason, MarketEvent, Trend};
 use hotpath::signals::{SignalConfig, SymbolConfig, SymbolSignals, FILTER_NAMES};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +37,9 @@ pub struct ExplainArgs {
     /// Replay the market records even if the journal has decision records.
     #[arg(long)]
     pub replay: bool,
+    /// In a replay, treat the book as proven whatever the events' flags say.
+    #[arg(long)]
+    pub assume_book_proven: bool,
 }
 
 /// Parse `--at`: Unix ns, or RFC 3339.
@@ -299,12 +304,25 @@ pub fn run(args: ExplainArgs) -> Result<ExitCode> {
         }
         let cfg = SymbolConfig::for_instrument(&r.spec);
         let mut s = SymbolSignals::new(r.id, &cfg)?;
+        let flagged = trades.iter().any(|e| e.has(MarketEvent::FLAG_BOOK_PROVEN));
+        let assume = args.assume_book_proven || !flagged;
         for e in &trades {
-            if let Some(d) = s.on_event(e, true) {
+            let proven = assume || e.has(MarketEvent::FLAG_BOOK_PROVEN);
+            if let Some(d) = s.on_event(e, proven) {
                 decisions.push(d);
             }
         }
-        source = format!("replay of {} trades (book assumed proven)", trades.len());
+        source = format!(
+            "replay of {} trades, {}",
+            trades.len(),
+            if args.assume_book_proven {
+                "book assumed proven (--assume-book-proven)"
+            } else if flagged {
+                "book state from the feed's flags"
+            } else {
+                "book assumed proven (the journal carries no book flags)"
+            }
+        );
     }
     let Some(d) = decisions.iter().rev().find(|d| d.time_ns <= at) else {
         match decisions.first() {

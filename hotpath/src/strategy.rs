@@ -16,9 +16,10 @@
 //! hash; an entry's intent is journaled right after its decision and carries the decision's
 //! journal sequence number in `decision_seq`.
 //!
-//! **Book.** An entry needs the symbol's book proven; the feed owns the book and publishes the
-//! flag through a [`BookStatus`] (one atomic per instrument). Replays without depth data can
-//! mark every book proven.
+//! **Book.** An entry needs the symbol's book proven. The feed owns the book and says so
+//! in-band: [`MarketEvent::FLAG_BOOK_PROVEN`] on every event of an instrument whose book is
+//! proven, so the gate is deterministic in replay whatever the thread layout. Replays of
+//! trade-only data can set [`StrategyIo::assume_books_proven`].
 //!
 //! **What is not here yet.** The execution chain (existing position, reversal, limits,
 //! exposure), the position monitor and the portfolio risk manager of the design are not built:
@@ -43,34 +44,6 @@ use crate::fixed::Qty;
 use crate::instrument::{InstrumentId, InstrumentRef, InstrumentSpec, InstrumentTable};
 use crate::runtime::Stage;
 use crate::signals::{SymbolConfig, SymbolConfigError, SymbolSignals};
-
-/// Whether each instrument's book is proven, written by the book's owner (the feed) and read
-/// by the strategy. One atomic flag per instrument id; cloning shares the flags.
-#[derive(Debug, Clone)]
-pub struct BookStatus(Arc<[AtomicBool]>);
-
-impl BookStatus {
-    /// Flags for `n` instruments, all `proven`.
-    pub fn new(n: usize, proven: bool) -> Self {
-        BookStatus((0..n).map(|_| AtomicBool::new(proven)).collect())
-    }
-
-    /// Set instrument `id`'s flag (ignored for an unknown id).
-    #[inline]
-    pub fn set(&self, id: InstrumentId, proven: bool) {
-        if let Some(f) = self.0.get(id.0 as usize) {
-            f.store(proven, Ordering::Release);
-        }
-    }
-
-    /// Instrument `id`'s flag (`false` for an unknown id).
-    #[inline]
-    pub fn get(&self, id: InstrumentId) -> bool {
-        self.0
-            .get(id.0 as usize)
-            .is_some_and(|f| f.load(Ordering::Acquire))
-    }
-}
 
 /// Counters of the strategy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -209,8 +182,9 @@ pub struct StrategyIo {
     pub input: Consumer<MarketEvent>,
     /// Intents for the gateway.
     pub output: Producer<OrderIntent>,
-    /// Book flags (the feed's).
-    pub books: BookStatus,
+    /// Treat every book as proven (replays of data without depth); otherwise the feed's
+    /// [`MarketEvent::FLAG_BOOK_PROVEN`] decides.
+    pub assume_books_proven: bool,
     /// The stage's own journal (`<journal>/strategy/`), or `None` to journal nothing.
     pub journal: Option<Appender>,
     /// Set by the feed when it has published its last event.
@@ -272,7 +246,7 @@ impl Stage for StrategyStage {
         let StrategyIo {
             input,
             output,
-            books,
+            assume_books_proven,
             journal,
             batch,
             ..
@@ -280,7 +254,8 @@ impl Stage for StrategyStage {
         input.read_batch(*batch, |ev| {
             let mut e = *ev;
             e.stamps.stamp(StampStage::StrategyIn, clock.raw());
-            let Some(mut d) = strategy.on_event(&e, books.get(e.instrument)) else {
+            let proven = *assume_books_proven || e.has(MarketEvent::FLAG_BOOK_PROVEN);
+            let Some(mut d) = strategy.on_event(&e, proven) else {
                 return;
             };
             d.stamps.stamp(StampStage::StrategyOut, clock.raw());

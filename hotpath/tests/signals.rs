@@ -543,7 +543,7 @@ fn no_allocation_per_event() {
 #[test]
 fn strategy_stage_journals_every_decision() {
     use hotpath::runtime::Stage;
-    use hotpath::strategy::{BookStatus, Strategy, StrategyIo, StrategyReport, StrategyStage};
+    use hotpath::strategy::{Strategy, StrategyIo, StrategyReport, StrategyStage};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -567,7 +567,7 @@ fn strategy_stage_journals_every_decision() {
         StrategyIo {
             input: rx,
             output: itx,
-            books: BookStatus::new(table.len(), true),
+            assume_books_proven: true,
             journal: Some(appender),
             upstream_done: done.clone(),
             batch: 256,
@@ -609,4 +609,122 @@ fn strategy_stage_journals_every_decision() {
     }
     assert_eq!(got.len() as u64, r.decisions * 256);
     assert!(got == expected);
+}
+
+#[test]
+fn strategy_stage_allocates_nothing_per_event() {
+    use hotpath::runtime::Stage;
+    use hotpath::strategy::{Strategy, StrategyIo, StrategyReport, StrategyStage};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    let Some((events, spec)) = capture_trades() else {
+        return;
+    };
+    let mut table = InstrumentTable::with_capacity(8);
+    table.intern(spec).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let appender =
+        ringbuffers::journal::Appender::open(dir.path(), hotpath::codec::journal_config())
+            .unwrap();
+    let (mut tx, rx) = ringbuffers::spsc::channel::<MarketEvent>(1024);
+    let (itx, _irx) = ringbuffers::spsc::channel(64);
+    let mut stage = StrategyStage::new(
+        Strategy::new(&table, SymbolConfig::for_instrument).unwrap(),
+        StrategyIo {
+            input: rx,
+            output: itx,
+            assume_books_proven: true,
+            journal: Some(appender),
+            upstream_done: Arc::new(AtomicBool::new(false)),
+            batch: 256,
+            report: Arc::new(Mutex::new(StrategyReport::default())),
+        },
+    );
+    let mut allocations = 0;
+    let mut polled = 0;
+    for chunk in events.chunks(512) {
+        let pushed = tx.push_slice(chunk);
+        assert_eq!(pushed, chunk.len());
+        ALLOCATIONS.with(|n| n.set(0));
+        COUNTING.with(|c| c.set(true));
+        while !tx.is_empty() {
+            polled += stage.poll();
+        }
+        COUNTING.with(|c| c.set(false));
+        allocations += ALLOCATIONS.with(Cell::get);
+    }
+    assert_eq!(polled, events.len());
+    assert!(stage.report().decisions > 0);
+    assert_eq!(stage.report().journal_errors, 0);
+    assert_eq!(allocations, 0, "{allocations} allocations over {polled} events");
+}
+
+/// A deterministic synthetic market (xorshift noise): `hours` of one trade every 2 s, price
+/// following a trend of `drift` per trade plus noise, aggressors biased by the trend.
+fn synthetic(hours: u64, drift: f64, noise: f64, seed: u64) -> Vec<MarketEvent> {
+    use hotpath::event::{Aggressor, Stamps};
+    use hotpath::fixed::Qty;
+    use hotpath::instrument::InstrumentRef;
+    let inst = InstrumentRef {
+        id: InstrumentId(0),
+        price_scale: 2,
+        qty_scale: 3,
+    };
+    let mut s = seed;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut price = 50_000.0f64;
+    let mut out = Vec::new();
+    let t0 = 1_723_161_600_000_000_000u64;
+    let n = hours * 1800;
+    for i in 0..n {
+        // Every 37 minutes a one-minute shakeout: a dip on selling, then a bounce on heavy
+        // buying.
+        let in_minute = i % (37 * 30);
+        let (step, buy, qty) = if in_minute < 8 {
+            (-1.0 * noise, false, 200)
+        } else if in_minute < 30 {
+            (0.6 * noise, true, 3_000 + (rnd() * 1000.0) as i64)
+        } else {
+            let step = drift + noise * (rnd() - 0.5);
+            let buy = rnd() < if step > 0.0 { 0.8 } else { 0.2 };
+            (step, buy, 100 + (rnd() * 900.0) as i64)
+        };
+        price += step;
+        out.push(MarketEvent::trade(
+            inst,
+            Stamps::new(t0 + i * 2_000_000_000, 0),
+            Price((price * 100.0).round() as i64),
+            Qty(qty),
+            if buy { Aggressor::Buy } else { Aggressor::Sell },
+            i,
+        ));
+    }
+    out
+}
+
+#[test]
+fn synthetic_trend_reaches_the_deeper_levels() {
+    let mut spec = InstrumentSpec::new(
+        Venue::BinanceSpot,
+        Symbol::new(b"SYNTH").unwrap(),
+        InstrumentKind::Spot,
+        2,
+        3,
+    );
+    spec.tick = Price(1);
+    let events = synthetic(16, 0.2, 8.0, 0x9e37_79b9_7f4a_7c15);
+    let mut s = SymbolSignals::new(InstrumentId(0), &SymbolConfig::for_instrument(&spec)).unwrap();
+    let mut hist = std::collections::BTreeMap::new();
+    for e in &events {
+        if let Some(d) = s.on_event(e, true) {
+            *hist.entry((d.level, d.reason.name())).or_insert(0u32) += 1;
+        }
+    }
+    eprintln!("{hist:?}");
 }

@@ -74,7 +74,10 @@ fn main() -> Result<()> {
         reports.push(report);
     }
     if reports.is_empty() {
-        bail!("no suite matched '{}'; known: rings, journal, decode, sockets, feed, all", args.suite);
+        bail!(
+            "no suite matched '{}'; known: rings, journal, decode, sockets, feed, all",
+            args.suite
+        );
     }
     Ok(())
 }
