@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Fuzz the hot-path decoders: every cargo-fuzz target under fuzz/ for N seconds each (default 60),
+# Fuzz the hot-path decoders: every cargo-fuzz target under hotpath/fuzz/ for N seconds each (default 60),
 # starting from a seed corpus built from the real captures, and report how many executions ran
-# clean. A crash stops the run with libFuzzer's report and the input under fuzz/artifacts/<target>/;
+# clean. A crash stops the run with libFuzzer's report and the input under hotpath/fuzz/artifacts/<target>/;
 # fix the bug and add the input to the regression tests (hotpath/tests/binance_decode.rs).
 #
 #   scripts/fuzz.sh [seconds]
@@ -22,7 +22,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz
 fi
-mapfile -t TARGETS < <(cargo +nightly fuzz list)
+mapfile -t TARGETS < <(cargo +nightly fuzz list --fuzz-dir hotpath/fuzz)
 if [ ! -d "$DATA" ]; then
   echo "fuzz.sh: no captures under $DATA (set ALGO_DATA_DIR or run scripts/fetch-data.sh)" >&2
   exit 2
@@ -32,7 +32,7 @@ fi
 # each), a few REST snapshots cut down to a handful of levels, and the decimal strings they
 # contain (prefixed by a scale byte, as the decimal target expects). Other targets start from
 # whatever corpus they have.
-python3 - "$DATA" fuzz/corpus <<'PY'
+python3 - "$DATA" hotpath/fuzz/corpus <<'PY'
 import gzip, hashlib, json, os, re, sys
 data, out = sys.argv[1], sys.argv[2]
 def put(target, blob):
@@ -73,14 +73,14 @@ PY
 
 summary=()
 for t in "${TARGETS[@]}"; do
-  log="fuzz/artifacts/$t.log"
-  mkdir -p "fuzz/artifacts/$t"
+  log="hotpath/fuzz/artifacts/$t.log"
+  mkdir -p "hotpath/fuzz/artifacts/$t"
   extra=()
-  if [ "$t" = binance_scanner ]; then extra=(-dict=fuzz/binance.dict); fi
+  if [ "$t" = binance_scanner ]; then extra=(-dict=hotpath/fuzz/binance.dict); fi
   echo "=== $t: ${SECS}s ==="
-  if ! cargo +nightly fuzz run "$t" "fuzz/corpus/$t" -- \
+  if ! cargo +nightly fuzz run --fuzz-dir hotpath/fuzz "$t" "hotpath/fuzz/corpus/$t" -- \
       -max_total_time="$SECS" -max_len=4096 -print_final_stats=1 "${extra[@]}" 2>&1 | tee "$log"; then
-    echo "fuzz.sh: $t FAILED; see $log and fuzz/artifacts/$t/" >&2
+    echo "fuzz.sh: $t FAILED; see $log and hotpath/fuzz/artifacts/$t/" >&2
     exit 1
   fi
   runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

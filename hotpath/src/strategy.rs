@@ -90,16 +90,18 @@ impl Strategy {
         table: &InstrumentTable,
         mut config: impl FnMut(&InstrumentSpec) -> SymbolConfig,
     ) -> Result<Self, SymbolConfigError> {
-        let mut slots = Vec::with_capacity(table.len());
+        let len = table
+            .iter()
+            .map(|(id, _)| id.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut slots: Vec<Option<Slot>> = (0..len).map(|_| None).collect();
         for (id, spec) in table.iter() {
-            while slots.len() < id.0 as usize {
-                slots.push(None);
-            }
-            slots.push(Some(Slot {
+            slots[id.0 as usize] = Some(Slot {
                 inst: table.instrument_ref(id),
                 qty: Qty(spec.step.0.max(spec.min_qty.0)),
                 signals: SymbolSignals::new(id, &config(spec))?,
-            }));
+            });
         }
         Ok(Strategy {
             slots: slots.into_boxed_slice(),

@@ -4,14 +4,13 @@
 //! candle closes and indicator updates that causes, makes zero heap allocations. Also states
 //! the memory per symbol.
 //!
-//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
-//! counting is switched on, so the test harness's own threads cannot disturb the result.
+//! [`testkit::CountingAllocator`] is the global allocator; [`count_allocations`] counts the
+//! allocations made by the *current thread* only, so the test harness's own threads cannot
+//! disturb the result.
 
 #[path = "analytics_common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 
 use hotpath::analytics::candles::{Candle, CandleSource, Timeframe};
@@ -19,63 +18,10 @@ use hotpath::analytics::stats::TickZScore;
 use hotpath::analytics::timeframes::{AnalyticsConfig, SymbolAnalytics, TimeframeIndicators};
 use hotpath::datadir;
 use hotpath::event::{MarketEvent, MarketKind};
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct CountingAllocator;
-
-impl CountingAllocator {
-    #[inline]
-    fn note() {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
-// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::count_allocations;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Run `f` and return its result with the number of allocations this thread made meanwhile.
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.with(Cell::get))
-}
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 /// The event kind that carries ticks for `source`.
 fn source_kind(source: CandleSource) -> MarketKind {
@@ -90,7 +36,7 @@ fn source_kind(source: CandleSource) -> MarketKind {
 fn feed(events: &[MarketEvent], source: CandleSource) -> (u64, u64) {
     let mut sa = SymbolAnalytics::new(source, &AnalyticsConfig::default());
     let t0 = std::time::Instant::now();
-    let r = count_allocations(|| {
+    let (closes, count) = count_allocations(|| {
         let mut closes = 0u64;
         for e in events {
             // Event-time closes first (same clock as the ticks in these captures' trades
@@ -114,7 +60,7 @@ fn feed(events: &[MarketEvent], source: CandleSource) -> (u64, u64) {
         "  {:.0} ns/event",
         t0.elapsed().as_nanos() as f64 / events.len().max(1) as f64
     );
-    r
+    (closes, count.allocations)
 }
 
 #[test]

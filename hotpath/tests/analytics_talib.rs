@@ -10,70 +10,22 @@
 //!   captures (decoded by the engine's scanner) against candles aggregated straight from the
 //!   raw JSON with `serde_json`.
 //!
-//! Python comes from the repository's `.venv` (`scripts/setup-python.sh` is run when `talib`
-//! is missing). If it cannot be set up the test skips with a message, unless `CI` or
-//! `ALGO_REQUIRE_DATA` is set, in which case it fails.
+//! Python comes from the repository's `.venv` through [`testkit::python`] (which runs
+//! `scripts/setup-python.sh` when `talib` is missing). If it cannot be set up the test skips
+//! with a message, unless `CI` or `ALGO_REQUIRE_DATA` is set, in which case it fails.
 
 #[path = "analytics_common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Instant;
 
 use hotpath::analytics::candles::{Candle, CandleSource, Timeframe};
 use hotpath::analytics::timeframes::{AnalyticsConfig, IndicatorSnapshot, SymbolAnalytics};
 use hotpath::datadir;
 use hotpath::event::{MarketEvent, MarketKind};
-
-fn repo_root() -> PathBuf {
-    datadir::workspace_root()
-}
-
-fn must_run() -> bool {
-    ["ALGO_REQUIRE_DATA", "CI"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && s != "false"))
-}
-
-fn has_talib(py: &Path) -> bool {
-    py.exists()
-        && Command::new(py)
-            .args(["-c", "import talib, numpy"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
-/// The venv's python with `talib`, setting it up if needed; `Err(why)` if impossible.
-fn python() -> Result<PathBuf, String> {
-    let root = repo_root();
-    let py = root.join(".venv/bin/python");
-    if has_talib(&py) {
-        return Ok(py);
-    }
-    eprintln!("analytics_talib: running scripts/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/setup-python.sh"))
-        .current_dir(&root)
-        .output()
-        .map_err(|e| format!("cannot run scripts/setup-python.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "scripts/setup-python.sh failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if has_talib(&py) {
-        Ok(py)
-    } else {
-        Err("talib still not importable from .venv after setup".into())
-    }
-}
 
 /// One row of the reference output.
 struct RefRow {
@@ -139,18 +91,13 @@ fn fx_candles_and_indicators_match_talib() {
     if days.is_empty() {
         return;
     }
-    let py = match python() {
-        Ok(p) => p,
-        Err(why) if must_run() => panic!("CI/ALGO_REQUIRE_DATA set but TA-Lib unavailable: {why}"),
-        Err(why) => {
-            eprintln!("skipping: TA-Lib reference unavailable: {why}");
-            return;
-        }
+    let Some(py) = testkit::python("talib, numpy") else {
+        return;
     };
     let out_dir = tempfile::tempdir().unwrap();
     let t0 = Instant::now();
     let out = Command::new(&py)
-        .arg(repo_root().join("hotpath/tests/talib_reference.py"))
+        .arg(testkit::workspace_root().join("hotpath/tests/talib_reference.py"))
         .arg(out_dir.path())
         .args(&days)
         .output()

@@ -17,9 +17,6 @@
 // scale 2), which is clearer here than grouping by thousands.
 #![allow(clippy::inconsistent_digit_grouping)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use hotpath::book::{
     BookConfig, BookSync, Flavor, GapAction, GapInfo, GapKind, L2Book, SyncEvent, SyncMode,
     SyncState,
@@ -27,67 +24,14 @@ use hotpath::book::{
 use hotpath::event::{DepthIds, MarketEvent, Side, Stamps};
 use hotpath::fixed::{Price, Qty, Rounding};
 use hotpath::instrument::{InstrumentId, InstrumentRef, Venue};
+use testkit::count_allocations;
 
 // ---------------------------------------------------------------------------------------------
-// Counting allocator (counts the current thread's allocations while switched on)
+// Counting allocator (counts the current thread's allocations inside `count_allocations`)
 // ---------------------------------------------------------------------------------------------
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct CountingAllocator;
-
-impl CountingAllocator {
-    #[inline]
-    fn note() {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-}
-
-// SAFETY: forwards to the system allocator unchanged; only bumps a const-initialised
-// thread-local counter, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: the caller's guarantees are forwarded.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Allocations made by this thread while running `f`.
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.with(Cell::get))
-}
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic event builders
@@ -631,7 +575,7 @@ fn book_processing_is_allocation_free_after_construction() {
         }
         gaps
     });
-    assert_eq!(allocs, 0, "BookSync allocated while processing");
+    assert_eq!(allocs.allocations, 0, "BookSync allocated while processing");
     assert_eq!(gaps, 0);
     assert!(s.proven());
     assert_eq!(s.stats().updates_applied, 2_000 - 49);
@@ -1087,7 +1031,7 @@ fn usdm_capture_book_processing_allocates_nothing() {
         (sync.proven(), best)
     });
     assert_eq!(
-        allocs,
+        allocs.allocations,
         0,
         "allocations while processing {} depth levels",
         events.len()

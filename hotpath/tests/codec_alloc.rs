@@ -2,11 +2,10 @@
 //! accessing a million events in a reused buffer, and parsing/formatting a million decimals
 //! from byte slices (taken from a real capture when available).
 //!
-//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
-//! counting is switched on, so the test harness's own threads cannot disturb the result.
+//! [`testkit::CountingAllocator`] is the global allocator; [`count_allocations`] counts the
+//! allocations made by the *current thread* only, so the test harness's own threads cannot
+//! disturb the result.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 
@@ -21,65 +20,10 @@ use hotpath::fixed::{format_decimal, parse_mantissa, Decimal, Price, Qty, MAX_DE
 use hotpath::instrument::{
     InstrumentId, InstrumentKind, InstrumentRef, InstrumentSpec, InstrumentTable, Symbol, Venue,
 };
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct CountingAllocator;
-
-impl CountingAllocator {
-    #[inline]
-    fn note() {
-        // `try_with`: the thread-locals are const-initialised without destructors, so this
-        // never allocates and never fails, but stay safe during thread teardown anyway.
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
-// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::count_allocations;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Run `f` and return its result with the number of allocations this thread made meanwhile.
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.with(|n| n.get()))
-}
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 const N: usize = 1_000_000;
 
@@ -91,7 +35,7 @@ struct Aligned([u8; 256]);
 fn the_counter_sees_allocations() {
     let (v, n) = count_allocations(|| black_box(vec![1u8; 64]));
     drop(v);
-    assert!(n >= 1, "counting allocator is not active");
+    assert!(n.allocations >= 1, "counting allocator is not active");
 }
 
 #[test]
@@ -180,13 +124,13 @@ fn encoding_and_accessing_a_million_events_allocates_nothing() {
 
     run(10_000); // warm-up
     let start = std::time::Instant::now();
-    let (sum, allocations) = count_allocations(|| run(N));
+    let (sum, count) = count_allocations(|| run(N));
     eprintln!(
         "{N} events encoded and read back: {:.1} ns/event",
         start.elapsed().as_nanos() as f64 / N as f64
     );
     assert_ne!(sum, 0);
-    assert_eq!(allocations, 0, "encode/access/decode allocated");
+    assert_eq!(count.allocations, 0, "encode/access/decode allocated");
 }
 
 /// Decimal strings to parse: every quoted decimal of the spot capture, or a synthetic set.
@@ -252,14 +196,14 @@ fn parsing_a_million_decimals_allocates_nothing() {
 
     run(10_000); // warm-up
     let start = std::time::Instant::now();
-    let (sum, allocations) = count_allocations(|| run(N));
+    let (sum, count) = count_allocations(|| run(N));
     eprintln!(
         "{N} decimals parsed, formatted, re-parsed, plus a symbol lookup: {:.1} ns/iteration",
         start.elapsed().as_nanos() as f64 / N as f64
     );
     assert_ne!(sum, 0);
     assert_eq!(
-        allocations, 0,
+        count.allocations, 0,
         "decimal parsing/formatting or instrument lookup allocated"
     );
 }
@@ -296,7 +240,7 @@ fn appending_events_to_the_journal_allocates_nothing_between_rollovers() {
                                // Stay inside the first segment: 20k records of 176 bytes is 3.5 MB of 8 MB.
     let segment = app.segment();
     let start = std::time::Instant::now();
-    let ((), allocations) = count_allocations(|| append_n(&mut app, 20_000));
+    let ((), count) = count_allocations(|| append_n(&mut app, 20_000));
     eprintln!(
         "20000 events appended in place: {:.1} ns/event",
         start.elapsed().as_nanos() as f64 / 20_000.0
@@ -306,11 +250,12 @@ fn appending_events_to_the_journal_allocates_nothing_between_rollovers() {
         segment,
         "test meant to stay within one segment"
     );
-    assert_eq!(allocations, 0, "appending to the journal allocated");
+    assert_eq!(count.allocations, 0, "appending to the journal allocated");
     // Across rollovers (the journal's business, reported not asserted here).
-    let ((), allocations) = count_allocations(|| append_n(&mut app, 100_000));
+    let ((), count) = count_allocations(|| append_n(&mut app, 100_000));
     eprintln!(
-        "100000 more events across {} segment rollovers: {allocations} allocations",
-        app.segment() - segment
+        "100000 more events across {} segment rollovers: {} allocations",
+        app.segment() - segment,
+        count.allocations
     );
 }

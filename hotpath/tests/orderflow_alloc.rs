@@ -5,11 +5,10 @@
 //! with zero heap allocations counted from the first event on (all storage is allocated by the
 //! constructors, which are the warm-up).
 //!
-//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
-//! counting is switched on, so the test harness's own threads cannot disturb the result.
+//! [`testkit::CountingAllocator`] is the global allocator; [`count_allocations`] counts the
+//! allocations made by the *current thread* only, so the test harness's own threads cannot
+//! disturb the result.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 
@@ -21,63 +20,10 @@ use hotpath::event::{Aggressor, MarketEvent, MarketKind};
 use hotpath::fixed::{Price, Qty};
 use hotpath::instrument::{InstrumentKind, InstrumentSpec, InstrumentTable, Symbol, Venue};
 use hotpath::venue::binance::Scanner;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct CountingAllocator;
-
-impl CountingAllocator {
-    #[inline]
-    fn note() {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
-// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::count_allocations;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Run `f` and return its result with the number of allocations this thread made meanwhile.
-fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (r, ALLOCATIONS.with(Cell::get))
-}
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 /// All market events of a capture (decoded by the real scanner), or `None` if missing.
 fn capture_events(rel: &str, venue: Venue) -> Option<Vec<MarketEvent>> {
@@ -234,7 +180,8 @@ fn analytics_allocate_nothing_per_event_on_real_captures() {
             st.zones.heap_bytes()
         );
         let heap = of.heap_bytes() + st.profile.heap_bytes() + st.zones.heap_bytes();
-        let ((trades, candles, acc), allocations) = count_allocations(|| run(&mut st, &events));
+        let ((trades, candles, acc), count) = count_allocations(|| run(&mut st, &events));
+        let allocations = count.allocations;
         eprintln!(
             "{rel}: {} events, {trades} trades, {candles} candles, {} zones, {} gaps, {} profile recentres, {allocations} allocations, {heap} heap bytes per symbol (cvd acc {acc})",
             events.len(),

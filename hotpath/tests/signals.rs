@@ -3,11 +3,10 @@
 //! arithmetic by hand, replay determinism over a real Binance capture (byte-identical
 //! `Decision` encodings), and zero heap allocations per event after construction.
 //!
-//! A counting `#[global_allocator]` counts allocations made by the *current thread* while
-//! counting is switched on, so the harness's other threads cannot disturb the result.
+//! [`testkit::CountingAllocator`] is the global allocator; [`count_allocations`] counts the
+//! allocations made by the *current thread* only, so the harness's other threads cannot
+//! disturb the result.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 
 use hotpath::codec::{decode, encode_into, encoded_len};
@@ -24,54 +23,10 @@ use hotpath::signals::{
     SymbolSignals, ValueArea, ZoneHit,
 };
 use hotpath::venue::binance::Scanner;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-struct CountingAllocator;
-
-impl CountingAllocator {
-    #[inline]
-    fn note() {
-        let _ = COUNTING.try_with(|c| {
-            if c.get() {
-                let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
-            }
-        });
-    }
-}
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged;
-// the only addition is bumping a thread-local counter, which neither allocates nor unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        Self::note();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        Self::note();
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::count_allocations;
 
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 // ------------------------------------------------------------------------------------------
 // Synthetic inputs (price scale 2)
@@ -520,17 +475,17 @@ fn no_allocation_per_event() {
     let mut s = SymbolSignals::new(events[0].instrument, &SymbolConfig::for_instrument(&spec))
         .expect("valid config");
     let mut buf = [0u8; 256];
-    ALLOCATIONS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let mut decisions = 0u64;
-    for e in &events {
-        if let Some(d) = s.on_event(e, true) {
-            decisions += 1;
-            let _ = encode_into(&d, &mut buf);
+    let (decisions, count) = count_allocations(|| {
+        let mut decisions = 0u64;
+        for e in &events {
+            if let Some(d) = s.on_event(e, true) {
+                decisions += 1;
+                let _ = encode_into(&d, &mut buf);
+            }
         }
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.with(Cell::get);
+        decisions
+    });
+    let allocations = count.allocations;
     assert!(decisions > 0);
     assert_eq!(
         allocations,
@@ -625,8 +580,7 @@ fn strategy_stage_allocates_nothing_per_event() {
     table.intern(spec).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let appender =
-        ringbuffers::journal::Appender::open(dir.path(), hotpath::codec::journal_config())
-            .unwrap();
+        ringbuffers::journal::Appender::open(dir.path(), hotpath::codec::journal_config()).unwrap();
     let (mut tx, rx) = ringbuffers::spsc::channel::<MarketEvent>(1024);
     let (itx, _irx) = ringbuffers::spsc::channel(64);
     let mut stage = StrategyStage::new(
@@ -646,22 +600,26 @@ fn strategy_stage_allocates_nothing_per_event() {
     for chunk in events.chunks(512) {
         let pushed = tx.push_slice(chunk);
         assert_eq!(pushed, chunk.len());
-        ALLOCATIONS.with(|n| n.set(0));
-        COUNTING.with(|c| c.set(true));
-        while !tx.is_empty() {
-            polled += stage.poll();
-        }
-        COUNTING.with(|c| c.set(false));
-        allocations += ALLOCATIONS.with(Cell::get);
+        let ((), count) = count_allocations(|| {
+            while !tx.is_empty() {
+                polled += stage.poll();
+            }
+        });
+        allocations += count.allocations;
     }
     assert_eq!(polled, events.len());
     assert!(stage.report().decisions > 0);
     assert_eq!(stage.report().journal_errors, 0);
-    assert_eq!(allocations, 0, "{allocations} allocations over {polled} events");
+    assert_eq!(
+        allocations, 0,
+        "{allocations} allocations over {polled} events"
+    );
 }
 
 /// A deterministic synthetic market (xorshift noise): `hours` of one trade every 2 s, price
-/// following a trend of `drift` per trade plus noise, aggressors biased by the trend.
+/// trending by `drift` per trade (negative: down) plus noise, aggressors biased by each step,
+/// and every 37 minutes a one-minute shakeout against the trend followed by a heavy-volume
+/// bounce with it (what the four levels look for).
 fn synthetic(hours: u64, drift: f64, noise: f64, seed: u64) -> Vec<MarketEvent> {
     use hotpath::event::{Aggressor, Stamps};
     use hotpath::fixed::Qty;
@@ -678,24 +636,24 @@ fn synthetic(hours: u64, drift: f64, noise: f64, seed: u64) -> Vec<MarketEvent> 
         s ^= s << 17;
         (s >> 11) as f64 / (1u64 << 53) as f64
     };
+    let dir = drift.signum();
     let mut price = 50_000.0f64;
     let mut out = Vec::new();
     let t0 = 1_723_161_600_000_000_000u64;
-    let n = hours * 1800;
-    for i in 0..n {
-        // Every 37 minutes a one-minute shakeout: a dip on selling, then a bounce on heavy
-        // buying.
-        let in_minute = i % (37 * 30);
-        let (step, buy, qty) = if in_minute < 8 {
-            (-1.0 * noise, false, 200)
-        } else if in_minute < 30 {
-            (0.6 * noise, true, 3_000 + (rnd() * 1000.0) as i64)
+    for i in 0..hours * 1800 {
+        let in_cycle = i % (37 * 30);
+        // (price step, trade in the trend's direction, quantity)
+        let (step, with_trend, qty) = if in_cycle < 8 {
+            (-dir * noise, false, 200)
+        } else if in_cycle < 30 {
+            (dir * 0.6 * noise, true, 3_000 + (rnd() * 1000.0) as i64)
         } else {
-            let step = drift + noise * (rnd() - 0.5);
-            let buy = rnd() < if step > 0.0 { 0.8 } else { 0.2 };
-            (step, buy, 100 + (rnd() * 900.0) as i64)
+            let step = dir * (drift.abs() + noise * (rnd() - 0.5));
+            let with = rnd() < if step * dir > 0.0 { 0.8 } else { 0.2 };
+            (step, with, 100 + (rnd() * 900.0) as i64)
         };
         price += step;
+        let buy = with_trend == (dir > 0.0);
         out.push(MarketEvent::trade(
             inst,
             Stamps::new(t0 + i * 2_000_000_000, 0),
@@ -708,8 +666,11 @@ fn synthetic(hours: u64, drift: f64, noise: f64, seed: u64) -> Vec<MarketEvent> 
     out
 }
 
-#[test]
-fn synthetic_trend_reaches_the_deeper_levels() {
+/// Run the synthetic market through the strategy; check every entry against the thresholds
+/// and return (entries, levels that rejected something).
+fn synthetic_entries(drift: f64, want: DecisionOutcome) -> (usize, std::collections::BTreeSet<u8>) {
+    use hotpath::event::{ReasonCode, Side};
+    use hotpath::strategy::Strategy;
     let mut spec = InstrumentSpec::new(
         Venue::BinanceSpot,
         Symbol::new(b"SYNTH").unwrap(),
@@ -718,13 +679,93 @@ fn synthetic_trend_reaches_the_deeper_levels() {
         3,
     );
     spec.tick = Price(1);
-    let events = synthetic(16, 0.2, 8.0, 0x9e37_79b9_7f4a_7c15);
-    let mut s = SymbolSignals::new(InstrumentId(0), &SymbolConfig::for_instrument(&spec)).unwrap();
-    let mut hist = std::collections::BTreeMap::new();
+    let mut table = InstrumentTable::with_capacity(4);
+    table.intern(spec).unwrap();
+    let events = synthetic(16, drift, 8.0, 0x9e37_79b9_7f4a_7c15);
+    let mut strategy = Strategy::new(&table, SymbolConfig::for_instrument).unwrap();
+    let cfg = SignalConfig::default();
+    let mut entries = 0;
+    let mut rejected_at = [false; 5];
+    let mut encoded = Vec::with_capacity(events.len() / 30 * 256 + 256);
+    let mut buf = [0u8; 256];
+    let ((), count) = count_allocations(|| {
+        for e in &events {
+            let Some(d) = strategy.on_event(e, true) else {
+                continue;
+            };
+            let n = encode_into(&d, &mut buf).unwrap();
+            encoded.extend_from_slice(&buf[..n]);
+            if !d.is_entry() {
+                rejected_at[usize::from(d.level)] = true;
+                continue;
+            }
+            entries += 1;
+            check(&d, want, 0, DecisionReason::Entry);
+            let long = want == DecisionOutcome::EnterLong;
+            assert_eq!(d.trend, if long { Trend::Up } else { Trend::Down });
+            assert!(d.adx > cfg.adx_min && d.hurst > cfg.hurst_min, "{d:?}");
+            assert!(d.mean_reversion < cfg.mean_reversion_max, "{d:?}");
+            assert_ne!(d.zone_kind, ZoneSource::None);
+            let (i1, i5, i15) = (d.imbalance_1m, d.imbalance_5m, d.imbalance_15m);
+            if long {
+                assert!(i1 > i5 && i5 > i15 && i1 > 2.0, "{d:?}");
+            } else {
+                assert!(i1 < i5 && i5 < i15 && i1 < 0.5, "{d:?}");
+            }
+            assert!(d.bounce > 0.7 && d.volume_ratio > 1.5, "{d:?}");
+            assert!(d.confluence >= 3.0);
+            assert_eq!(d.confluence, d.contributions.iter().sum::<f64>());
+            let intent = strategy.intent_for(&d, 42).unwrap();
+            assert_eq!(intent.side, if long { Side::Buy } else { Side::Sell });
+            let reason = if long {
+                ReasonCode::ENTRY_LONG
+            } else {
+                ReasonCode::ENTRY_SHORT
+            };
+            assert_eq!((intent.reason, intent.decision_seq), (reason, 42));
+            assert_eq!(
+                strategy.intent_for(&d, 42),
+                Some(intent),
+                "deterministic id"
+            );
+        }
+    });
+    let allocations = count.allocations;
+    assert_eq!(
+        allocations, 0,
+        "allocations with zones, gaps and entries live"
+    );
+    let z = strategy.symbol(InstrumentId(0)).unwrap().zones().stats();
+    assert!(z.candles > 20, "{z:?}");
+    // A second run decides byte for byte the same.
+    let mut again =
+        SymbolSignals::new(InstrumentId(0), &SymbolConfig::for_instrument(&spec)).unwrap();
+    let mut second = Vec::new();
     for e in &events {
-        if let Some(d) = s.on_event(e, true) {
-            *hist.entry((d.level, d.reason.name())).or_insert(0u32) += 1;
+        if let Some(d) = again.on_event(e, true) {
+            let n = encode_into(&d, &mut buf).unwrap();
+            second.extend_from_slice(&buf[..n]);
         }
     }
-    eprintln!("{hist:?}");
+    assert!(encoded == second, "replay differs");
+    let levels = (0..5u8).filter(|&l| rejected_at[usize::from(l)]).collect();
+    (entries, levels)
+}
+
+#[test]
+fn synthetic_uptrend_enters_long_end_to_end() {
+    let (entries, levels) = synthetic_entries(0.2, DecisionOutcome::EnterLong);
+    assert!(entries > 0);
+    assert_eq!(
+        levels,
+        [1, 2, 3, 4].into_iter().collect(),
+        "every level rejects something"
+    );
+}
+
+#[test]
+fn synthetic_downtrend_enters_short_end_to_end() {
+    let (entries, levels) = synthetic_entries(-0.2, DecisionOutcome::EnterShort);
+    assert!(entries > 0);
+    assert!(levels.contains(&1) && levels.contains(&3), "{levels:?}");
 }

@@ -1,9 +1,9 @@
 //! The append path allocates nothing and takes no page fault after warm-up.
 //!
-//! A counting `#[global_allocator]` counts allocations (and frees) made by the appending thread
-//! only, while a thread-local switch is on; the helper thread (which creates segment files and
-//! does allocate) is deliberately not counted, because it is off the hot path. Page faults are
-//! the calling thread's minor-fault count from `getrusage(RUSAGE_THREAD)`.
+//! [`testkit::CountingAllocator`] counts allocations (and frees) made by the appending thread
+//! only, inside [`testkit::count_allocations`]; the helper thread (which creates segment files
+//! and does allocate) is deliberately not counted, because it is off the hot path. Page faults
+//! are the calling thread's minor-fault count from `getrusage(RUSAGE_THREAD)`.
 //!
 //! What is measured, exactly:
 //! - `within_one_segment`: 1M appends (64-byte payloads, `append` and `append_with`) inside one
@@ -18,61 +18,12 @@
 //!   checks that allocations never happen without a slow rollover.
 
 use ringbuffers::journal::{Appender, JournalConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::time::Duration;
 
-struct Counting;
-
-// Per-thread switch and counters: tests of this file run in parallel, and one of them
+// Per-thread counters: tests of this file run in parallel, and one of them
 // (slow_rollovers_are_counted) legitimately allocates; global counters would mix them up.
-thread_local! {
-    static COUNT_ME: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<u64> = const { Cell::new(0) };
-    static FREES: Cell<u64> = const { Cell::new(0) };
-}
-
-fn bump(counter: &'static std::thread::LocalKey<Cell<u64>>) {
-    // try_with: the allocator may run while thread-locals are being torn down.
-    if COUNT_ME.try_with(|c| c.get()).unwrap_or(false) {
-        let _ = counter.try_with(|c| c.set(c.get() + 1));
-    }
-}
-
-fn allocs() -> u64 {
-    ALLOCS.with(|c| c.get())
-}
-
-fn frees() -> u64 {
-    FREES.with(|c| c.get())
-}
-
-// SAFETY: delegates every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        bump(&ALLOCS);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        bump(&ALLOCS);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        bump(&ALLOCS);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        bump(&FREES);
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 fn minor_faults() -> i64 {
     // SAFETY: getrusage fills the struct we pass.
@@ -85,12 +36,10 @@ fn minor_faults() -> i64 {
 
 /// Counts allocations, frees and minor faults of the calling thread over `f`.
 fn measured<R>(acc: &mut (u64, u64, i64), f: impl FnOnce() -> R) -> R {
-    let (a0, f0, p0) = (allocs(), frees(), minor_faults());
-    COUNT_ME.with(|c| c.set(true));
-    let r = f();
-    COUNT_ME.with(|c| c.set(false));
-    acc.0 += allocs() - a0;
-    acc.1 += frees() - f0;
+    let p0 = minor_faults();
+    let (r, n) = testkit::count_allocations(f);
+    acc.0 += n.allocations;
+    acc.1 += n.deallocations;
     acc.2 += minor_faults() - p0;
     r
 }

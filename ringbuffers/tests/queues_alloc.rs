@@ -1,84 +1,16 @@
 //! Proves the hot-path queue operations never touch the heap after construction.
 //!
-//! A counting `#[global_allocator]` wraps the system allocator. Counting is switched on per
-//! thread (a `const`-initialised thread-local flag, which itself never allocates), so the test
-//! harness's own threads and output cannot disturb the count; every queue operation below runs on
-//! a thread whose flag is on, and the assertions demand exactly zero allocations, reallocations
-//! and frees.
+//! [`testkit::CountingAllocator`] is the global allocator and [`testkit::count_allocations`]
+//! counts per thread, so the test harness's own threads and output cannot disturb the count;
+//! every queue operation below runs inside a counted region on its own thread, and the
+//! assertions demand exactly zero allocations, reallocations and frees.
 
 use ringbuffers::wait::WaitStrategy;
 use ringbuffers::{broadcast, mpsc, spsc};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static FREES: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting() -> bool {
-    // `try_with`: during thread teardown the slot may be gone; such frees are not ours.
-    COUNTING.try_with(Cell::get).unwrap_or(false)
-}
-
-// SAFETY: forwards every call unchanged to `System`; the counters are lock-free atomics and the
-// flag read does not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if counting() {
-            FREES.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::count_allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// The counters are process-wide, so the tests take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Runs `f` with counting enabled on this thread and returns (allocations, frees) it caused.
-fn count<R>(f: impl FnOnce() -> R) -> (u64, u64, R) {
-    let a0 = ALLOCS.load(Ordering::SeqCst);
-    let f0 = FREES.load(Ordering::SeqCst);
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (
-        ALLOCS.load(Ordering::SeqCst) - a0,
-        FREES.load(Ordering::SeqCst) - f0,
-        r,
-    )
-}
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Event {
@@ -101,15 +33,13 @@ fn ev(seq: u64) -> Event {
 /// meaningless.
 #[test]
 fn counter_sees_allocations() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (a, f, v) = count(|| std::hint::black_box(vec![1u8; 64]));
+    let (v, n) = count_allocations(|| std::hint::black_box(vec![1u8; 64]));
     drop(v);
-    assert_eq!((a, f), (1, 0));
+    assert_eq!((n.allocations, n.deallocations), (1, 0));
 }
 
 #[test]
 fn spsc_single_thread_interleaved_and_batch() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (mut tx, mut rx) = spsc::channel::<Event>(1024);
     let mut out = vec![Event::default(); 64];
     let items: Vec<Event> = (0..64).map(ev).collect();
@@ -119,7 +49,7 @@ fn spsc_single_thread_interleaved_and_batch() {
         tx.try_push(ev(i)).unwrap();
         rx.try_pop().unwrap();
     }
-    let (allocs, frees, checksum) = count(|| {
+    let (checksum, count) = count_allocations(|| {
         let mut sum = 0u64;
         // Interleaved single push / pop, wrapping the ring ~1000 times.
         for i in 0..1_000_000u64 {
@@ -148,19 +78,19 @@ fn spsc_single_thread_interleaved_and_batch() {
         sum
     });
     std::hint::black_box(checksum);
+    let (allocs, frees) = (count.allocations, count.deallocations);
     assert_eq!(allocs, 0, "spsc operations allocated {allocs} times");
     assert_eq!(frees, 0, "spsc operations freed {frees} times");
 }
 
 #[test]
 fn spsc_two_threads() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const N: u64 = 2_000_000;
     let (mut tx, mut rx) = spsc::channel::<Event>(256);
     // Threads are spawned (and their stacks allocated) before counting starts; each thread
     // switches its own counting flag on, then does only queue work.
     let producer = std::thread::spawn(move || {
-        let (a, f, _) = count(|| {
+        let ((), count) = count_allocations(|| {
             let mut w = WaitStrategy::SpinThenYield { spins: 64 }.waiter();
             let mut i = 0u64;
             while i < N {
@@ -180,9 +110,9 @@ fn spsc_two_threads() {
                 }
             }
         });
-        (a, f, tx)
+        (count.allocations, count.deallocations, tx)
     });
-    let (allocs, frees, last) = count(|| {
+    let (last, count) = count_allocations(|| {
         let mut w = WaitStrategy::SpinThenYield { spins: 64 }.waiter();
         let mut expect = 0u64;
         while expect < N {
@@ -198,6 +128,7 @@ fn spsc_two_threads() {
         }
         expect
     });
+    let (allocs, frees) = (count.allocations, count.deallocations);
     let (pa, pf, tx) = producer.join().unwrap();
     drop(tx);
     assert_eq!(last, N);
@@ -215,7 +146,6 @@ fn spsc_two_threads() {
 
 #[test]
 fn broadcast_and_mpsc_hot_side() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (mut tx, mut subs) = broadcast::channel::<Event>(512, 2);
     let (mtx, mrx) = mpsc::channel::<Event>(64);
     // Warm-up.
@@ -227,7 +157,7 @@ fn broadcast_and_mpsc_hot_side() {
         assert!(mtx.try_send(ev(i)));
         mrx.try_recv().unwrap();
     }
-    let (allocs, frees, sum) = count(|| {
+    let (sum, count) = count_allocations(|| {
         let mut sum = 0u64;
         for i in 0..300_000u64 {
             tx.try_publish(ev(i)).unwrap();
@@ -245,6 +175,7 @@ fn broadcast_and_mpsc_hot_side() {
         sum
     });
     std::hint::black_box(sum);
+    let (allocs, frees) = (count.allocations, count.deallocations);
     assert!(
         mtx.dropped() > 0,
         "the mpsc part should have exercised the drop path"

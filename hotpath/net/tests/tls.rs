@@ -18,7 +18,7 @@ use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError};
 use rustls::pki_types::ServerName;
 
 #[global_allocator]
-static A: common::Counting = common::Counting;
+static A: testkit::CountingAllocator = testkit::CountingAllocator;
 
 const T: Duration = Duration::from_secs(30);
 
@@ -36,8 +36,7 @@ fn tls_client(
 }
 
 /// Echo `n` messages of `len` bytes; returns the client-thread allocations during the last
-/// `n - warmup` of them,
-/// `(send-side, receive-side)` counts.
+/// `n - warmup` of them, as `(send-side, receive-side)` counts.
 fn tls_echo_allocations(driver: DriverKind, n: usize, warmup: usize, len: usize) -> (u64, u64) {
     let (server_cfg, roots) = common::tls_pair();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -61,55 +60,52 @@ fn tls_echo_allocations(driver: DriverKind, n: usize, warmup: usize, len: usize)
     let mut t = tls_client(driver, addr, roots);
     let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
     let mut back = vec![0u8; len];
-    let mut before = 0;
-    let mut send_allocs = 0;
+    let (mut send_allocs, mut recv_allocs) = (0, 0);
     let deadline = Instant::now() + T;
     for i in 0..n {
-        if i == warmup {
-            before = common::allocations();
-            common::track(true);
-        }
-        let at_send = common::allocations();
-        let mut w = 0;
-        while w < len {
-            match t.write(&msg[w..]) {
-                Ok(k) => w += k,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    t.poll(Interest::Writable, Some(Duration::from_millis(1)))
-                        .unwrap();
+        let ((), sent) = testkit::count_allocations(|| {
+            let mut w = 0;
+            while w < len {
+                match t.write(&msg[w..]) {
+                    Ok(k) => w += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        t.poll(Interest::Writable, Some(Duration::from_millis(1)))
+                            .unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
                 }
-                Err(e) => panic!("{e}"),
             }
-        }
-        while let Err(e) = t.flush() {
-            assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
-            t.poll(Interest::Writable, Some(Duration::from_millis(1)))
-                .unwrap();
-        }
+            while let Err(e) = t.flush() {
+                assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}");
+                t.poll(Interest::Writable, Some(Duration::from_millis(1)))
+                    .unwrap();
+            }
+        });
+        let ((), received) = testkit::count_allocations(|| {
+            let mut r = 0;
+            while r < len {
+                assert!(Instant::now() < deadline, "timeout");
+                match t.read_into(&mut back[r..]) {
+                    Ok(0) => panic!("EOF"),
+                    Ok(k) => r += k,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        t.poll(Interest::Readable, Some(Duration::from_millis(1)))
+                            .unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
         if i >= warmup {
-            send_allocs += common::allocations() - at_send;
-        }
-        let mut r = 0;
-        while r < len {
-            assert!(Instant::now() < deadline, "timeout");
-            match t.read_into(&mut back[r..]) {
-                Ok(0) => panic!("EOF"),
-                Ok(k) => r += k,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    t.poll(Interest::Readable, Some(Duration::from_millis(1)))
-                        .unwrap();
-                }
-                Err(e) => panic!("{e}"),
-            }
+            send_allocs += sent.allocations;
+            recv_allocs += received.allocations;
         }
         assert!(back == msg, "echo mismatch at message {i}");
     }
-    common::track(false);
-    let allocs = common::allocations() - before;
     t.shutdown_write().unwrap();
     drop(t);
     server.join().unwrap();
-    (send_allocs, allocs - send_allocs)
+    (send_allocs, recv_allocs)
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Zero allocations per message on the WebSocket receive path: a `WsClient` over the mio driver
 //! receives a long stream (small JSON-like texts, >64 KiB messages, fragmented messages with
 //! interleaved pings that it must answer) from a loopback server; after warm-up, the client
-//! thread's allocations are counted and must be zero.
+//! thread's allocations are counted (per thread, by [`testkit::count_allocations`]) and must be
+//! zero.
 
 mod common;
 
@@ -14,7 +15,7 @@ use net::ws::frame::OpCode;
 use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError};
 
 #[global_allocator]
-static A: common::Counting = common::Counting;
+static A: testkit::CountingAllocator = testkit::CountingAllocator;
 
 const WARMUP: usize = 2_000;
 const MEASURED: usize = 20_000;
@@ -163,24 +164,28 @@ fn ws_client_receive_path_allocates_nothing_per_message() {
     let t = MioTransport::connect(addr, &cfg).unwrap();
     let mut c = WsClient::new(t, "127.0.0.1", "/stream", &WsConfig::default()).unwrap();
     let (mut data, mut got_pings, mut checksum) = (0usize, 0usize, 0xcbf2_9ce4_8422_2325u64);
-    let mut before = 0;
+    // Counted: the polls after the warm-up messages, up to the one that returns the close frame.
+    let (mut measuring, mut allocs) = (false, 0);
     let mut close = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     let start = Instant::now();
     loop {
         assert!(Instant::now() < deadline, "timed out after {data} messages");
-        match c.poll() {
+        let (polled, n) = testkit::count_allocations(|| c.poll());
+        if measuring {
+            allocs += n.allocations;
+        }
+        match polled {
             Ok(Some(Message::Text(s))) => {
                 fnv(&mut checksum, s.as_bytes());
                 data += 1;
                 if data == WARMUP {
-                    before = common::allocations();
-                    common::track(true);
+                    measuring = true;
                 }
             }
             Ok(Some(Message::Ping(_))) => got_pings += 1,
             Ok(Some(Message::Close(cf))) => {
-                common::track(false);
+                measuring = false;
                 close = cf.map(|f| (f.code, f.reason.to_string()));
             }
             Ok(Some(m)) => panic!("unexpected {m:?}"),
@@ -189,8 +194,6 @@ fn ws_client_receive_path_allocates_nothing_per_message() {
             Err(e) => panic!("after {data} messages: {e}"),
         }
     }
-    common::track(false);
-    let allocs = common::allocations() - before;
     let elapsed = start.elapsed();
     let (pongs, server_close) = server.join().unwrap();
     eprintln!(

@@ -1,15 +1,16 @@
 //! WebSocket conformance against a peer nobody here wrote: the Python `websockets` package.
 //!
-//! Runs `tests/ws_peer.py` from the repository's `.venv` (created by `scripts/setup-python.sh`
-//! when the package is missing). The Rust client connects over the mio driver, sends a text and a
-//! large masked binary message (checked by the peer), receives thousands of messages including
-//! ones over 64 KiB and fragmented ones while answering pings (the peer awaits every pong), verifies a
-//! SHA-1 over everything against the peer's own, and completes the close handshake the peer
-//! starts with code 1000. Skips with a message if Python cannot be set up, unless
-//! `ALGO_REQUIRE_DATA` or `CI` is set, in which case it fails.
+//! Runs `tests/ws_peer.py` from the repository's `.venv` (found, or created by
+//! `scripts/setup-python.sh` when the package is missing, by [`testkit::python`]). The Rust
+//! client connects over the mio driver, sends a text and a large masked binary message (checked
+//! by the peer), receives thousands of messages including ones over 64 KiB and fragmented ones
+//! while answering pings (the peer awaits every pong), verifies a SHA-1 over everything against
+//! the peer's own, and completes the close handshake the peer starts with code 1000. Skips with
+//! a message if Python cannot be set up, unless `ALGO_REQUIRE_DATA` or `CI` is set, in which
+//! case it fails.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,57 +18,6 @@ use std::time::{Duration, Instant};
 use net::socket::{DriverKind, MioTransport, SocketConfig};
 use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError};
 use sha1::{Digest, Sha1};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn must_run() -> bool {
-    ["ALGO_REQUIRE_DATA", "CI"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && s != "false"))
-}
-
-fn has_websockets(py: &Path) -> bool {
-    py.exists()
-        && Command::new(py)
-            .args(["-c", "import websockets.asyncio.server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
-/// The venv's python with `websockets`, setting it up if needed; `Err(why)` if impossible.
-fn python() -> Result<PathBuf, String> {
-    let root = repo_root();
-    let py = root.join(".venv/bin/python");
-    if has_websockets(&py) {
-        return Ok(py);
-    }
-    eprintln!("ws_python_peer: running scripts/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/setup-python.sh"))
-        .current_dir(&root)
-        .output()
-        .map_err(|e| format!("cannot run scripts/setup-python.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "scripts/setup-python.sh failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if has_websockets(&py) {
-        Ok(py)
-    } else {
-        Err("websockets still not importable from .venv after setup".into())
-    }
-}
 
 /// Kills the peer if the test fails midway.
 struct Peer(Child);
@@ -86,15 +36,8 @@ fn account(h: &mut Sha1, kind: u8, payload: &[u8]) {
 
 #[test]
 fn conformance_with_python_websockets_server() {
-    let py = match python() {
-        Ok(p) => p,
-        Err(why) if must_run() => {
-            panic!("ALGO_REQUIRE_DATA/CI set but Python peer unavailable: {why}")
-        }
-        Err(why) => {
-            eprintln!("SKIP ws_python_peer: {why}");
-            return;
-        }
+    let Some(py) = testkit::python("websockets.asyncio.server") else {
+        return;
     };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ws_peer.py");
     conformance_run(&py, &script);

@@ -94,7 +94,10 @@ pub fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, AllocCount) {
 /// The workspace root (the directory holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     // testkit lives at <root>/ringbuffers/testkit.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// True when a missing peer must fail the test instead of skipping it (`CI` or
@@ -140,7 +143,9 @@ pub fn python_with(module: &str) -> Result<PathBuf, String> {
     if importable(&py, module) {
         Ok(py)
     } else {
-        Err(format!("`{module}` still not importable from .venv after setup"))
+        Err(format!(
+            "`{module}` still not importable from .venv after setup"
+        ))
     }
 }
 

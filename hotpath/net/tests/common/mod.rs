@@ -1,67 +1,12 @@
-//! Shared test helpers: a counting global allocator (per-thread opt-in), a blocking WebSocket
-//! server built on the crate's server-side helpers, and a self-signed TLS server config.
+//! Shared test helpers: a blocking WebSocket server built on the crate's server-side helpers,
+//! and a self-signed TLS server config. (The counting allocator is `testkit::CountingAllocator`.)
 #![allow(dead_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use net::ws::frame::{encode_frame, Decoded, FrameDecoder, OpCode, Role};
 use net::ws::{parse_client_request, write_server_response};
-
-/// Global allocator that counts allocations made by threads that opted in with [`track`].
-pub struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn tracked() -> bool {
-    TRACK.try_with(|t| t.get()).unwrap_or(false)
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if tracked() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if tracked() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if tracked() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
-/// Start (or stop) counting this thread's allocations.
-pub fn track(on: bool) {
-    TRACK.with(|t| t.set(on));
-}
-
-/// Allocations counted so far (all tracking threads).
-pub fn allocations() -> u64 {
-    ALLOCS.load(Ordering::Relaxed)
-}
 
 /// Server side of one WebSocket connection over any blocking stream.
 pub struct WsServer<S> {
