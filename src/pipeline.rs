@@ -1,17 +1,23 @@
 //! `algo-engine run`: wiring the hot path onto pinned threads as a profile says.
 //!
-//! Today's pipeline is the market-data half of the engine: a frame source (a recorded Binance
-//! capture replayed through the real feed stage, until the venue simulator of the gateway work
-//! becomes the default venue) -> feed stage (decode, journal) -> SPSC ring -> latency tap (the
-//! strategy stage's seat). The same stage objects run fused on one core or split across cores;
-//! only the profile changes.
+//! Today's pipeline: a frame source (a recorded Binance capture replayed through the real feed
+//! stage, until the venue simulator of the gateway work becomes the default venue) -> feed
+//! stage (decode, L2 books, journal) -> SPSC ring -> strategy stage (analytics, the four-level
+//! decision, its own journal under `<journal>/strategy`) -> SPSC ring of order intents, which
+//! the main thread drains and counts until the gateway stage exists. The same stage objects run
+//! fused on one core or split across cores; only the profile changes.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::{FeedCounters, FeedStage, ReplaySource};
-use hotpath::runtime::{Profile, Runtime, Stage};
-use hotpath::tap::{LatencyTap, TapReport};
+use hotpath::runtime::{Profile, Runtime, Stage, ThreadReport};
+use hotpath::event::{MarketEvent, OrderIntent};
+use hotpath::instrument::InstrumentTable;
+use hotpath::latency::LatencyReport;
+use hotpath::signals::SymbolConfig;
+use hotpath::strategy::{Strategy, StrategyIo, StrategyReport, StrategyStage};
+use ringbuffers::spsc::Consumer;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -91,8 +97,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.next_power_of_two());
     let feed_done = Arc::new(AtomicBool::new(false));
     let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let tap_report = Arc::new(Mutex::new(TapReport::default()));
-    let stages: Vec<Box<dyn Stage>> = vec![
+    let mut stages: Vec<Box<dyn Stage>> = vec![
         Box::new(FeedStage::new(
             source,
             decoder,
@@ -104,8 +109,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             feed_report.clone(),
         )
         .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot))),
-        Box::new(LatencyTap::new(rx, feed_done, 256, tap_report.clone())),
     ];
+    let mut seat = StrategySeat::new(&input.table, &args.journal, rx, feed_done)?;
+    stages.push(seat.stage.take().expect("fresh seat"));
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
@@ -118,15 +124,108 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             stopped_early = true;
             break;
         }
+        seat.drain_intents();
         std::thread::sleep(Duration::from_millis(20));
     }
     let threads = rt.join();
+    seat.drain_intents();
     let elapsed = started.elapsed();
 
     let feed = *feed_report.lock().expect("feed report");
-    let tap = tap_report.lock().expect("tap report").clone();
+    let strategy = *seat.report.lock().expect("strategy report");
+    print_threads(&profile, &threads)?;
+    println!(
+        "feed: {} frames, {} events, {} decode errors, {} book gaps, {} oversized, {} backpressure polls, {} journal errors in {:.3?} ({:.0} frames/s)",
+        feed.frames,
+        feed.events,
+        feed.decode_errors,
+        feed.book_gaps,
+        feed.oversized,
+        feed.backpressure,
+        feed.journal_errors,
+        elapsed,
+        feed.frames as f64 / elapsed.as_secs_f64()
+    );
+    print_strategy(&seat);
+    println!("journal: {} (inspect with `algo-engine journal inspect {}`)", args.journal.display(), args.journal.display());
+    stopped_early |= stop.load(std::sync::atomic::Ordering::Relaxed);
+    if !stopped_early && strategy.events != feed.events {
+        bail!(
+            "{} events published but {} received: the ring lost events",
+            feed.events,
+            strategy.events
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The strategy stage as `run` and `record` wire it: its journal under `<journal>/strategy`
+/// (one appender per journal directory), latency histograms, and the intent ring's far end.
+pub struct StrategySeat {
+    /// The stage, taken by the caller to place it on a thread.
+    pub stage: Option<Box<dyn Stage>>,
+    /// Counters, filled at shutdown.
+    pub report: Arc<Mutex<StrategyReport>>,
+    /// Feed -> strategy latency histograms, filled at shutdown.
+    pub latency: Arc<Mutex<LatencyReport>>,
+    /// Where the intents arrive until the gateway stage consumes them.
+    pub intents: Consumer<OrderIntent>,
+    /// Intents taken off the ring so far.
+    pub intents_drained: u64,
+}
+
+impl StrategySeat {
+    /// A strategy over every instrument of `table`, reading the feed's ring `input`.
+    pub fn new(
+        table: &InstrumentTable,
+        journal: &std::path::Path,
+        input: Consumer<MarketEvent>,
+        upstream_done: Arc<AtomicBool>,
+    ) -> Result<StrategySeat> {
+        let dir = journal.join("strategy");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let appender =
+            ringbuffers::journal::Appender::open(&dir, hotpath::codec::journal_config())
+                .with_context(|| format!("opening journal {}", dir.display()))?;
+        let strategy =
+            Strategy::new(table, SymbolConfig::for_instrument).context("configuring the strategy")?;
+        let (output, intents) = ringbuffers::spsc::channel(1024);
+        let report = Arc::new(Mutex::new(StrategyReport::default()));
+        let latency = Arc::new(Mutex::new(LatencyReport::default()));
+        let stage = StrategyStage::new(
+            strategy,
+            StrategyIo {
+                input,
+                output,
+                assume_books_proven: false,
+                journal: Some(appender),
+                upstream_done,
+                batch: 256,
+                report: report.clone(),
+            },
+        )
+        .with_latency(latency.clone());
+        Ok(StrategySeat {
+            stage: Some(Box::new(stage)),
+            report,
+            latency,
+            intents,
+            intents_drained: 0,
+        })
+    }
+
+    /// Takes every intent off the ring (the gateway's seat, until it exists).
+    pub fn drain_intents(&mut self) {
+        while self.intents.try_pop().is_some() {
+            self.intents_drained += 1;
+        }
+    }
+}
+
+/// One line per hot thread: where it ran and how busy it was. Fails if a thread panicked.
+pub fn print_threads(profile: &Profile, threads: &[ThreadReport]) -> Result<()> {
     println!("profile {} ({})", profile.name, profile.description);
-    for t in &threads {
+    for t in threads {
         if t.rounds == u64::MAX {
             bail!("thread {} panicked", t.name);
         }
@@ -141,17 +240,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             t.items
         );
     }
+    Ok(())
+}
+
+/// The strategy's counters and the feed -> strategy latency percentiles.
+pub fn print_strategy(seat: &StrategySeat) {
+    let r = *seat.report.lock().expect("strategy report");
+    let lat = seat.latency.lock().expect("latency report");
     println!(
-        "feed: {} frames, {} events, {} decode errors, {} book gaps, {} oversized, {} backpressure polls, {} journal errors in {:.3?} ({:.0} frames/s)",
-        feed.frames,
-        feed.events,
-        feed.decode_errors,
-        feed.book_gaps,
-        feed.oversized,
-        feed.backpressure,
-        feed.journal_errors,
-        elapsed,
-        feed.frames as f64 / elapsed.as_secs_f64()
+        "strategy: {} events, {} decisions ({} long, {} short entries), {} intents ({} drained; gateway not built yet), {} journal errors",
+        r.events,
+        r.decisions,
+        r.entries_long,
+        r.entries_short,
+        r.intents,
+        seat.intents_drained,
+        r.journal_errors
     );
     let pct = |h: &hdrhistogram::Histogram<u64>| {
         format!(
@@ -162,13 +266,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             h.max()
         )
     };
-    println!("latency receive->decoded:           {}", pct(&tap.decode_ns));
-    println!("latency decoded->strategy seat:     {}", pct(&tap.hop_ns));
-    println!("tap: {} events", tap.events);
-    println!("journal: {} (inspect with `algo-engine journal inspect {}`)", args.journal.display(), args.journal.display());
-    stopped_early |= stop.load(std::sync::atomic::Ordering::Relaxed);
-    if !stopped_early && tap.events != feed.events {
-        bail!("{} events published but {} received: the ring lost events", feed.events, tap.events);
+    if lat.events > 0 {
+        println!("latency receive->decoded:  {}", pct(&lat.decode_ns));
+        println!("latency decoded->strategy: {}", pct(&lat.hop_ns));
     }
-    Ok(ExitCode::SUCCESS)
 }

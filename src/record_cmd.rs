@@ -9,6 +9,13 @@
 //! passes or SIGINT/SIGTERM (the first signal stops cleanly; a second kills), then prints a
 //! summary.
 //!
+//! Books are kept in [`SyncMode::Snapshot`]: a [`SnapshotFetcher`] thread fetches the REST
+//! depth snapshot of every symbol (from Binance's REST endpoint of the venue, or
+//! `--rest-endpoint`) at start and after every gap or reconnect, the feed journals it as a raw
+//! frame and joins it to the diff stream, so the recorded events carry
+//! `FLAG_BOOK_PROVEN` exactly while the live book was proven, and a replay of the recording
+//! resyncs from the same snapshots.
+//!
 //! Instruments come from the built-in specs of the captured symbols (BTCUSDT, ETHUSDT on spot
 //! and USD-M) or, with `--exchange-info`, from a saved `exchangeInfo` response; a symbol found in
 //! neither is a one-line error before anything connects.
@@ -19,8 +26,8 @@ use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
 use hotpath::instrument::{InstrumentSpec, InstrumentTable, Venue};
 use hotpath::live::{DriverKind, LiveConfig, LiveSource, StreamKind, SystemClock};
+use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
 use hotpath::runtime::{Profile, Runtime, Stage};
-use hotpath::tap::{LatencyTap, TapReport};
 use hotpath::venue::binance::{ExchangeInfo, ScalePolicy, Scanner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +78,11 @@ pub struct RecordArgs {
     /// WebSocket endpoint (`ws://127.0.0.1:9000` for a local simulator); default: Binance's.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// REST base URL for depth snapshots (`http://127.0.0.1:9001` for a local simulator);
+    /// default: Binance's for the venue (`https://api.binance.com`, `https://fapi.binance.com`,
+    /// `https://dapi.binance.com`).
+    #[arg(long)]
+    pub rest_endpoint: Option<String>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -178,7 +190,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     cfg.driver = driver;
     cfg.silence = Duration::from_secs_f64(args.silence_secs);
     cfg.ping_after = Some(cfg.silence / 3);
-    let source = LiveSource::new(&cfg, SystemClock::new())?;
+    let mut snap_cfg = SnapshotConfig::new(venue);
+    snap_cfg.endpoint = args.rest_endpoint.clone();
+    let fetcher = SnapshotFetcher::spawn(&snap_cfg)?;
+    let snapshot_stats = fetcher.stats();
+    let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
+    let source = LiveSource::new(&cfg, SystemClock::new())?.with_snapshots(fetcher, &fetchable);
     let live_stats = source.stats();
     eprintln!(
         "recording {} {} from {}{} ({} driver) into {}",
@@ -204,8 +221,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // A live source never ends, so `done` stays false; the stop flag ends the run.
     let feed_done = Arc::new(AtomicBool::new(false));
     let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let tap_report = Arc::new(Mutex::new(TapReport::default()));
-    let stages: Vec<Box<dyn Stage>> = vec![
+    let mut stages: Vec<Box<dyn Stage>> = vec![
         Box::new(FeedStage::new(
             source,
             decoder,
@@ -216,12 +232,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             feed_done.clone(),
             feed_report.clone(),
         )
-        // No REST depth snapshot is fetched while recording, so the books are kept from the
-        // stream: exact within what the stream has shown, never proven, with every sequence
-        // gap journaled. A replay of the recording resyncs from snapshots if it has them.
-        .with_books(BookSet::for_table(table, SyncMode::FromStream))),
-        Box::new(LatencyTap::new(rx, feed_done, 256, tap_report.clone())),
+        // The source fetches each book's REST snapshot (at start, after every gap and
+        // reconnect), so the books are proven once joined; every sequence gap is journaled.
+        .with_books(BookSet::for_table(table, SyncMode::Snapshot))),
     ];
+    let mut seat = crate::pipeline::StrategySeat::new(table, &args.out, rx, feed_done)?;
+    stages.push(seat.stage.take().expect("fresh seat"));
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
@@ -247,15 +263,16 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             );
             next_status += Duration::from_secs(10);
         }
+        seat.drain_intents();
         std::thread::sleep(Duration::from_millis(20));
     }
     let threads = rt.join();
+    seat.drain_intents();
     let elapsed = started.elapsed();
     // The runtime's stop flag is also the signal handlers' flag.
     let interrupted = !timed_out && stop.load(Ordering::Relaxed);
 
     let feed = *feed_report.lock().expect("feed report");
-    let tap = tap_report.lock().expect("tap report").clone();
     let live = live_stats.snapshot();
     println!(
         "recorded {:.1} s{} of {} {} into {}",
@@ -265,22 +282,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         symbols.join(","),
         args.out.display()
     );
-    println!("profile {} ({})", profile.name, profile.description);
-    for t in &threads {
-        if t.rounds == u64::MAX {
-            bail!("thread {} panicked", t.name);
-        }
-        println!(
-            "  thread {:<10} core {:<5} pinned {:<5} stages {:?}  rounds {}  idle {}  items {}",
-            t.name,
-            t.core.map_or("-".into(), |c| c.to_string()),
-            t.pinned,
-            t.stages,
-            t.rounds,
-            t.idle_rounds,
-            t.items
-        );
-    }
+    crate::pipeline::print_threads(&profile, &threads)?;
     println!(
         "feed: {} frames, {} events, {} decode errors, {} oversized, {} backpressure polls, {} journal errors",
         feed.frames, feed.events, feed.decode_errors, feed.oversized, feed.backpressure, feed.journal_errors
@@ -297,22 +299,19 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         live.pings_received,
         live.pings_sent
     );
-    if tap.events > 0 {
-        let pct = |h: &hdrhistogram::Histogram<u64>| {
-            format!(
-                "p50 {} ns  p99 {} ns  p99.9 {} ns  max {} ns",
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-                h.value_at_quantile(0.999),
-                h.max()
-            )
-        };
-        println!(
-            "latency receive->decoded+journaled: {}",
-            pct(&tap.decode_ns)
-        );
-        println!("latency decoded->strategy seat:     {}", pct(&tap.hop_ns));
-    }
+    crate::pipeline::print_strategy(&seat);
+    let snaps = snapshot_stats.snapshot();
+    println!(
+        "snapshots: {} requested, {} delivered ({} stale), {} failed; {} HTTP attempts, {} rate limited (429), {} banned (418), last X-MBX-USED-WEIGHT-1M {}",
+        live.snapshot_requests,
+        live.snapshots_delivered,
+        live.snapshots_stale,
+        live.snapshots_failed,
+        snaps.attempts,
+        snaps.rate_limited,
+        snaps.banned,
+        snaps.used_weight_1m
+    );
     println!(
         "journal: {} (inspect with `algo-engine journal inspect {}`)",
         args.out.display(),

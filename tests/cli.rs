@@ -44,6 +44,13 @@ fn market_events(dir: &Path) -> Vec<MarketEvent> {
     out
 }
 
+/// The rkyv encoding of `d`, for byte-for-byte comparison.
+fn codec_bytes(d: &hotpath::event::Decision) -> Vec<u8> {
+    let mut buf = vec![0u8; codec::encoded_len::<hotpath::event::Decision>()];
+    codec::encode_into(d, &mut buf).unwrap();
+    buf
+}
+
 #[test]
 fn inspect_and_tail_a_written_journal_and_report_corruption_at_its_offset() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,7 +145,7 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
         let s = text(&out.stdout);
         assert!(out.status.success(), "{profile}: {s}{}", text(&out.stderr));
         assert!(s.contains("0 decode errors, 0 book gaps"), "{s}");
-        assert!(s.contains("latency decoded->strategy seat"), "{s}");
+        assert!(s.contains("latency decoded->strategy"), "{s}");
         let inspect = engine(&["journal", "inspect", dir.path().to_str().unwrap()]);
         assert!(text(&inspect.stdout).contains("crc: ok"));
         journals.push((dir, s));
@@ -155,8 +162,27 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
     let first = a.iter().position(proven).expect("the book becomes proven");
     assert!(a[first..].iter().all(proven), "the book lost its proof without a gap");
     assert!(first < 5_000, "{first}"); // 43 diffs buffered, then the 2,000-level snapshot
-    let line = |s: &str| s.lines().find(|l| l.starts_with("tap:")).map(str::to_owned);
-    assert_eq!(line(&journals[0].1), Some(format!("tap: {} events", a.len())));
+    let line = |s: &str| s.lines().find(|l| l.starts_with("strategy:")).map(str::to_owned);
+    for (_, out) in &journals {
+        let l = line(out).expect("strategy line");
+        assert!(l.starts_with(&format!("strategy: {} events, ", a.len())), "{l}");
+    }
+    // The strategy journals its decisions next to the feed's journal; both layouts decide alike.
+    let decisions = |d: &Path| {
+        let mut t = Tailer::open(&d.join("strategy"), Some(codec::SCHEMA_HASH)).unwrap();
+        let mut v = Vec::new();
+        while let Some(r) = t.next().unwrap() {
+            if r.kind == RecordKind::Decision.as_u16() {
+                let mut dec: hotpath::event::Decision = codec::decode(r.payload).unwrap();
+                dec.stamps = Default::default();
+                v.push(codec_bytes(&dec));
+            }
+        }
+        v
+    };
+    let (da, db) = (decisions(journals[0].0.path()), decisions(journals[1].0.path()));
+    assert!(!da.is_empty(), "no decision journaled");
+    assert_eq!(da, db, "the two layouts decided differently");
 }
 
 #[test]

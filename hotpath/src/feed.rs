@@ -18,7 +18,25 @@
 //! before any frame of the new session, and counts losses and restorations in
 //! [`FeedCounters`]. That record is the resync marker: every consumer of the journal (the cold
 //! path's alerting, replay, the book rebuilt from the journal) sees exactly where the data has a
-//! hole and where the diff chains restart.
+//! hole and where the diff chains restart. The stage also resets its books there (every book
+//! is unproven until its next snapshot), because a new session's diffs cannot continue the old
+//! session's chain.
+//!
+//! # Snapshots
+//!
+//! A book in [`SyncMode::Snapshot`](crate::book::SyncMode::Snapshot) is proven only once a REST
+//! depth snapshot has been joined to its diff stream. The books say when they need one
+//! ([`BookSync::take_snapshot_request`](crate::book::BookSync::take_snapshot_request): at start,
+//! after a gap, after a reset); the stage passes each such request to its source through
+//! [`FrameSource::request_snapshot`], right after the frame (or connection event) that caused
+//! it. The source fetches it off the hot thread (the live source through a
+//! [`SnapshotFetcher`](crate::snapshot::SnapshotFetcher)) and hands the body back as an ordinary
+//! frame whose [`SourcePoll::Frame::snapshot_of`] names the instrument, so it is journaled as a
+//! raw frame and decoded by [`FrameDecoder::decode`] like everything else. The request goes
+//! through the source rather than a channel the stage owns because the source is what knows the
+//! symbols, the connection epoch (an answer to a request of a previous session is stale) and
+//! how to deliver in stream order; sources that cannot fetch (replay) keep the default, which
+//! declines, and their captures carry the snapshots inline.
 
 use crate::book::{BookSet, GapInfo, MAX_GAP_PAYLOAD};
 use crate::codec::{self, RecordKind};
@@ -39,6 +57,10 @@ pub enum SourcePoll {
         len: usize,
         /// Receive time, ns since the Unix epoch (recorded time in replay).
         recv_ns: u64,
+        /// `Some(instrument)` when the frame is a REST depth snapshot body fetched for that
+        /// instrument (see [`FrameSource::request_snapshot`]); `None` for stream messages and
+        /// for replayed frames (a capture's inline snapshots are attributed by the decoder).
+        snapshot_of: Option<InstrumentId>,
     },
     /// Nothing available right now.
     Idle,
@@ -57,6 +79,15 @@ pub trait FrameSource: Send {
     /// journal. Sources without a connection (replay) keep the default, which has none.
     fn take_event(&mut self) -> Option<SourceEvent> {
         None
+    }
+
+    /// Asks for a REST depth snapshot of `instrument`, to be delivered later as a frame with
+    /// [`SourcePoll::Frame::snapshot_of`] set. Returns true when the request was accepted (or
+    /// one is already on its way). Must not block or allocate. Sources that cannot fetch
+    /// snapshots (replay) keep the default, which declines.
+    fn request_snapshot(&mut self, instrument: InstrumentId) -> bool {
+        let _ = instrument;
+        false
     }
 }
 
@@ -195,11 +226,14 @@ pub struct FrameInfo {
 
 /// A venue codec as the feed uses it: one frame in, events handed to `sink`.
 pub trait FrameDecoder: Send {
-    /// Decodes `frame` (which the decoder may modify in place). Returns what the frame
-    /// produced, or a one-line reason it was rejected.
+    /// Decodes `frame` (which the decoder may modify in place). `snapshot_of` is the source's
+    /// [`SourcePoll::Frame::snapshot_of`]: `Some(instrument)` when the frame is a REST depth
+    /// snapshot fetched for that instrument. Returns what the frame produced, or a one-line
+    /// reason it was rejected.
     fn decode(
         &mut self,
         frame: &mut [u8],
+        snapshot_of: Option<InstrumentId>,
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
     ) -> Result<FrameInfo, &'static str>;
@@ -229,6 +263,10 @@ pub struct FeedCounters {
     pub disconnects: u64,
     /// Sessions re-established after a loss ([`SourceEventKind::ConnectionRestored`]).
     pub reconnects: u64,
+    /// Book snapshot requests the source accepted ([`FrameSource::request_snapshot`]).
+    pub snapshot_requests: u64,
+    /// Snapshot frames delivered by the source ([`SourcePoll::Frame::snapshot_of`]).
+    pub snapshots: u64,
 }
 
 /// The feed stage. See the module documentation.
@@ -243,6 +281,10 @@ pub struct FeedStage<S: FrameSource, D: FrameDecoder> {
     pending_len: usize,
     pending_pos: usize,
     books: BookSet,
+    /// Highest instrument index with a book (the snapshot-request sweep's bound).
+    books_end: u32,
+    /// Some book may have a snapshot request pending.
+    snapshot_sweep: bool,
     gap_buf: [u8; MAX_GAP_PAYLOAD],
     counters: FeedCounters,
     ended: bool,
@@ -278,6 +320,8 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
             pending_len: 0,
             pending_pos: 0,
             books: BookSet::default(),
+            books_end: 0,
+            snapshot_sweep: false,
             gap_buf: [0; MAX_GAP_PAYLOAD],
             counters: FeedCounters::default(),
             ended: false,
@@ -289,9 +333,17 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
     /// Keeps `books` (one per instrument, see [`BookSet::for_table`]) from the depth stream:
     /// sequence gaps are journaled as `Gap` records and every published event carries
     /// [`MarketEvent::FLAG_BOOK_PROVEN`] while its instrument's book is proven. Without books
-    /// (the default) no event carries the flag.
+    /// (the default) no event carries the flag. Every book's snapshot requests go to the
+    /// source ([`FrameSource::request_snapshot`]), starting with the initial one at the first
+    /// poll.
     pub fn with_books(mut self, books: BookSet) -> Self {
+        self.books_end = books
+            .iter()
+            .map(|b| b.instrument().0.saturating_add(1))
+            .max()
+            .unwrap_or(0);
         self.books = books;
+        self.snapshot_sweep = true;
         self
     }
 
@@ -316,7 +368,10 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
         let journal = &mut self.journal;
         let gap_buf = &mut self.gap_buf;
         let counters = &mut self.counters;
+        let sweep = &mut self.snapshot_sweep;
         let mut on_gap = |inst: InstrumentId, g: &GapInfo| {
+            // A gap makes the book ask for a new snapshot.
+            *sweep = true;
             counters.book_gaps += 1;
             let len = g.write_payload(inst, gap_buf);
             if codec::append_bytes(journal, RecordKind::Gap, 0, recv_ns, &gap_buf[..len]).is_err() {
@@ -332,6 +387,26 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
         if let Some((inst, ids, snapshot)) = empty_depth {
             self.books
                 .on_empty_update(inst, ids, snapshot, 0, &mut on_gap);
+        }
+    }
+
+    /// Passes every pending book snapshot request to the source (O(instruments), only after a
+    /// gap, a reset or at start).
+    fn request_snapshots(&mut self) {
+        if !self.snapshot_sweep {
+            return;
+        }
+        self.snapshot_sweep = false;
+        for i in 0..self.books_end {
+            let id = InstrumentId(i);
+            let Some(book) = self.books.get_mut(id) else {
+                continue;
+            };
+            // A source that declines (replay) consumes the request: its capture carries the
+            // snapshots inline.
+            if book.take_snapshot_request() && self.source.request_snapshot(id) {
+                self.counters.snapshot_requests += 1;
+            }
         }
     }
 
@@ -355,6 +430,12 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
             SourceEventKind::Connected => {}
             SourceEventKind::ConnectionLost => self.counters.disconnects += 1,
             SourceEventKind::ConnectionRestored => self.counters.reconnects += 1,
+        }
+        if ev.kind() == SourceEventKind::ConnectionRestored {
+            // The new session's diffs cannot continue the old chain: every book waits for a
+            // new snapshot (each reset requests one).
+            self.books.reset_all();
+            self.snapshot_sweep = true;
         }
         let r = codec::append_bytes(
             &mut self.journal,
@@ -395,8 +476,13 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
             self.on_source_event(&ev);
             source_events += 1;
         }
-        let (len, recv_ns) = match polled {
-            SourcePoll::Frame { len, recv_ns } => (len, recv_ns),
+        self.request_snapshots();
+        let (len, recv_ns, snapshot_of) = match polled {
+            SourcePoll::Frame {
+                len,
+                recv_ns,
+                snapshot_of,
+            } => (len, recv_ns, snapshot_of),
             SourcePoll::Idle => return source_events,
             SourcePoll::End => {
                 self.ended = true;
@@ -409,6 +495,9 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         };
         let recv_tsc = self.clock.raw();
         self.counters.frames += 1;
+        if snapshot_of.is_some() {
+            self.counters.snapshots += 1;
+        }
         let r = codec::append_bytes(
             &mut self.journal,
             RecordKind::RawFrame,
@@ -442,7 +531,7 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         let mut journal_errors = 0u64;
         let result = self
             .decoder
-            .decode(&mut self.buf[..len], recv_tsc, &mut |mut ev| {
+            .decode(&mut self.buf[..len], snapshot_of, recv_tsc, &mut |mut ev| {
                 ev.stamps.stamp(StampStage::Decoded, clock.raw());
                 if n < pending.len() {
                     pending[n] = ev;
@@ -459,6 +548,7 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         match result {
             Ok(info) => {
                 self.apply_books(n, info.empty_depth, recv_ns);
+                self.request_snapshots();
                 self.counters.events += n as u64;
                 self.pending_len = n;
                 self.pending_pos = 0;
@@ -560,12 +650,18 @@ impl FrameSource for ReplaySource {
         let (off, len) = (off as usize, len as usize);
         let n = len.min(buf.len());
         buf[..n].copy_from_slice(&self.bytes[off..off + n]);
-        SourcePoll::Frame { len, recv_ns: ns }
+        SourcePoll::Frame {
+            len,
+            recv_ns: ns,
+            snapshot_of: None,
+        }
     }
 }
 
 /// The Binance codec as the feed's decoder: stream messages through the scanner, and REST depth
-/// snapshots (which name no symbol on spot) for the instrument the snapshot was requested for.
+/// snapshots (which name no symbol on spot) for the instrument the snapshot was requested for:
+/// the frame's `snapshot_of` when the source fetched it, else (a recorded capture's inline
+/// snapshot) the single instrument given at construction.
 pub struct BinanceFeedDecoder {
     scanner: crate::venue::binance::Scanner<'static>,
     snapshot_instrument: Option<crate::instrument::InstrumentId>,
@@ -604,11 +700,12 @@ impl FrameDecoder for BinanceFeedDecoder {
     fn decode(
         &mut self,
         frame: &mut [u8],
+        snapshot_of: Option<InstrumentId>,
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
     ) -> Result<FrameInfo, &'static str> {
-        let (r, snapshot) = match self.snapshot_instrument {
-            Some(inst) if is_depth_snapshot(frame) => (
+        let (r, snapshot) = match snapshot_of.or(self.snapshot_instrument) {
+            Some(inst) if snapshot_of.is_some() || is_depth_snapshot(frame) => (
                 self.scanner
                     .decode_depth_snapshot(frame, inst, recv_tsc, &mut |e| sink(e)),
                 true,

@@ -34,6 +34,17 @@
 //!   `market_data_connection_lost` and `market_data_connection_restored` records (with
 //!   `resync=1` on each new session: sequence chains restart, books need a new snapshot) in
 //!   stream order, before the first frame of the new session, and counts them.
+//! * **Book snapshots.** With [`LiveSource::with_snapshots`] the source owns a
+//!   [`SnapshotFetcher`] (a cold thread doing the REST depth requests) and a list of the
+//!   instruments it may fetch. It asks for a snapshot of every one of them when a session opens
+//!   (if a depth stream is subscribed) and whenever the feed's books ask
+//!   ([`FrameSource::request_snapshot`]), at most one request per instrument in flight. Each
+//!   request is tagged with the connection epoch (which moves on every loss); a body that comes
+//!   back for an earlier epoch describes the previous session's book and is discarded (and
+//!   requested again), the others are delivered as frames with
+//!   [`SourcePoll::Frame::snapshot_of`] set, before the socket is read, so the feed journals and
+//!   decodes them like any message. A request the fetcher's ring cannot take is kept in a
+//!   per-instrument flag and pushed on a later poll.
 //! * **Time** comes from a caller-supplied [`LiveClock`]: [`SystemClock`] in production
 //!   (calibrated TSC, re-anchored to the wall clock once a second), [`ManualClock`] in tests that
 //!   need to cross a 24-hour boundary in a millisecond.
@@ -75,7 +86,8 @@ use net::socket::{
 use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError, WsState};
 
 use crate::feed::{FrameSource, SourceEvent, SourceEventKind, SourcePoll};
-use crate::instrument::Venue;
+use crate::instrument::{InstrumentId, Symbol, Venue};
+use crate::snapshot::{SnapshotFetcher, SnapshotOutcome};
 
 /// The socket driver choice, re-exported so configuring a live source needs no `net` import.
 pub use net::socket::DriverKind;
@@ -635,6 +647,14 @@ live_stats! {
     pongs_received,
     /// Connection events dropped because the feed did not take them.
     events_dropped,
+    /// Depth snapshot requests sent to the fetcher.
+    snapshot_requests,
+    /// Depth snapshots delivered to the feed.
+    snapshots_delivered,
+    /// Snapshots discarded because they were requested in an earlier session.
+    snapshots_stale,
+    /// Snapshot requests the fetcher gave up (see the log).
+    snapshots_failed,
 }
 
 /// `a += n` for a counter with a single writer.
@@ -794,6 +814,70 @@ pub struct LiveSource<C: LiveClock = SystemClock> {
     probe_outstanding: bool,
     events: VecDeque<SourceEvent>,
     stats: Arc<LiveStats>,
+    /// A depth stream is subscribed (snapshots are requested on every session start).
+    has_depth: bool,
+    /// Connection epoch: moves on every lost session; snapshot requests carry it.
+    epoch: u64,
+    snapshots: Option<Snapshots>,
+}
+
+/// The source's side of the snapshot fetcher.
+struct Snapshots {
+    fetcher: SnapshotFetcher,
+    /// Instruments that may be fetched, in the order given.
+    instruments: Vec<(InstrumentId, Symbol)>,
+    /// Per instrument index: the symbol (`None`: not fetchable).
+    symbol: Vec<Option<Symbol>>,
+    /// Per instrument index: the epoch of the request in flight.
+    inflight: Vec<Option<u64>>,
+    /// Per instrument index: a request the ring could not take yet.
+    queued: Vec<bool>,
+    /// Some `queued` flag is set.
+    any_queued: bool,
+}
+
+impl Snapshots {
+    /// Asks for `id`'s snapshot for `epoch` unless one is already on its way. False if `id`
+    /// is not fetchable.
+    fn request(&mut self, id: InstrumentId, epoch: u64, stats: &LiveStats) -> bool {
+        let i = id.0 as usize;
+        let Some(Some(sym)) = self.symbol.get(i).copied() else {
+            return false;
+        };
+        if self.inflight[i].is_some() || self.queued[i] {
+            // Already coming (an answer for an earlier epoch is re-requested on arrival).
+            return true;
+        }
+        if self.fetcher.request(id, sym, epoch) {
+            self.inflight[i] = Some(epoch);
+            add(&stats.snapshot_requests, 1);
+        } else {
+            self.queued[i] = true;
+            self.any_queued = true;
+        }
+        true
+    }
+
+    /// Pushes the requests the ring could not take before.
+    fn retry_queued(&mut self, epoch: u64, stats: &LiveStats) {
+        if !self.any_queued {
+            return;
+        }
+        self.any_queued = false;
+        for i in 0..self.queued.len() {
+            if !self.queued[i] {
+                continue;
+            }
+            let sym = self.symbol[i].expect("queued only for fetchable instruments");
+            if self.fetcher.request(InstrumentId(i as u32), sym, epoch) {
+                self.queued[i] = false;
+                self.inflight[i] = Some(epoch);
+                add(&stats.snapshot_requests, 1);
+            } else {
+                self.any_queued = true;
+            }
+        }
+    }
 }
 
 impl<C: LiveClock> LiveSource<C> {
@@ -886,7 +970,72 @@ impl<C: LiveClock> LiveSource<C> {
             probe_outstanding: false,
             events: VecDeque::with_capacity(MAX_PENDING_EVENTS),
             stats: Arc::new(LiveStats::default()),
+            has_depth: cfg.streams.iter().any(|k| matches!(k, StreamKind::Depth(_))),
+            epoch: 0,
+            snapshots: None,
         })
+    }
+
+    /// Fetches REST depth snapshots through `fetcher` for `instruments` (cold path; see the
+    /// module documentation). Snapshots are requested for all of them whenever a session opens
+    /// (when a depth stream is subscribed) and for any of them the feed asks for.
+    pub fn with_snapshots(
+        mut self,
+        fetcher: SnapshotFetcher,
+        instruments: &[(InstrumentId, Symbol)],
+    ) -> Self {
+        let n = instruments
+            .iter()
+            .map(|(id, _)| id.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut symbol = vec![None; n];
+        for (id, sym) in instruments {
+            symbol[id.0 as usize] = Some(*sym);
+        }
+        self.snapshots = Some(Snapshots {
+            fetcher,
+            instruments: instruments.to_vec(),
+            symbol,
+            inflight: vec![None; n],
+            queued: vec![false; n],
+            any_queued: false,
+        });
+        self
+    }
+
+    /// Delivers a fetched snapshot into `buf`, if one is ready for the current epoch.
+    fn poll_snapshot(&mut self, buf: &mut [u8], now: Now) -> Option<SourcePoll> {
+        let epoch = self.epoch;
+        let snaps = self.snapshots.as_mut()?;
+        snaps.retry_queued(epoch, &self.stats);
+        loop {
+            let d = snaps.fetcher.poll(buf)?;
+            let i = d.instrument.0 as usize;
+            if let Some(f) = snaps.inflight.get_mut(i) {
+                *f = None;
+            }
+            match d.outcome {
+                SnapshotOutcome::Failed(why) => {
+                    add(&self.stats.snapshots_failed, 1);
+                    tracing::error!(venue = self.venue.name(), symbol = %d.symbol, failure = ?why,
+                        "depth snapshot failed; the book stays unproven until its next resync");
+                }
+                SnapshotOutcome::Body { .. } if d.tag != epoch => {
+                    // Fetched for a previous session: that book state is gone.
+                    add(&self.stats.snapshots_stale, 1);
+                    snaps.request(d.instrument, epoch, &self.stats);
+                }
+                SnapshotOutcome::Body { len } => {
+                    add(&self.stats.snapshots_delivered, 1);
+                    return Some(SourcePoll::Frame {
+                        len,
+                        recv_ns: now.unix_ns,
+                        snapshot_of: Some(d.instrument),
+                    });
+                }
+            }
+        }
     }
 
     /// The counters, shared (keep the handle to read them while the source runs elsewhere).
@@ -1004,6 +1153,14 @@ impl<C: LiveClock> LiveSource<C> {
         let driver = self.socket.driver;
         let (venue, session, attempts) = (self.venue.name(), self.session, self.attempts);
         self.attempts = 0;
+        if self.has_depth {
+            if let Some(snaps) = self.snapshots.as_mut() {
+                for k in 0..snaps.instruments.len() {
+                    let id = snaps.instruments[k].0;
+                    snaps.request(id, self.epoch, &self.stats);
+                }
+            }
+        }
         match self.lost_at.take() {
             None => {
                 tracing::info!(venue, session, attempts, %driver, peer = %peer, streams = %self.target,
@@ -1046,6 +1203,7 @@ impl<C: LiveClock> LiveSource<C> {
             let _ = c.ws.close(CloseCode::NORMAL, "");
         }
         add(&self.stats.disconnects, 1);
+        self.epoch += 1;
         let retry_at = self.reconnector.on_disconnected(now.mono_ns);
         let retry_in_ms = (retry_at - now.mono_ns) / 1_000_000;
         self.lost_at = Some(now.mono_ns);
@@ -1173,6 +1331,9 @@ impl fmt::Display for DisplayOpt {
 impl<C: LiveClock> FrameSource for LiveSource<C> {
     fn next_frame(&mut self, buf: &mut [u8]) -> SourcePoll {
         let now = self.clock.now();
+        if let Some(p) = self.poll_snapshot(buf, now) {
+            return p;
+        }
         if self.conn.is_none() {
             if self.reconnector.poll(now.mono_ns) == Action::Connect {
                 self.start_attempt(now);
@@ -1238,6 +1399,7 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
                     return SourcePoll::Frame {
                         len,
                         recv_ns: now.unix_ns,
+                        snapshot_of: None,
                     };
                 }
                 Got::Ping => {
@@ -1264,6 +1426,14 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
 
     fn take_event(&mut self) -> Option<SourceEvent> {
         self.events.pop_front()
+    }
+
+    fn request_snapshot(&mut self, instrument: InstrumentId) -> bool {
+        let epoch = self.epoch;
+        match self.snapshots.as_mut() {
+            Some(s) => s.request(instrument, epoch, &self.stats),
+            None => false,
+        }
     }
 }
 

@@ -44,6 +44,7 @@ use crate::fixed::Qty;
 use crate::instrument::{InstrumentId, InstrumentRef, InstrumentSpec, InstrumentTable};
 use crate::runtime::Stage;
 use crate::signals::{SymbolConfig, SymbolConfigError, SymbolSignals};
+use crate::latency::LatencyReport;
 
 /// Counters of the strategy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -202,6 +203,7 @@ pub struct StrategyStage {
     strategy: Strategy,
     io: StrategyIo,
     clock: quanta::Clock,
+    latency: Option<(LatencyReport, Arc<Mutex<LatencyReport>>)>,
     intents: u64,
     dropped: u64,
     journal_errors: u64,
@@ -215,10 +217,18 @@ impl StrategyStage {
             strategy,
             io,
             clock: quanta::Clock::new(),
+            latency: None,
             intents: 0,
             dropped: 0,
             journal_errors: 0,
         }
+    }
+
+    /// Also records each event's receive -> decoded and decoded -> strategy latencies into
+    /// preallocated histograms, handed to `out` at shutdown.
+    pub fn with_latency(mut self, out: Arc<Mutex<LatencyReport>>) -> Self {
+        self.latency = Some((LatencyReport::default(), out));
+        self
     }
 
     /// Counters so far.
@@ -241,6 +251,7 @@ impl Stage for StrategyStage {
             strategy,
             io,
             clock,
+            latency,
             intents,
             dropped,
             journal_errors,
@@ -256,6 +267,9 @@ impl Stage for StrategyStage {
         input.read_batch(*batch, |ev| {
             let mut e = *ev;
             e.stamps.stamp(StampStage::StrategyIn, clock.raw());
+            if let Some((hist, _)) = latency.as_mut() {
+                hist.record(clock, &e.stamps);
+            }
             let proven = *assume_books_proven || e.has(MarketEvent::FLAG_BOOK_PROVEN);
             let Some(mut d) = strategy.on_event(&e, proven) else {
                 return;
@@ -296,6 +310,11 @@ impl Stage for StrategyStage {
         let r = self.report();
         if let Ok(mut out) = self.io.report.lock() {
             *out = r;
+        }
+        if let Some((hist, out)) = self.latency.as_ref() {
+            if let Ok(mut out) = out.lock() {
+                *out = hist.clone();
+            }
         }
     }
 }

@@ -18,6 +18,9 @@ continues where its previous connection stopped. Scenarios (`--scenario`):
   the client's own pings go unanswered) until the client gives up and reconnects; serve the
   rest on the new connection.
 
+`--rate <messages per second>` paces the sending (default: as fast as the client reads); the
+snapshot test uses it so that a REST snapshot fetched in the meantime can still be joined.
+
 When the whole capture is out, a last ping/pong confirms the client read everything, and the
 server prints `DONE ...`. It then keeps serving (idle) until stdin closes or the test kills it.
 
@@ -44,7 +47,8 @@ def out(line):
 
 
 class Server:
-    def __init__(self, lines, streams, scenario, cut):
+    def __init__(self, lines, streams, scenario, cut, rate=0.0):
+        self.rate = rate
         self.lines = lines
         self.streams = streams
         self.scenario = scenario
@@ -83,9 +87,15 @@ class Server:
         self.pongs += 1
 
     async def handler(self, ws):
+        loop = asyncio.get_running_loop()
+        t0, first = loop.time(), self.pos
         try:
             while self.pos < len(self.lines):
                 i = self.pos
+                if self.rate > 0 and (i - first) % 20 == 0:
+                    due = t0 + (i - first) / self.rate
+                    if due > loop.time():
+                        await asyncio.sleep(due - loop.time())
                 msg = self.lines[i]
                 if i % FRAG_EVERY == FRAG_EVERY - 1 and len(msg) >= 3:
                     a, b = len(msg) // 3, 2 * len(msg) // 3
@@ -136,10 +146,11 @@ async def main():
     ap.add_argument("--streams", required=True)
     ap.add_argument("--scenario", choices=["full", "drop", "silent"], default="full")
     ap.add_argument("--cut", type=int, default=0)
+    ap.add_argument("--rate", type=float, default=0.0)
     args = ap.parse_args()
     lines = load(args.capture)
     cut = args.cut or len(lines) // 2
-    srv = Server(lines, args.streams, args.scenario, cut)
+    srv = Server(lines, args.streams, args.scenario, cut, args.rate)
     async with serve(
         srv.handler,
         "127.0.0.1",
