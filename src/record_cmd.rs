@@ -14,7 +14,10 @@
 //! `--rest-endpoint`) at start and after every gap or reconnect, the feed journals it as a raw
 //! frame and joins it to the diff stream, so the recorded events carry
 //! `FLAG_BOOK_PROVEN` exactly while the live book was proven, and a replay of the recording
-//! resyncs from the same snapshots.
+//! resyncs from the same snapshots. With a non-Binance `--endpoint` (a local simulator) the
+//! REST endpoint must be given too, so a test setup never reaches the real exchange;
+//! `--rest-endpoint none` records without snapshots, with books kept from the stream
+//! ([`SyncMode::FromStream`]: exact within what the stream has shown, never proven).
 //!
 //! Instruments come from the built-in specs of the captured symbols (BTCUSDT, ETHUSDT on spot
 //! and USD-M) or, with `--exchange-info`, from a saved `exchangeInfo` response; a symbol found in
@@ -26,8 +29,8 @@ use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
 use hotpath::instrument::{InstrumentSpec, InstrumentTable, Venue};
 use hotpath::live::{DriverKind, LiveConfig, LiveSource, StreamKind, SystemClock};
-use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
 use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
 use hotpath::venue::binance::{ExchangeInfo, ScalePolicy, Scanner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,9 +81,10 @@ pub struct RecordArgs {
     /// WebSocket endpoint (`ws://127.0.0.1:9000` for a local simulator); default: Binance's.
     #[arg(long)]
     pub endpoint: Option<String>,
-    /// REST base URL for depth snapshots (`http://127.0.0.1:9001` for a local simulator);
-    /// default: Binance's for the venue (`https://api.binance.com`, `https://fapi.binance.com`,
-    /// `https://dapi.binance.com`).
+    /// REST base URL for depth snapshots (`http://127.0.0.1:9001` for a local simulator), or
+    /// `none` to record without snapshots (books never proven); default: Binance's for the
+    /// venue (`https://api.binance.com`, `https://fapi.binance.com`, `https://dapi.binance.com`),
+    /// and required when `--endpoint` is given.
     #[arg(long)]
     pub rest_endpoint: Option<String>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
@@ -190,12 +194,29 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     cfg.driver = driver;
     cfg.silence = Duration::from_secs_f64(args.silence_secs);
     cfg.ping_after = Some(cfg.silence / 3);
-    let mut snap_cfg = SnapshotConfig::new(venue);
-    snap_cfg.endpoint = args.rest_endpoint.clone();
-    let fetcher = SnapshotFetcher::spawn(&snap_cfg)?;
-    let snapshot_stats = fetcher.stats();
-    let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
-    let source = LiveSource::new(&cfg, SystemClock::new())?.with_snapshots(fetcher, &fetchable);
+    let rest_endpoint = match (args.rest_endpoint.as_deref(), &args.endpoint) {
+        (Some("none"), _) => None,
+        (Some(url), _) => Some(Some(url.to_string())),
+        (None, Some(_)) => bail!(
+            "--endpoint is not Binance's: pass --rest-endpoint <url> for its depth snapshots (or --rest-endpoint none)"
+        ),
+        (None, None) => Some(None),
+    };
+    let mut source = LiveSource::new(&cfg, SystemClock::new())?;
+    let mut snapshot_stats = None;
+    if let Some(endpoint) = rest_endpoint {
+        let mut snap_cfg = SnapshotConfig::new(venue);
+        snap_cfg.endpoint = endpoint;
+        let fetcher = SnapshotFetcher::spawn(&snap_cfg)?;
+        snapshot_stats = Some(fetcher.stats());
+        let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
+        source = source.with_snapshots(fetcher, &fetchable);
+    }
+    let sync_mode = if snapshot_stats.is_some() {
+        SyncMode::Snapshot
+    } else {
+        SyncMode::FromStream
+    };
     let live_stats = source.stats();
     eprintln!(
         "recording {} {} from {}{} ({} driver) into {}",
@@ -221,8 +242,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // A live source never ends, so `done` stays false; the stop flag ends the run.
     let feed_done = Arc::new(AtomicBool::new(false));
     let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let mut stages: Vec<Box<dyn Stage>> = vec![
-        Box::new(FeedStage::new(
+    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
+        FeedStage::new(
             source,
             decoder,
             appender,
@@ -232,10 +253,11 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
             feed_done.clone(),
             feed_report.clone(),
         )
-        // The source fetches each book's REST snapshot (at start, after every gap and
-        // reconnect), so the books are proven once joined; every sequence gap is journaled.
-        .with_books(BookSet::for_table(table, SyncMode::Snapshot))),
-    ];
+        // With snapshots the source fetches each book's REST snapshot (at start, after every
+        // gap and reconnect), so the books are proven once joined; every sequence gap is
+        // journaled either way.
+        .with_books(BookSet::for_table(table, sync_mode)),
+    )];
     let mut seat = crate::pipeline::StrategySeat::new(table, &args.out, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
@@ -300,7 +322,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         live.pings_sent
     );
     crate::pipeline::print_strategy(&seat);
-    let snaps = snapshot_stats.snapshot();
+    let snaps = snapshot_stats.map(|s| s.snapshot()).unwrap_or_default();
     println!(
         "snapshots: {} requested, {} delivered ({} stale), {} failed; {} HTTP attempts, {} rate limited (429), {} banned (418), last X-MBX-USED-WEIGHT-1M {}",
         live.snapshot_requests,

@@ -6,8 +6,9 @@
 //! ratios it prints are not skewed by a different machine state: `rings` (the SPSC ring against
 //! disruptor, crossbeam and std), `journal` (the memory-mapped journal against a naive mmap
 //! append), `decode` (the Binance scanner against serde_json and simd-json on the real captures),
-//! `sockets` (loopback round trip through the mio, io_uring and blocking socket drivers) and
-//! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring).
+//! `sockets` (loopback round trip through the mio, io_uring and blocking socket drivers),
+//! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring) and
+//! `strategy` (the whole strategy per market event, and its scaling with active symbols).
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 
 pub mod decode;
@@ -16,3 +17,4 @@ pub mod harness;
 pub mod journal;
 pub mod rings;
 pub mod sockets;
+pub mod strategy;

@@ -18,9 +18,9 @@
 //! before any frame of the new session, and counts losses and restorations in
 //! [`FeedCounters`]. That record is the resync marker: every consumer of the journal (the cold
 //! path's alerting, replay, the book rebuilt from the journal) sees exactly where the data has a
-//! hole and where the diff chains restart. The stage also resets its books there (every book
-//! is unproven until its next snapshot), because a new session's diffs cannot continue the old
-//! session's chain.
+//! hole and where the diff chains restart. The stage also resets its books at both records
+//! (every book is unproven from the loss until its next snapshot is joined), because a new
+//! session's diffs cannot continue the old session's chain.
 //!
 //! # Snapshots
 //!
@@ -431,11 +431,18 @@ impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
             SourceEventKind::ConnectionLost => self.counters.disconnects += 1,
             SourceEventKind::ConnectionRestored => self.counters.reconnects += 1,
         }
-        if ev.kind() == SourceEventKind::ConnectionRestored {
+        match ev.kind() {
+            // A book that no longer receives its updates is not proven.
+            SourceEventKind::ConnectionLost => self.books.reset_all(),
             // The new session's diffs cannot continue the old chain: every book waits for a
-            // new snapshot (each reset requests one).
-            self.books.reset_all();
-            self.snapshot_sweep = true;
+            // new snapshot. The requests (each reset makes one) go out now, not at the loss: a
+            // snapshot fetched while the stream is down would predate the new session's
+            // first diffs.
+            SourceEventKind::ConnectionRestored => {
+                self.books.reset_all();
+                self.snapshot_sweep = true;
+            }
+            SourceEventKind::Connected => {}
         }
         let r = codec::append_bytes(
             &mut self.journal,
@@ -529,9 +536,11 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         let mut n = 0usize;
         let mut overflow = 0u64;
         let mut journal_errors = 0u64;
-        let result = self
-            .decoder
-            .decode(&mut self.buf[..len], snapshot_of, recv_tsc, &mut |mut ev| {
+        let result = self.decoder.decode(
+            &mut self.buf[..len],
+            snapshot_of,
+            recv_tsc,
+            &mut |mut ev| {
                 ev.stamps.stamp(StampStage::Decoded, clock.raw());
                 if n < pending.len() {
                     pending[n] = ev;
@@ -542,7 +551,8 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
                         journal_errors += 1;
                     }
                 }
-            });
+            },
+        );
         self.counters.overflow_events += overflow;
         self.counters.journal_errors += journal_errors;
         match result {

@@ -43,8 +43,9 @@
 //!   back for an earlier epoch describes the previous session's book and is discarded (and
 //!   requested again), the others are delivered as frames with
 //!   [`SourcePoll::Frame::snapshot_of`] set, before the socket is read, so the feed journals and
-//!   decodes them like any message. A request the fetcher's ring cannot take is kept in a
-//!   per-instrument flag and pushed on a later poll.
+//!   decodes them like any message. A request made while no session is open, or that the
+//!   fetcher's ring cannot take, is kept in a per-instrument flag and sent on a later poll once
+//!   a session is open (stream first, snapshot second, as Binance documents it).
 //! * **Time** comes from a caller-supplied [`LiveClock`]: [`SystemClock`] in production
 //!   (calibrated TSC, re-anchored to the wall clock once a second), [`ManualClock`] in tests that
 //!   need to cross a 24-hour boundary in a millisecond.
@@ -837,9 +838,17 @@ struct Snapshots {
 }
 
 impl Snapshots {
-    /// Asks for `id`'s snapshot for `epoch` unless one is already on its way. False if `id`
-    /// is not fetchable.
-    fn request(&mut self, id: InstrumentId, epoch: u64, stats: &LiveStats) -> bool {
+    /// Asks for `id`'s snapshot for `epoch` unless one is already on its way. While no
+    /// session is open (`connected == false`) the request waits: Binance's documented order is
+    /// stream first, snapshot second, so that the snapshot is never older than the first
+    /// buffered diff. False if `id` is not fetchable.
+    fn request(
+        &mut self,
+        id: InstrumentId,
+        epoch: u64,
+        connected: bool,
+        stats: &LiveStats,
+    ) -> bool {
         let i = id.0 as usize;
         let Some(Some(sym)) = self.symbol.get(i).copied() else {
             return false;
@@ -848,7 +857,7 @@ impl Snapshots {
             // Already coming (an answer for an earlier epoch is re-requested on arrival).
             return true;
         }
-        if self.fetcher.request(id, sym, epoch) {
+        if connected && self.fetcher.request(id, sym, epoch) {
             self.inflight[i] = Some(epoch);
             add(&stats.snapshot_requests, 1);
         } else {
@@ -858,9 +867,9 @@ impl Snapshots {
         true
     }
 
-    /// Pushes the requests the ring could not take before.
-    fn retry_queued(&mut self, epoch: u64, stats: &LiveStats) {
-        if !self.any_queued {
+    /// Pushes the requests that waited (for a session, or for room in the ring).
+    fn retry_queued(&mut self, epoch: u64, connected: bool, stats: &LiveStats) {
+        if !self.any_queued || !connected {
             return;
         }
         self.any_queued = false;
@@ -868,7 +877,10 @@ impl Snapshots {
             if !self.queued[i] {
                 continue;
             }
-            let sym = self.symbol[i].expect("queued only for fetchable instruments");
+            let Some(sym) = self.symbol[i] else {
+                self.queued[i] = false;
+                continue;
+            };
             if self.fetcher.request(InstrumentId(i as u32), sym, epoch) {
                 self.queued[i] = false;
                 self.inflight[i] = Some(epoch);
@@ -970,7 +982,10 @@ impl<C: LiveClock> LiveSource<C> {
             probe_outstanding: false,
             events: VecDeque::with_capacity(MAX_PENDING_EVENTS),
             stats: Arc::new(LiveStats::default()),
-            has_depth: cfg.streams.iter().any(|k| matches!(k, StreamKind::Depth(_))),
+            has_depth: cfg
+                .streams
+                .iter()
+                .any(|k| matches!(k, StreamKind::Depth(_))),
             epoch: 0,
             snapshots: None,
         })
@@ -1007,8 +1022,9 @@ impl<C: LiveClock> LiveSource<C> {
     /// Delivers a fetched snapshot into `buf`, if one is ready for the current epoch.
     fn poll_snapshot(&mut self, buf: &mut [u8], now: Now) -> Option<SourcePoll> {
         let epoch = self.epoch;
+        let connected = self.conn.as_ref().is_some_and(|c| c.open_since.is_some());
         let snaps = self.snapshots.as_mut()?;
-        snaps.retry_queued(epoch, &self.stats);
+        snaps.retry_queued(epoch, connected, &self.stats);
         loop {
             let d = snaps.fetcher.poll(buf)?;
             let i = d.instrument.0 as usize;
@@ -1024,7 +1040,7 @@ impl<C: LiveClock> LiveSource<C> {
                 SnapshotOutcome::Body { .. } if d.tag != epoch => {
                     // Fetched for a previous session: that book state is gone.
                     add(&self.stats.snapshots_stale, 1);
-                    snaps.request(d.instrument, epoch, &self.stats);
+                    snaps.request(d.instrument, epoch, connected, &self.stats);
                 }
                 SnapshotOutcome::Body { len } => {
                     add(&self.stats.snapshots_delivered, 1);
@@ -1157,7 +1173,7 @@ impl<C: LiveClock> LiveSource<C> {
             if let Some(snaps) = self.snapshots.as_mut() {
                 for k in 0..snaps.instruments.len() {
                     let id = snaps.instruments[k].0;
-                    snaps.request(id, self.epoch, &self.stats);
+                    snaps.request(id, self.epoch, true, &self.stats);
                 }
             }
         }
@@ -1429,9 +1445,9 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
     }
 
     fn request_snapshot(&mut self, instrument: InstrumentId) -> bool {
-        let epoch = self.epoch;
+        let (epoch, connected) = (self.epoch, self.is_connected());
         match self.snapshots.as_mut() {
-            Some(s) => s.request(instrument, epoch, &self.stats),
+            Some(s) => s.request(instrument, epoch, connected, &self.stats),
             None => false,
         }
     }

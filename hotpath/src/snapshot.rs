@@ -444,7 +444,9 @@ impl SnapshotFetcher {
         };
         let endpoint = RestEndpoint::parse(&url)?;
         if !cfg.buffers.is_power_of_two() || cfg.buffers >= usize::from(NO_SLOT) {
-            return Err(config_err("snapshot buffers must be a power of two below 65535"));
+            return Err(config_err(
+                "snapshot buffers must be a power of two below 65535",
+            ));
         }
         if !cfg.queue.is_power_of_two() {
             return Err(config_err("snapshot queue must be a power of two"));
@@ -469,7 +471,10 @@ impl SnapshotFetcher {
         let tls: Option<TlsWrap> = if endpoint.tls {
             let config = net::socket::webpki_client_config()?;
             let name = endpoint.host.clone().try_into().map_err(|_| {
-                config_err(format!("'{}' is not a valid TLS server name", endpoint.host))
+                config_err(format!(
+                    "'{}' is not a valid TLS server name",
+                    endpoint.host
+                ))
             })?;
             Some(Box::new(move |t| {
                 TlsTransport::new(t, Arc::clone(&config), Clone::clone(&name))
@@ -811,8 +816,30 @@ impl Worker {
         })
     }
 
-    /// One request and its response on the kept-alive connection (opened if needed).
+    /// One request and its response on the kept-alive connection (opened if needed). A kept
+    /// connection the server has closed meanwhile (idle keep-alive timeout) is replaced at
+    /// once, without a backoff delay.
     fn exchange(&mut self, req: &SnapshotRequest) -> io::Result<Exchange> {
+        let reused = self.conn.is_some();
+        match self.exchange_once(req) {
+            Err(e)
+                if reused
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::BrokenPipe
+                    ) =>
+            {
+                tracing::debug!(error = %e, "kept-alive REST connection was closed; reconnecting");
+                self.exchange_once(req)
+            }
+            r => r,
+        }
+    }
+
+    fn exchange_once(&mut self, req: &SnapshotRequest) -> io::Result<Exchange> {
         let deadline = Instant::now() + self.timeout;
         let mut conn = match self.conn.take() {
             Some(c) => c,
@@ -832,7 +859,12 @@ impl Worker {
             if self.raw.len() >= MAX_HEAD {
                 return Err(io_err(io::ErrorKind::InvalidData, "response head too long"));
             }
-            self.read_more(&mut *conn, deadline)?;
+            if self.read_more(&mut *conn, deadline)? == 0 {
+                return Err(io_err(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed before the response",
+                ));
+            }
         };
         self.raw.drain(..head.len);
         if let Some(w) = head.weight {
@@ -1031,9 +1063,10 @@ fn parse_head(raw: &[u8]) -> io::Result<Option<Head>> {
     for h in resp.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("content-length") {
-            length = Some(header_u64(h.value).ok_or_else(|| {
-                io_err(io::ErrorKind::InvalidData, "invalid Content-Length")
-            })?);
+            length = Some(
+                header_u64(h.value)
+                    .ok_or_else(|| io_err(io::ErrorKind::InvalidData, "invalid Content-Length"))?,
+            );
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = h
                 .value
@@ -1100,8 +1133,101 @@ mod tests {
         assert!(h.framing == Framing::Chunked);
         let h = parse_head(b"HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap();
         assert!(h.close && h.framing == Framing::UntilClose);
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-").unwrap().is_none());
+        assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-")
+            .unwrap()
+            .is_none());
         assert!(parse_head(b"garbage\r\n\r\n").is_err());
+    }
+
+    /// A scripted HTTP/1.1 server on loopback: each entry answers one request; `true` closes
+    /// the connection after it (without saying so, like an idle keep-alive timeout).
+    fn scripted_server(script: Vec<(&'static [u8], bool)>) -> (u16, std::thread::JoinHandle<()>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            'accept: while let Ok((mut s, _)) = listener.accept() {
+                let mut buf = Vec::new();
+                loop {
+                    let mut b = [0u8; 4096];
+                    while find_crlf_crlf(&buf).is_none() {
+                        match s.read(&mut b) {
+                            Ok(0) | Err(_) => continue 'accept,
+                            Ok(n) => buf.extend_from_slice(&b[..n]),
+                        }
+                    }
+                    let end = find_crlf_crlf(&buf).unwrap() + 4;
+                    assert!(buf.starts_with(b"GET /fapi/v1/depth?symbol=BTCUSDT&limit=1000 "));
+                    buf.drain(..end);
+                    let Some((resp, close)) = script.next() else {
+                        return;
+                    };
+                    s.write_all(resp).unwrap();
+                    if close {
+                        continue 'accept;
+                    }
+                }
+            }
+        });
+        (port, t)
+    }
+
+    fn find_crlf_crlf(b: &[u8]) -> Option<usize> {
+        b.windows(4).position(|w| w == b"\r\n\r\n")
+    }
+
+    #[test]
+    fn framing_keep_alive_retries_and_limits() {
+        let (port, server) =
+            scripted_server(vec![
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", true),
+            (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", false),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n\
+                  0\r\nX-Trailer: 1\r\n\r\n",
+                false,
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", false),
+        ]);
+        let mut cfg = SnapshotConfig::new(Venue::BinanceUsdM);
+        cfg.endpoint = Some(format!("http://127.0.0.1:{port}"));
+        cfg.max_body = 64;
+        cfg.seed = Some(1);
+        cfg.backoff_base = Duration::from_millis(1);
+        cfg.backoff_cap = Duration::from_millis(5);
+        let mut f = SnapshotFetcher::spawn(&cfg).unwrap();
+        let sym = Symbol::new(b"BTCUSDT").unwrap();
+        let mut out = [0u8; 64];
+        let next = |f: &mut SnapshotFetcher, out: &mut [u8]| {
+            let end = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(d) = f.poll(out) {
+                    return d;
+                }
+                assert!(Instant::now() < end, "no answer");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        for (tag, want) in [(1u64, &b"hello"[..]), (2, &b"abcde"[..])] {
+            assert!(f.request(InstrumentId(3), sym, tag));
+            let d = next(&mut f, &mut out);
+            assert_eq!((d.instrument, d.tag), (InstrumentId(3), tag));
+            assert_eq!(d.outcome, SnapshotOutcome::Body { len: want.len() });
+            assert_eq!(&out[..want.len()], want);
+        }
+        assert!(f.request(InstrumentId(3), sym, 3));
+        let d = next(&mut f, &mut out);
+        assert_eq!(
+            d.outcome,
+            SnapshotOutcome::Failed(SnapshotFailure::TooLarge(100))
+        );
+        let s = f.stats().snapshot();
+        assert_eq!((s.fetched, s.failed, s.too_large), (2, 1, 1), "{s:?}");
+        // The closed keep-alive connection was replaced without a backoff; the 503 backed off.
+        assert_eq!((s.connections, s.retries, s.attempts), (2, 1, 4), "{s:?}");
+        f.shutdown();
+        drop(server);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "algo-bench", about = "algo-engine latency harness")]
 struct Args {
-    /// Suites to run, comma separated: rings, journal, decode, sockets, feed, all.
+    /// Suites to run, comma separated: rings, journal, decode, sockets, feed, strategy, all.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Short runs for smoke tests; numbers from a quick run are not meant to be quoted.
@@ -56,7 +56,7 @@ fn main() -> Result<()> {
     let wanted: Vec<&str> = args.suite.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
     let mut reports: Vec<Report> = Vec::new();
-    for name in ["rings", "journal", "decode", "sockets", "feed"] {
+    for name in ["rings", "journal", "decode", "sockets", "feed", "strategy"] {
         if !(all || wanted.contains(&name)) {
             continue;
         }
@@ -66,6 +66,7 @@ fn main() -> Result<()> {
             "decode" => bench::decode::run(&opts)?,
             "sockets" => bench::sockets::run(&opts)?,
             "feed" => bench::feed::run(&opts)?,
+            "strategy" => bench::strategy::run(&opts)?,
             _ => unreachable!("suite list is fixed above"),
         };
         println!("{}", report.table());
@@ -75,7 +76,7 @@ fn main() -> Result<()> {
     }
     if reports.is_empty() {
         bail!(
-            "no suite matched '{}'; known: rings, journal, decode, sockets, feed, all",
+            "no suite matched '{}'; known: rings, journal, decode, sockets, feed, strategy, all",
             args.suite
         );
     }
