@@ -84,9 +84,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Journal { command } => match command {
             JournalCommand::Inspect { dir, json } => crate::journal_cmd::inspect(&dir, json),
-            JournalCommand::Tail { dir, from, limit, follow } => {
-                crate::journal_cmd::tail(&dir, from, limit, follow)
-            }
+            JournalCommand::Tail {
+                dir,
+                from,
+                limit,
+                follow,
+            } => crate::journal_cmd::tail(&dir, from, limit, follow),
             JournalCommand::Stats { dir, json } => crate::import_cmd::run_stats(&dir, json),
         },
         Command::Import(args) => crate::import_cmd::run_import(args),

@@ -22,7 +22,11 @@ pub fn inspect(dir: &Path, json: bool) -> Result<ExitCode> {
         println!(
             "schema: this build {} ({})",
             ins.build_schema_hash,
-            if ins.schema_matches { "matches every segment" } else { "DIFFERS from a segment" }
+            if ins.schema_matches {
+                "matches every segment"
+            } else {
+                "DIFFERS from a segment"
+            }
         );
         println!("segments: {}", ins.segments.len());
         for s in &ins.segments {
@@ -46,11 +50,18 @@ pub fn inspect(dir: &Path, json: bool) -> Result<ExitCode> {
             println!("crc: ok");
         } else {
             for c in &ins.corruptions {
-                println!("crc: CORRUPT segment {} offset {}: {}", c.segment, c.offset, c.reason);
+                println!(
+                    "crc: CORRUPT segment {} offset {}: {}",
+                    c.segment, c.offset, c.reason
+                );
             }
         }
     }
-    Ok(if ins.corruptions.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ins.corruptions.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Prints records from `from`, optionally following the live journal until Ctrl-C.
@@ -66,7 +77,10 @@ pub fn tail(dir: &Path, from: u64, limit: Option<u64>, follow: bool) -> Result<E
     let mut out = out.lock();
     let mut printed = 0u64;
     while !stop.load(Ordering::Relaxed) && limit.is_none_or(|l| printed < l) {
-        match tailer.next().with_context(|| format!("reading {}", dir.display()))? {
+        match tailer
+            .next()
+            .with_context(|| format!("reading {}", dir.display()))?
+        {
             Some(rec) => {
                 if writeln!(out, "{}", render(&rec)).is_err() {
                     break; // stdout closed (e.g. piped into `head`): not an error

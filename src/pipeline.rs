@@ -10,11 +10,11 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use hotpath::book::{BookSet, SyncMode};
-use hotpath::feed::{FeedCounters, FeedStage, ReplaySource};
-use hotpath::runtime::{Profile, Runtime, Stage, ThreadReport};
 use hotpath::event::{MarketEvent, OrderIntent};
+use hotpath::feed::{FeedCounters, FeedStage, ReplaySource};
 use hotpath::instrument::InstrumentTable;
 use hotpath::latency::LatencyReport;
+use hotpath::runtime::{Profile, Runtime, Stage, ThreadReport};
 use hotpath::signals::SymbolConfig;
 use hotpath::strategy::{Strategy, StrategyIo, StrategyReport, StrategyStage};
 use ringbuffers::spsc::Consumer;
@@ -80,7 +80,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let load_start = Instant::now();
     let input = coldpath::replay::load_hftbacktest(&capture, None)
         .with_context(|| format!("loading {}", capture.display()))?;
-    let source = ReplaySource::new(input.frames.iter().map(|(ns, f)| (*ns, f.as_slice())), speed);
+    let source = ReplaySource::new(
+        input.frames.iter().map(|(ns, f)| (*ns, f.as_slice())),
+        speed,
+    );
     let decoder = input.decoder();
     eprintln!(
         "loaded {} frames from {} in {:.2?}",
@@ -91,14 +94,15 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 
     std::fs::create_dir_all(&args.journal)
         .with_context(|| format!("creating {}", args.journal.display()))?;
-    let appender = ringbuffers::journal::Appender::open(&args.journal, hotpath::codec::journal_config())
-        .with_context(|| format!("opening journal {}", args.journal.display()))?;
+    let appender =
+        ringbuffers::journal::Appender::open(&args.journal, hotpath::codec::journal_config())
+            .with_context(|| format!("opening journal {}", args.journal.display()))?;
 
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.next_power_of_two());
     let feed_done = Arc::new(AtomicBool::new(false));
     let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let mut stages: Vec<Box<dyn Stage>> = vec![
-        Box::new(FeedStage::new(
+    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
+        FeedStage::new(
             source,
             decoder,
             appender,
@@ -108,8 +112,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
             feed_done.clone(),
             feed_report.clone(),
         )
-        .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot))),
-    ];
+        .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot)),
+    )];
     let mut seat = StrategySeat::new(&input.table, &args.journal, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
@@ -119,7 +123,10 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let rt = Runtime::spawn(&profile, stages, stop.clone())?;
     let mut stopped_early = false;
     while !rt.is_done() {
-        if args.duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
+        if args
+            .duration
+            .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+        {
             rt.request_stop();
             stopped_early = true;
             break;
@@ -147,7 +154,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         feed.frames as f64 / elapsed.as_secs_f64()
     );
     print_strategy(&seat);
-    println!("journal: {} (inspect with `algo-engine journal inspect {}`)", args.journal.display(), args.journal.display());
+    println!(
+        "journal: {} (inspect with `algo-engine journal inspect {}`)",
+        args.journal.display(),
+        args.journal.display()
+    );
     stopped_early |= stop.load(std::sync::atomic::Ordering::Relaxed);
     if !stopped_early && strategy.events != feed.events {
         bail!(
@@ -184,11 +195,10 @@ impl StrategySeat {
     ) -> Result<StrategySeat> {
         let dir = journal.join("strategy");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let appender =
-            ringbuffers::journal::Appender::open(&dir, hotpath::codec::journal_config())
-                .with_context(|| format!("opening journal {}", dir.display()))?;
-        let strategy =
-            Strategy::new(table, SymbolConfig::for_instrument).context("configuring the strategy")?;
+        let appender = ringbuffers::journal::Appender::open(&dir, hotpath::codec::journal_config())
+            .with_context(|| format!("opening journal {}", dir.display()))?;
+        let strategy = Strategy::new(table, SymbolConfig::for_instrument)
+            .context("configuring the strategy")?;
         let (output, intents) = ringbuffers::spsc::channel(1024);
         let report = Arc::new(Mutex::new(StrategyReport::default()));
         let latency = Arc::new(Mutex::new(LatencyReport::default()));

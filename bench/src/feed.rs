@@ -136,7 +136,12 @@ impl Capture {
     fn load(path: &Path, limit: Option<usize>) -> anyhow::Result<Capture> {
         let input = coldpath::replay::load_hftbacktest(path, limit)
             .with_context(|| format!("loading {}", path.display()))?;
-        let (venue, symbol, id, frames) = (input.venue, input.symbol.clone(), input.instrument, input.frames);
+        let (venue, symbol, id, frames) = (
+            input.venue,
+            input.symbol.clone(),
+            input.instrument,
+            input.frames,
+        );
         let table: &'static InstrumentTable = Box::leak(Box::new(input.table));
         let kinds = frames.iter().map(|(_, f)| FrameKind::of(f)).collect();
         Ok(Capture {

@@ -39,7 +39,9 @@ impl Default for Clock {
 impl Clock {
     /// Calibrates `quanta` against the monotonic clock (takes a few milliseconds once).
     pub fn new() -> Self {
-        Self { inner: quanta::Clock::new() }
+        Self {
+            inner: quanta::Clock::new(),
+        }
     }
     /// Raw TSC reading; cheap, not yet nanoseconds.
     #[inline(always)]
@@ -67,7 +69,9 @@ impl Default for LatencyHist {
 impl LatencyHist {
     /// Empty histogram; allocates its buckets once here, never while recording.
     pub fn new() -> Self {
-        Self { hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds") }
+        Self {
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
+        }
     }
     /// Records one sample in nanoseconds (clamped into range; a 0 becomes 1).
     #[inline(always)]
@@ -187,7 +191,11 @@ pub struct Machine {
 impl Machine {
     /// Reads what it can; never fails.
     pub fn detect() -> Self {
-        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).ok();
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .ok()
+        };
         let cpu = read("/proc/cpuinfo")
             .and_then(|s| {
                 s.lines()
@@ -268,7 +276,10 @@ impl Report {
     pub fn save(&self, dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{}.json", self.suite));
-        std::fs::write(&path, serde_json::to_vec_pretty(self).expect("report serialises"))?;
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(self).expect("report serialises"),
+        )?;
         Ok(path)
     }
 }

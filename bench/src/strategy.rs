@@ -183,7 +183,10 @@ fn latency_pass(
         } else {
             u8::from(is_trade(e))
         };
-        samples.push((clock.delta_ns(t0, t1).min(u64::from(u32::MAX)) as u32, class));
+        samples.push((
+            clock.delta_ns(t0, t1).min(u64::from(u32::MAX)) as u32,
+            class,
+        ));
     }
     for &(ns, class) in samples.iter() {
         let ns = u64::from(ns);
@@ -235,7 +238,9 @@ fn scaled_table(venue: Venue, symbol: &str, n: usize) -> anyhow::Result<Instrume
             let name = format!("{base}{i:03}{quote}");
             s.symbol = Symbol::new(name.as_bytes()).map_err(|e| anyhow!("{name}: {e:?}"))?;
         }
-        let id = table.intern(s).map_err(|e| anyhow!("interning copy {i}: {e}"))?;
+        let id = table
+            .intern(s)
+            .map_err(|e| anyhow!("interning copy {i}: {e}"))?;
         if id.0 as usize != i {
             return Err(anyhow!("copy {i} got id {}", id.0));
         }
@@ -248,8 +253,7 @@ fn scaled_table(venue: Venue, symbol: &str, n: usize) -> anyhow::Result<Instrume
 /// heap buffer the analytics report.
 fn symbol_bytes(sig: &SymbolSignals) -> usize {
     let slot = std::mem::size_of::<Option<(InstrumentRef, Qty, SymbolSignals)>>();
-    let analytics_heap =
-        sig.analytics().memory_bytes() - std::mem::size_of::<SymbolAnalytics>();
+    let analytics_heap = sig.analytics().memory_bytes() - std::mem::size_of::<SymbolAnalytics>();
     slot + analytics_heap
         + sig.order_flow().heap_bytes()
         + sig.profile().heap_bytes()
@@ -410,12 +414,15 @@ fn close_breakdown(
         std::hint::black_box(sig.profile().profile());
         time(t0)
     }));
-    out.push(step("decision inputs (SymbolSignals::inputs)", &mut |evict| {
-        evict();
-        let t0 = clock.raw();
-        std::hint::black_box(sig.inputs(&c1, true, Default::default(), None));
-        time(t0)
-    }));
+    out.push(step(
+        "decision inputs (SymbolSignals::inputs)",
+        &mut |evict| {
+            evict();
+            let t0 = clock.raw();
+            std::hint::black_box(sig.inputs(&c1, true, Default::default(), None));
+            time(t0)
+        },
+    ));
     let x = sig.inputs(&c1, true, Default::default(), None);
     let cfg = hotpath::signals::SignalConfig::default();
     out.push(step("signals::evaluate", &mut |evict| {
@@ -534,7 +541,8 @@ fn measure(
             std::hint::black_box(throughput_pass(&table, &events, clock)?);
             for _ in 0..reps {
                 latency_pass(&table, &events, clock, &mut samples, &mut h)?;
-                h.events_per_s.push(throughput_pass(&table, &events, clock)?);
+                h.events_per_s
+                    .push(throughput_pass(&table, &events, clock)?);
             }
             scaling.push((n, h, bytes, breakdown));
         }
@@ -740,7 +748,11 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          results within a few ns of 0 are at the ruler's resolution{quick}.",
         r = m.ruler.p50,
         h = harness_overhead.p50,
-        pin = if m.pinned { "pinned to" } else { "NOT pinned (refused), meant for" },
+        pin = if m.pinned {
+            "pinned to"
+        } else {
+            "NOT pinned (refused), meant for"
+        },
         reps = opts.reps.max(1),
         label = m.scaling_label,
         quick = if opts.quick {

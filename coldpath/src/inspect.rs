@@ -68,15 +68,16 @@ pub struct Inspection {
 pub fn inspect(dir: &Path) -> Result<Inspection, JournalError> {
     let segs = journal::list_segments(dir)?;
     let report = journal::verify(dir, None)?;
-    let schema_matches = segs.iter().all(|s| s.header.schema_hash == codec::SCHEMA_HASH);
-    let counts = report
-        .counts
+    let schema_matches = segs
         .iter()
-        .map(|(k, n)| (kind_name(*k), *n))
-        .fold(BTreeMap::new(), |mut m, (k, n)| {
+        .all(|s| s.header.schema_hash == codec::SCHEMA_HASH);
+    let counts = report.counts.iter().map(|(k, n)| (kind_name(*k), *n)).fold(
+        BTreeMap::new(),
+        |mut m, (k, n)| {
             *m.entry(k).or_insert(0) += n;
             m
-        });
+        },
+    );
     Ok(Inspection {
         dir: dir.display().to_string(),
         build_schema_hash: format!("{:#018x}", codec::SCHEMA_HASH),
@@ -84,7 +85,11 @@ pub fn inspect(dir: &Path) -> Result<Inspection, JournalError> {
         segments: segs
             .iter()
             .map(|s| SegmentSummary {
-                file: s.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: s
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 index: s.header.index,
                 first_seq: s.header.first_seq,
                 segment_size: s.header.segment_size,
@@ -100,7 +105,11 @@ pub fn inspect(dir: &Path) -> Result<Inspection, JournalError> {
         corruptions: report
             .corruptions
             .iter()
-            .map(|c| Corruption { segment: c.segment, offset: c.offset, reason: c.reason.clone() })
+            .map(|c| Corruption {
+                segment: c.segment,
+                offset: c.offset,
+                reason: c.reason.clone(),
+            })
             .collect(),
     })
 }
@@ -158,7 +167,10 @@ mod tests {
     fn formats_known_instants() {
         assert_eq!(format_unix_ns(0), "1970-01-01T00:00:00.000000000Z");
         // 2024-08-08T23:54:00.123456789Z, the start of the recorded Binance captures.
-        assert_eq!(format_unix_ns(1_723_161_240_123_456_789), "2024-08-08T23:54:00.123456789Z");
+        assert_eq!(
+            format_unix_ns(1_723_161_240_123_456_789),
+            "2024-08-08T23:54:00.123456789Z"
+        );
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
     }
 }

@@ -40,8 +40,15 @@ impl ReplayInput {
 /// frames when given.
 pub fn load_hftbacktest(path: &Path, limit: Option<usize>) -> Result<ReplayInput, ImportError> {
     let venue = venue_from_path(path).unwrap_or(Venue::BinanceSpot);
-    let stem = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
-    let symbol = stem.split(['_', '.']).next().unwrap_or_default().to_ascii_uppercase();
+    let stem = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let symbol = stem
+        .split(['_', '.'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let spec = builtin_spec(venue, &symbol).ok_or_else(|| {
         ImportError::Instrument(format!(
             "no built-in instrument for {symbol} on {}; `algo-engine import` the capture with its exchangeInfo instead",
@@ -49,8 +56,9 @@ pub fn load_hftbacktest(path: &Path, limit: Option<usize>) -> Result<ReplayInput
         ))
     })?;
     let mut table = InstrumentTable::with_capacity(16);
-    let instrument =
-        table.intern(spec).map_err(|e| ImportError::Instrument(format!("{symbol}: {e}")))?;
+    let instrument = table
+        .intern(spec)
+        .map_err(|e| ImportError::Instrument(format!("{symbol}: {e}")))?;
     let mut reader = HftbacktestReader::open(path)?;
     let mut frames = Vec::new();
     while let Some(item) = reader.next_item()? {
@@ -63,5 +71,11 @@ pub fn load_hftbacktest(path: &Path, limit: Option<usize>) -> Result<ReplayInput
             break;
         }
     }
-    Ok(ReplayInput { venue, symbol, instrument, table, frames })
+    Ok(ReplayInput {
+        venue,
+        symbol,
+        instrument,
+        table,
+        frames,
+    })
 }

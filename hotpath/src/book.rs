@@ -1805,7 +1805,10 @@ pub struct BookSet {
 impl BookSet {
     /// An empty set whose books will use `mode`.
     pub fn new(mode: SyncMode) -> Self {
-        BookSet { books: Vec::new(), mode: Some(mode) }
+        BookSet {
+            books: Vec::new(),
+            mode: Some(mode),
+        }
     }
 
     /// A book for every instrument of `table`, allocated now.
@@ -1829,7 +1832,10 @@ impl BookSet {
         }
         let mode = self.mode.unwrap_or(SyncMode::Snapshot);
         self.books[i].get_or_insert_with(|| {
-            BookSync::new(id, BookConfig::for_venue(table.get(id).venue).with_mode(mode))
+            BookSync::new(
+                id,
+                BookConfig::for_venue(table.get(id).venue).with_mode(mode),
+            )
         })
     }
 

@@ -410,7 +410,11 @@ impl MarketEvent {
     /// overwritten before use and never journaled or published as is.
     pub const PLACEHOLDER: MarketEvent = MarketEvent::base(
         MarketKind::Trade,
-        InstrumentRef { id: InstrumentId::NONE, price_scale: 0, qty_scale: 0 },
+        InstrumentRef {
+            id: InstrumentId::NONE,
+            price_scale: 0,
+            qty_scale: 0,
+        },
         Stamps::new(0, 0),
     );
 

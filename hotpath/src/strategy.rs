@@ -42,9 +42,9 @@ use crate::event::{
 };
 use crate::fixed::Qty;
 use crate::instrument::{InstrumentId, InstrumentRef, InstrumentSpec, InstrumentTable};
+use crate::latency::LatencyReport;
 use crate::runtime::Stage;
 use crate::signals::{SymbolConfig, SymbolConfigError, SymbolSignals};
-use crate::latency::LatencyReport;
 
 /// Counters of the strategy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -57,8 +57,14 @@ fn inspect_and_tail_a_written_journal_and_report_corruption_at_its_offset() {
     {
         let mut a = Appender::open(dir.path(), codec::journal_config()).unwrap();
         for i in 0..10u64 {
-            codec::append_bytes(&mut a, RecordKind::RawFrame, 0, 1_723_161_240_000_000_000 + i, b"{\"frame\":1}")
-                .unwrap();
+            codec::append_bytes(
+                &mut a,
+                RecordKind::RawFrame,
+                0,
+                1_723_161_240_000_000_000 + i,
+                b"{\"frame\":1}",
+            )
+            .unwrap();
         }
     }
     let d = dir.path().to_str().unwrap();
@@ -67,12 +73,18 @@ fn inspect_and_tail_a_written_journal_and_report_corruption_at_its_offset() {
     assert!(out.status.success(), "{s}{}", text(&out.stderr));
     assert!(s.contains("records: 10"), "{s}");
     assert!(s.contains("raw_frame        10"), "{s}");
-    assert!(s.contains("time: 2024-08-08T23:54:00.000000000Z .. 2024-08-08T23:54:00.000000009Z"), "{s}");
+    assert!(
+        s.contains("time: 2024-08-08T23:54:00.000000000Z .. 2024-08-08T23:54:00.000000009Z"),
+        "{s}"
+    );
     assert!(s.contains("crc: ok"), "{s}");
 
     let out = engine(&["journal", "tail", d, "--from", "7"]);
     let s = text(&out.stdout);
-    let seqs: Vec<&str> = s.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let seqs: Vec<&str> = s
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(seqs, ["7", "8", "9"], "{s}");
 
     // Flip one payload byte of the fourth record: inspect must name its segment and offset.
@@ -85,7 +97,10 @@ fn inspect_and_tail_a_written_journal_and_report_corruption_at_its_offset() {
     let out = engine(&["journal", "inspect", d]);
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{s}");
-    assert!(s.contains(&format!("CORRUPT segment 0 offset {offset}")), "{s}");
+    assert!(
+        s.contains(&format!("CORRUPT segment 0 offset {offset}")),
+        "{s}"
+    );
 }
 
 #[test]
@@ -99,9 +114,21 @@ fn bad_input_gets_one_clear_line_and_exit_2() {
         let mut a = Appender::open(dir.path(), JournalConfig::new(0x1234)).unwrap();
         a.append(1, 0, 0, b"x").unwrap();
     }
-    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--capture", "/nonexistent.gz"]);
+    let out = engine(&[
+        "run",
+        "--journal",
+        dir.path().to_str().unwrap(),
+        "--capture",
+        "/nonexistent.gz",
+    ]);
     assert_clean_error(&out, "not found");
-    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--profile", "/nonexistent.toml"]);
+    let out = engine(&[
+        "run",
+        "--journal",
+        dir.path().to_str().unwrap(),
+        "--profile",
+        "/nonexistent.toml",
+    ]);
     assert_clean_error(&out, "cannot read profile");
 
     // A segment file cut inside its header.
@@ -121,7 +148,13 @@ fn run_appends_to_a_journal_of_another_schema_is_refused() {
         let mut a = Appender::open(dir.path(), JournalConfig::new(0x1234)).unwrap();
         a.append(1, 0, 0, b"x").unwrap();
     }
-    let out = engine(&["run", "--journal", dir.path().to_str().unwrap(), "--capture", capture.to_str().unwrap()]);
+    let out = engine(&[
+        "run",
+        "--journal",
+        dir.path().to_str().unwrap(),
+        "--capture",
+        capture.to_str().unwrap(),
+    ]);
     assert_clean_error(&out, "schema");
 }
 
@@ -131,7 +164,10 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
         return;
     };
     let mut journals = Vec::new();
-    for profile in ["tuning/profiles/fused-2core.toml", "tuning/profiles/split-4core.toml"] {
+    for profile in [
+        "tuning/profiles/fused-2core.toml",
+        "tuning/profiles/split-4core.toml",
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let out = engine(&[
             "run",
@@ -160,12 +196,22 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
     let proven = |e: &MarketEvent| e.flags & MarketEvent::FLAG_BOOK_PROVEN != 0;
     assert!(!proven(&a[0]));
     let first = a.iter().position(proven).expect("the book becomes proven");
-    assert!(a[first..].iter().all(proven), "the book lost its proof without a gap");
+    assert!(
+        a[first..].iter().all(proven),
+        "the book lost its proof without a gap"
+    );
     assert!(first < 5_000, "{first}"); // 43 diffs buffered, then the 2,000-level snapshot
-    let line = |s: &str| s.lines().find(|l| l.starts_with("strategy:")).map(str::to_owned);
+    let line = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("strategy:"))
+            .map(str::to_owned)
+    };
     for (_, out) in &journals {
         let l = line(out).expect("strategy line");
-        assert!(l.starts_with(&format!("strategy: {} events, ", a.len())), "{l}");
+        assert!(
+            l.starts_with(&format!("strategy: {} events, ", a.len())),
+            "{l}"
+        );
     }
     // The strategy journals its decisions next to the feed's journal; both layouts decide alike.
     let decisions = |d: &Path| {
@@ -180,7 +226,10 @@ fn fused_and_split_layouts_journal_identical_events_from_a_real_capture() {
         }
         v
     };
-    let (da, db) = (decisions(journals[0].0.path()), decisions(journals[1].0.path()));
+    let (da, db) = (
+        decisions(journals[0].0.path()),
+        decisions(journals[1].0.path()),
+    );
     assert!(!da.is_empty(), "no decision journaled");
     assert_eq!(da, db, "the two layouts decided differently");
 }
@@ -193,7 +242,14 @@ fn sigint_stops_a_paced_run_cleanly_with_a_whole_journal() {
     let dir = tempfile::tempdir().unwrap();
     // Recorded pace: the capture lasts six minutes, so only a signal ends this run early.
     let child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .args(["run", "--speed", "1x", "--capture", capture.to_str().unwrap(), "--journal"])
+        .args([
+            "run",
+            "--speed",
+            "1x",
+            "--capture",
+            capture.to_str().unwrap(),
+            "--journal",
+        ])
         .arg(dir.path())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())

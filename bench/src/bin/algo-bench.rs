@@ -43,7 +43,9 @@ fn utc_date() -> String {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let out = args.out.unwrap_or_else(|| PathBuf::from("bench-results").join(utc_date()));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("bench-results").join(utc_date()));
     std::fs::create_dir_all(&out)?;
     let cores = core_count();
     let opts = SuiteOpts {
