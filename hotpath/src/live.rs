@@ -67,7 +67,8 @@
 //!
 //! Steady state over `ws://` (messages, pings, liveness checks, probes) allocates nothing:
 //! `tests/live_feed.rs` counts the polling thread's allocations over a whole real session. Over
-//! `wss://`, `rustls` allocates per TLS record (see [`net::socket::TlsTransport`]). A (re)connect
+//! `wss://` the steady state is allocation-free too once the handshake is done (see
+//! [`net::socket::TlsTransport`]; `hotpath/net/tests/tls.rs` counts it). A (re)connect
 //! allocates: the `net` crate creates the socket driver's and the WebSocket client's buffers per
 //! connection, and error texts are formatted for the log. Reconnects are rare and already mean
 //! lost data; the journal records them.

@@ -205,7 +205,8 @@ pub enum NetError {
 /// * `write` accepts up to `buf.len()` bytes and returns how many it took (possibly fewer), or
 ///   `Err(WouldBlock)` when it can take none right now. Accepted bytes are sent in order.
 /// * `flush` pushes accepted bytes towards the kernel; `Err(WouldBlock)` while some are pending.
-/// * Hot-path calls never allocate (inside `rustls` excepted, see [`TlsTransport`]).
+/// * Hot-path calls never allocate (for [`TlsTransport`]: once the handshake is done, except
+///   for the rare session ticket or key update).
 pub trait Transport {
     /// The driver behind this connection.
     fn driver(&self) -> DriverKind;
