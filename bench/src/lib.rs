@@ -10,11 +10,14 @@
 //! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring) and
 //! `strategy` (the whole strategy per market event, and its scaling with active symbols).
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
+//!
+//! `sim` is the venue simulator (a Binance-compatible venue on loopback; see its module docs).
 
 pub mod decode;
 pub mod feed;
 pub mod harness;
 pub mod journal;
 pub mod rings;
+pub mod sim;
 pub mod sockets;
 pub mod strategy;

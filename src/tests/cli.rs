@@ -261,7 +261,9 @@ fn sigint_stops_a_paced_run_cleanly_with_a_whole_journal() {
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let started = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Generous: a loaded 2-core CI box can take a while to schedule the stop; the point is
+    // that the run ends on the signal instead of replaying six minutes of capture.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("feed:"), "{s}");

@@ -39,6 +39,7 @@ pub mod exchange_info;
 pub mod reference;
 pub mod scanner;
 mod schema;
+pub mod sign;
 
 pub use error::{DecodeError, DecodeStats, Decoded, ErrorKind, Text};
 pub use exchange_info::{ExchangeInfo, ExchangeInfoError, ScalePolicy, SymbolInfo};

@@ -1,0 +1,1410 @@
+//! The simulator's REST side: a Binance-spot-compatible HTTP/1.1 server on loopback.
+//!
+//! # Endpoints
+//!
+//! | method | path | security | weight |
+//! |---|---|---|---|
+//! | GET | `/api/v3/ping` | none | 1 |
+//! | GET | `/api/v3/time` | none | 1 |
+//! | GET | `/api/v3/exchangeInfo` | none | 20 |
+//! | GET | `/api/v3/depth` | none | 5 / 25 / 50 / 250 by `limit` (≤100 / ≤500 / ≤1000 / ≤5000) |
+//! | POST | `/api/v3/order` | signed | 1 |
+//! | DELETE | `/api/v3/order` | signed | 1 |
+//! | GET | `/api/v3/order` | signed | 4 |
+//! | GET | `/api/v3/openOrders` | signed | 6 with `symbol`, 80 without |
+//! | GET | `/api/v3/account` | signed | 20 |
+//!
+//! # Behaviour copied from Binance
+//!
+//! * **Signatures**: `X-MBX-APIKEY` must name the configured key (`-2014` when absent or
+//!   malformed, `-2015` when unknown, HTTP 401); `signature` is HMAC-SHA256 over the query
+//!   string followed directly by the body, with the `signature` pair itself removed (`-1022`).
+//!   Verification is the gateway's own [`Signer::verify_hex`] (constant-time).
+//! * **Time**: a signed request is accepted when `timestamp < serverTime + 1000` and
+//!   `serverTime - timestamp <= recvWindow` (default 5000, at most 60000: `-1131` above);
+//!   otherwise `-1021`. The server clock can be offset ([`RestConfig::clock_offset_ms`]) to
+//!   replay documented examples or test skew.
+//! * **Weights**: every request to a known endpoint adds its weight to the caller's IP's
+//!   counter for the current window ([`RestConfig::weight_window`], a minute on Binance); every
+//!   response carries `X-MBX-USED-WEIGHT-1M`. A request that takes the counter past
+//!   [`RestConfig::weight_limit`] gets HTTP 429 (`-1003`) with `Retry-After` (seconds to the
+//!   end of the window). A client that keeps sending while told to back off gets 429 again, and
+//!   after [`RestConfig::ignored_429_before_ban`] such requests HTTP 418 (an IP ban of
+//!   [`RestConfig::ban_duration`]), with `Retry-After` until the ban ends; every request during
+//!   the ban gets 418. One difference: a window starts at the IP's first request rather than
+//!   on the clock minute, so tests of the limits are deterministic.
+//! * **Orders**: `LIMIT` (with `timeInForce`) and `LIMIT_MAKER`, validated against
+//!   `PRICE_FILTER`, `LOT_SIZE` and `NOTIONAL` (`-1013`) and the account's free balance
+//!   (`-2010`), which they lock. `newClientOrderId` must be unique among open orders (`-2010`
+//!   "Duplicate order sent."), as on Binance; it may be reused once the order is closed.
+//!   Responses are `ACK`, `RESULT` or `FULL` (the default) shaped exactly like Binance's.
+//! * **Errors**: Binance's JSON bodies (`{"code":-1121,"msg":"Invalid symbol."}`) and HTTP
+//!   statuses (400 for request errors, 401 for key errors, 429/418 for rate limits).
+//!
+//! # Not here (yet)
+//!
+//! Matching: orders rest as `NEW` until cancelled and never fill; `MARKET` and stop orders,
+//! which would need a fill price, are refused (`-1116`). A later task matches resting orders
+//! against replayed trades. `depth` serves a fixed synthetic ladder around a reference price
+//! per symbol, not a replayed book. No order-count limits (`X-MBX-ORDER-COUNT-*` are reported
+//! but not enforced).
+//!
+//! # Mechanics
+//!
+//! Blocking `std::net`, one thread per connection (keep-alive: HTTP/1.1 unless
+//! `Connection: close`), one mutex around the venue state. This is the test venue, not the hot
+//! path: correctness and simplicity over throughput.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hotpath::fixed::{format_decimal, parse_mantissa, ParseError};
+use hotpath::venue::binance::sign::{valid_client_order_id, Signer};
+use serde_json::{json, Value};
+
+/// All prices, quantities and balances are kept at Binance's wire scale of 8 decimals.
+const SCALE: u8 = 8;
+const ONE: i64 = 100_000_000;
+
+/// Configuration of a [`RestServer`].
+#[derive(Clone, Debug)]
+pub struct RestConfig {
+    /// Address to bind; port 0 picks a free one. Loopback by default.
+    pub bind: SocketAddr,
+    /// The one API key accepted.
+    pub api_key: String,
+    /// Its secret.
+    pub api_secret: String,
+    /// Request weight allowed per IP per window (Binance: 6000 per minute).
+    pub weight_limit: u32,
+    /// Length of the weight window (Binance: one minute).
+    pub weight_window: Duration,
+    /// Requests sent during a back-off (after a 429, before its `Retry-After`) that are
+    /// answered with 429 again before the IP is banned with 418.
+    pub ignored_429_before_ban: u32,
+    /// How long a 418 ban lasts (Binance: 2 minutes for a first offence, up to 3 days).
+    pub ban_duration: Duration,
+    /// Added to the wall clock to give the server's time, in milliseconds.
+    pub clock_offset_ms: i64,
+    /// Starting balances: asset and free amount as a decimal string.
+    pub balances: Vec<(String, String)>,
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_key: "simkey".into(),
+            api_secret: "simsecret".into(),
+            weight_limit: 6000,
+            weight_window: Duration::from_secs(60),
+            ignored_429_before_ban: 2,
+            ban_duration: Duration::from_secs(120),
+            clock_offset_ms: 0,
+            balances: vec![
+                ("BTC".into(), "10".into()),
+                ("ETH".into(), "100".into()),
+                ("USDT".into(), "1000000".into()),
+            ],
+        }
+    }
+}
+
+/// A symbol the simulator lists, with Binance's filters at scale 8.
+#[derive(Clone, Copy, Debug)]
+struct Market {
+    symbol: &'static str,
+    base: &'static str,
+    quote: &'static str,
+    min_price: i64,
+    max_price: i64,
+    tick: i64,
+    min_qty: i64,
+    max_qty: i64,
+    step: i64,
+    min_notional: i64,
+    max_notional: i64,
+    /// Mid of the synthetic depth ladder.
+    ref_price: i64,
+}
+
+/// BTCUSDT and ETHUSDT with the filters Binance spot publishes for them.
+const MARKETS: [Market; 2] = [
+    Market {
+        symbol: "BTCUSDT",
+        base: "BTC",
+        quote: "USDT",
+        min_price: ONE / 100,
+        max_price: 1_000_000 * ONE,
+        tick: ONE / 100,
+        min_qty: 1_000,
+        max_qty: 9_000 * ONE,
+        step: 1_000,
+        min_notional: 5 * ONE,
+        max_notional: 9_000_000 * ONE,
+        ref_price: 60_000 * ONE,
+    },
+    Market {
+        symbol: "ETHUSDT",
+        base: "ETH",
+        quote: "USDT",
+        min_price: ONE / 100,
+        max_price: 1_000_000 * ONE,
+        tick: ONE / 100,
+        min_qty: 10_000,
+        max_qty: 9_000 * ONE,
+        step: 10_000,
+        min_notional: 5 * ONE,
+        max_notional: 9_000_000 * ONE,
+        ref_price: 3_000 * ONE,
+    },
+];
+
+fn market(symbol: &str) -> Option<&'static Market> {
+    MARKETS.iter().find(|m| m.symbol == symbol)
+}
+
+/// A value at scale 8 as Binance prints it (`"0.10000000"`).
+fn dec(v: i64) -> String {
+    let mut b = [0u8; 32];
+    let n = format_decimal(v, SCALE, &mut b).unwrap_or(0);
+    String::from_utf8_lossy(&b[..n]).into_owned()
+}
+
+/// A Binance error: HTTP status, code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ApiError {
+    status: u16,
+    code: i32,
+    msg: String,
+}
+
+fn err(status: u16, code: i32, msg: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        msg: msg.into(),
+    }
+}
+
+fn mandatory(name: &str) -> ApiError {
+    err(
+        400,
+        -1102,
+        format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
+    )
+}
+
+/// One resting or closed order.
+#[derive(Clone, Debug)]
+struct Order {
+    symbol: &'static str,
+    order_id: u64,
+    client_order_id: String,
+    price: i64,
+    orig_qty: i64,
+    status: &'static str,
+    time_in_force: &'static str,
+    order_type: &'static str,
+    side: &'static str,
+    time_ms: u64,
+    update_ms: u64,
+}
+
+impl Order {
+    fn is_open(&self) -> bool {
+        self.status == "NEW"
+    }
+
+    /// The asset and amount this order locks while open.
+    fn lock(&self, m: &Market) -> (&'static str, i64) {
+        if self.side == "BUY" {
+            (m.quote, notional(self.price, self.orig_qty))
+        } else {
+            (m.base, self.orig_qty)
+        }
+    }
+
+    /// The order as `GET /api/v3/order` and `openOrders` show it.
+    fn query_json(&self) -> Value {
+        json!({
+            "symbol": self.symbol,
+            "orderId": self.order_id,
+            "orderListId": -1,
+            "clientOrderId": self.client_order_id,
+            "price": dec(self.price),
+            "origQty": dec(self.orig_qty),
+            "executedQty": dec(0),
+            "cummulativeQuoteQty": dec(0),
+            "status": self.status,
+            "timeInForce": self.time_in_force,
+            "type": self.order_type,
+            "side": self.side,
+            "stopPrice": dec(0),
+            "icebergQty": dec(0),
+            "time": self.time_ms,
+            "updateTime": self.update_ms,
+            "isWorking": true,
+            "workingTime": self.time_ms,
+            "origQuoteOrderQty": dec(0),
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        })
+    }
+}
+
+/// `price * qty` at scale 8, rounded up (what a buy locks).
+fn notional(price: i64, qty: i64) -> i64 {
+    let p = i128::from(price) * i128::from(qty);
+    let r = (p + i128::from(ONE) - 1) / i128::from(ONE);
+    i64::try_from(r).unwrap_or(i64::MAX)
+}
+
+/// Per-IP request-weight accounting.
+#[derive(Debug)]
+struct Limiter {
+    window_start: Instant,
+    used: u32,
+    backoff_until: Option<Instant>,
+    ignored: u32,
+    banned_until: Option<Instant>,
+}
+
+/// What the limiter decided for one request.
+enum Admit {
+    Ok,
+    TooMany { retry: Duration },
+    Banned { retry: Duration, until: Instant },
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
+}
+
+/// Venue state behind the server's mutex.
+struct State {
+    orders: Vec<Order>,
+    next_order_id: u64,
+    /// (free, locked) per asset.
+    balances: BTreeMap<String, (i64, i64)>,
+    limiters: HashMap<IpAddr, Limiter>,
+    order_count_10s: (Instant, u32),
+    order_count_1d: u32,
+    update_id: u64,
+}
+
+struct Shared {
+    cfg: RestConfig,
+    signer: Signer,
+    state: Mutex<State>,
+    stop: AtomicBool,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_conn: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panicking handler thread must not take the venue down with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        (wall + self.cfg.clock_offset_ms).max(0) as u64
+    }
+}
+
+/// A running REST venue. Stops (closing every connection) on [`RestServer::shutdown`] or drop.
+pub struct RestServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl RestServer {
+    /// Bind and start serving on a background thread.
+    pub fn start(cfg: RestConfig) -> io::Result<RestServer> {
+        let mut balances = BTreeMap::new();
+        for (asset, amount) in &cfg.balances {
+            let v = parse_mantissa(amount.as_bytes(), SCALE).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("balance of {asset}: {e}"),
+                )
+            })?;
+            balances.insert(asset.clone(), (v, 0));
+        }
+        let listener = TcpListener::bind(cfg.bind)?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            signer: Signer::from_secret_bytes(cfg.api_secret.as_bytes()),
+            cfg,
+            state: Mutex::new(State {
+                orders: Vec::new(),
+                next_order_id: 1,
+                balances,
+                limiters: HashMap::new(),
+                order_count_10s: (Instant::now(), 0),
+                order_count_1d: 0,
+                update_id: 1_000_000,
+            }),
+            stop: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let sh = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name("sim-rest-accept".into())
+            .spawn(move || accept_loop(listener, sh))?;
+        Ok(RestServer {
+            addr,
+            shared,
+            accept: Some(accept),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The server's clock, in milliseconds since the epoch (wall clock plus the offset).
+    pub fn server_time_ms(&self) -> u64 {
+        self.shared.now_ms()
+    }
+
+    /// Number of orders still open (for tests).
+    pub fn open_order_count(&self) -> usize {
+        self.shared
+            .state()
+            .orders
+            .iter()
+            .filter(|o| o.is_open())
+            .count()
+    }
+
+    /// Stop accepting, close every connection and join the accept thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wake the blocking accept.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        for (_, c) in self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            let _ = c.shutdown(Shutdown::Both);
+        }
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        if let Ok(c) = stream.try_clone() {
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, c);
+        }
+        let sh = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("sim-rest-conn".into())
+            .spawn(move || {
+                let _ = serve_connection(stream, &sh);
+                sh.conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+            });
+        if spawned.is_err() {
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+    }
+}
+
+/// A parsed HTTP request.
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    query: Vec<u8>,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    keep_alive: bool,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: usize = 64 * 1024;
+
+/// Read one request; `Ok(None)` on a clean close before any byte.
+fn read_request(r: &mut BufReader<TcpStream>) -> io::Result<Option<Request>> {
+    let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_owned());
+    let mut line = String::new();
+    let mut head = 0usize;
+    // Tolerate blank lines between requests (RFC 9112 §2.2).
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        head += line.len();
+        if !line.trim().is_empty() {
+            break;
+        }
+        if head > MAX_HEAD {
+            return Err(bad("request head too long"));
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("malformed request line"));
+    };
+    let (method, target, version) = (method.to_owned(), target.to_owned(), version.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Err(bad("eof in headers"));
+        }
+        head += line.len();
+        if head > MAX_HEAD {
+            return Err(bad("request head too long"));
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if l.is_empty() {
+            break;
+        }
+        let Some((n, v)) = l.split_once(':') else {
+            return Err(bad("malformed header"));
+        };
+        headers.push((n.trim().to_owned(), v.trim().to_owned()));
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_owned(), q.as_bytes().to_vec()),
+        None => (target.clone(), Vec::new()),
+    };
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        keep_alive: false,
+    };
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        return Err(bad("chunked request bodies are not supported"));
+    }
+    let len = match req.header("content-length") {
+        Some(v) => v.parse::<usize>().map_err(|_| bad("bad content-length"))?,
+        None => 0,
+    };
+    if len > MAX_BODY {
+        return Err(bad("body too large"));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)?;
+    req.body = body;
+    let conn = req.header("connection").map(|v| v.to_ascii_lowercase());
+    req.keep_alive = match conn.as_deref() {
+        Some(c) if c.contains("close") => false,
+        Some(c) if c.contains("keep-alive") => true,
+        _ => version.eq_ignore_ascii_case("HTTP/1.1"),
+    };
+    Ok(Some(req))
+}
+
+/// A response about to be written.
+struct Response {
+    status: u16,
+    body: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        413 => "Payload Too Large",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        _ => "Error",
+    }
+}
+
+fn write_response(w: &mut TcpStream, resp: &Response, keep_alive: bool) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: application/json;charset=UTF-8\r\nContent-Length: {}\r\n",
+        resp.status,
+        reason(resp.status),
+        resp.body.len()
+    );
+    for (n, v) in &resp.headers {
+        out.push_str(n);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
+    }
+    out.push_str(if keep_alive {
+        "Connection: keep-alive\r\n\r\n"
+    } else {
+        "Connection: close\r\n\r\n"
+    });
+    out.push_str(&resp.body);
+    w.write_all(out.as_bytes())?;
+    w.flush()
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let peer = stream.peer_addr()?.ip();
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let req = match read_request(&mut reader) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                let resp = Response {
+                    status: 400,
+                    body: json!({"code": -1000, "msg": format!("Malformed request: {e}")})
+                        .to_string(),
+                    headers: Vec::new(),
+                };
+                let _ = write_response(&mut writer, &resp, false);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let resp = handle(shared, peer, &req);
+        write_response(&mut writer, &resp, req.keep_alive)?;
+        if !req.keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// Which endpoint a request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Ping,
+    Time,
+    ExchangeInfo,
+    Depth,
+    NewOrder,
+    CancelOrder,
+    QueryOrder,
+    OpenOrders,
+    Account,
+}
+
+impl Endpoint {
+    fn route(method: &str, path: &str) -> Option<Endpoint> {
+        Some(match (method, path.trim_end_matches('/')) {
+            ("GET", "/api/v3/ping") => Endpoint::Ping,
+            ("GET", "/api/v3/time") => Endpoint::Time,
+            ("GET", "/api/v3/exchangeInfo") => Endpoint::ExchangeInfo,
+            ("GET", "/api/v3/depth") => Endpoint::Depth,
+            ("POST", "/api/v3/order") => Endpoint::NewOrder,
+            ("DELETE", "/api/v3/order") => Endpoint::CancelOrder,
+            ("GET", "/api/v3/order") => Endpoint::QueryOrder,
+            ("GET", "/api/v3/openOrders") => Endpoint::OpenOrders,
+            ("GET", "/api/v3/account") => Endpoint::Account,
+            _ => return None,
+        })
+    }
+
+    fn signed(self) -> bool {
+        matches!(
+            self,
+            Endpoint::NewOrder
+                | Endpoint::CancelOrder
+                | Endpoint::QueryOrder
+                | Endpoint::OpenOrders
+                | Endpoint::Account
+        )
+    }
+
+    fn weight(self, params: &Params) -> u32 {
+        match self {
+            Endpoint::Ping | Endpoint::Time | Endpoint::NewOrder | Endpoint::CancelOrder => 1,
+            Endpoint::ExchangeInfo | Endpoint::Account => 20,
+            Endpoint::QueryOrder => 4,
+            Endpoint::OpenOrders => {
+                if params.get("symbol").is_some() {
+                    6
+                } else {
+                    80
+                }
+            }
+            Endpoint::Depth => match params
+                .get("limit")
+                .and_then(|l| l.parse::<u32>().ok())
+                .unwrap_or(100)
+            {
+                0..=100 => 5,
+                101..=500 => 25,
+                501..=1000 => 50,
+                _ => 250,
+            },
+        }
+    }
+}
+
+/// Decoded parameters from the query and the body.
+#[derive(Debug, Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, ApiError> {
+        self.get(name).ok_or_else(|| mandatory(name))
+    }
+}
+
+fn unhex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn percent_decode(s: &[u8]) -> String {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => match (unhex(s[i + 1]), unhex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn parse_params(parts: &[&[u8]]) -> Result<Params, ApiError> {
+    let mut p = Params::default();
+    for part in parts {
+        for pair in part.split(|&b| b == b'&').filter(|s| !s.is_empty()) {
+            let (n, v) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = percent_decode(n);
+            if p.0.iter().any(|(x, _)| *x == name) {
+                return Err(err(
+                    400,
+                    -1101,
+                    format!("Duplicate values for parameter '{name}'."),
+                ));
+            }
+            p.0.push((name, percent_decode(v)));
+        }
+    }
+    Ok(p)
+}
+
+/// `raw` without its `signature=…` pair(s), and the (last) signature value. The separators
+/// are kept exactly as the client wrote them around the remaining pairs, so the result is the
+/// byte string the client signed.
+fn strip_signature(raw: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut sig = None;
+    for pair in raw.split(|&b| b == b'&') {
+        if let Some(v) = pair.strip_prefix(b"signature=") {
+            sig = Some(v.to_vec());
+        } else {
+            kept.push(pair);
+        }
+    }
+    (kept.join(&b'&'), sig)
+}
+
+/// Run one request through rate limiting, authentication and the endpoint.
+fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
+    let Some(ep) = Endpoint::route(&req.method, &req.path) else {
+        return Response {
+            status: 404,
+            body: json!({"code": -1000, "msg": format!("Unknown endpoint {} {}", req.method, req.path)})
+                .to_string(),
+            headers: Vec::new(),
+        };
+    };
+    let params = match parse_params(&[&req.query, &req.body]) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e, Vec::new()),
+    };
+    let weight = ep.weight(&params);
+    let now = Instant::now();
+    let (admit, used) = {
+        let mut st = shared.state();
+        admit(&shared.cfg, &mut st, peer, weight, now)
+    };
+    let mut headers = vec![("X-MBX-USED-WEIGHT-1M", used.to_string())];
+    match admit {
+        Admit::Ok => {}
+        Admit::TooMany { retry } => {
+            headers.push(("Retry-After", ceil_secs(retry).to_string()));
+            let e = err(
+                429,
+                -1003,
+                format!(
+                    "Too many requests; current limit of IP({peer}) request weight is {} request weight per 1 MINUTE. \
+                     Please use WebSocket Streams for live updates to avoid polling the API.",
+                    shared.cfg.weight_limit
+                ),
+            );
+            return error_response(&e, headers);
+        }
+        Admit::Banned { retry, until } => {
+            headers.push(("Retry-After", ceil_secs(retry).to_string()));
+            let until_ms =
+                shared.now_ms() + until.saturating_duration_since(now).as_millis() as u64;
+            let e = err(
+                418,
+                -1003,
+                format!(
+                    "Way too much request weight used; IP banned until {until_ms}. \
+                     Please use WebSocket Streams for live updates to avoid bans."
+                ),
+            );
+            return error_response(&e, headers);
+        }
+    }
+    let result = if ep.signed() {
+        authenticate(shared, req, &params)
+            .and_then(|()| dispatch(shared, ep, &params, &mut headers))
+    } else {
+        dispatch(shared, ep, &params, &mut headers)
+    };
+    match result {
+        Ok(v) => Response {
+            status: 200,
+            body: v.to_string(),
+            headers,
+        },
+        Err(e) => error_response(&e, headers),
+    }
+}
+
+fn error_response(e: &ApiError, headers: Vec<(&'static str, String)>) -> Response {
+    Response {
+        status: e.status,
+        body: json!({"code": e.code, "msg": e.msg}).to_string(),
+        headers,
+    }
+}
+
+/// Account `weight` against `peer`; returns the decision and the weight used in the window.
+fn admit(
+    cfg: &RestConfig,
+    st: &mut State,
+    peer: IpAddr,
+    weight: u32,
+    now: Instant,
+) -> (Admit, u32) {
+    let l = st.limiters.entry(peer).or_insert(Limiter {
+        window_start: now,
+        used: 0,
+        backoff_until: None,
+        ignored: 0,
+        banned_until: None,
+    });
+    let window = cfg.weight_window.max(Duration::from_millis(1));
+    while now >= l.window_start + window {
+        l.window_start += window;
+        l.used = 0;
+    }
+    if let Some(until) = l.banned_until {
+        if now < until {
+            return (
+                Admit::Banned {
+                    retry: until - now,
+                    until,
+                },
+                l.used,
+            );
+        }
+        l.banned_until = None;
+    }
+    if let Some(until) = l.backoff_until {
+        if now < until {
+            l.ignored += 1;
+            if l.ignored > cfg.ignored_429_before_ban {
+                let ban_end = now + cfg.ban_duration;
+                l.banned_until = Some(ban_end);
+                l.backoff_until = None;
+                l.ignored = 0;
+                return (
+                    Admit::Banned {
+                        retry: cfg.ban_duration,
+                        until: ban_end,
+                    },
+                    l.used,
+                );
+            }
+            return (Admit::TooMany { retry: until - now }, l.used);
+        }
+        l.backoff_until = None;
+        l.ignored = 0;
+    }
+    l.used = l.used.saturating_add(weight);
+    if l.used > cfg.weight_limit {
+        let end = l.window_start + window;
+        l.backoff_until = Some(end);
+        return (Admit::TooMany { retry: end - now }, l.used);
+    }
+    (Admit::Ok, l.used)
+}
+
+/// Key, signature and timestamp checks of a `SIGNED` endpoint.
+fn authenticate(shared: &Shared, req: &Request, params: &Params) -> Result<(), ApiError> {
+    let key = req.header("X-MBX-APIKEY").unwrap_or("");
+    if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(err(401, -2014, "API-key format invalid."));
+    }
+    if key != shared.cfg.api_key {
+        return Err(err(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        ));
+    }
+    let ts: u64 = params
+        .require("timestamp")?
+        .parse()
+        .map_err(|_| mandatory("timestamp"))?;
+    let (query, qsig) = strip_signature(&req.query);
+    let (body, bsig) = strip_signature(&req.body);
+    let Some(sig) = bsig.or(qsig).filter(|s| !s.is_empty()) else {
+        return Err(mandatory("signature"));
+    };
+    if !shared.signer.verify_hex(&[&query, &body], &sig) {
+        return Err(err(400, -1022, "Signature for this request is not valid."));
+    }
+    let recv_window: u64 = match params.get("recvWindow") {
+        Some(w) => w.parse().map_err(|_| mandatory("recvWindow"))?,
+        None => 5000,
+    };
+    if recv_window > 60_000 {
+        return Err(err(400, -1131, "recvWindow must be less than 60000"));
+    }
+    let server = shared.now_ms();
+    if !(ts < server + 1000 && server.saturating_sub(ts) <= recv_window) {
+        return Err(err(
+            400,
+            -1021,
+            "Timestamp for this request is outside of the recvWindow.",
+        ));
+    }
+    Ok(())
+}
+
+fn symbol_param(params: &Params) -> Result<&'static Market, ApiError> {
+    let s = params.require("symbol")?;
+    market(s).ok_or_else(|| err(400, -1121, "Invalid symbol."))
+}
+
+fn decimal_param(params: &Params, name: &str) -> Result<i64, ApiError> {
+    let v = params.require(name)?;
+    match parse_mantissa(v.as_bytes(), SCALE) {
+        Ok(m) if m > 0 => Ok(m),
+        Ok(_) => Err(err(400, -1013, format!("Invalid {name}."))),
+        Err(ParseError::TooPrecise { .. }) => {
+            Err(err(400, -1111, format!("Parameter '{name}' has too much precision.")))
+        }
+        Err(_) => Err(err(
+            400,
+            -1100,
+            format!("Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."),
+        )),
+    }
+}
+
+fn dispatch(
+    shared: &Shared,
+    ep: Endpoint,
+    params: &Params,
+    headers: &mut Vec<(&'static str, String)>,
+) -> Result<Value, ApiError> {
+    match ep {
+        Endpoint::Ping => Ok(json!({})),
+        Endpoint::Time => Ok(json!({"serverTime": shared.now_ms()})),
+        Endpoint::ExchangeInfo => exchange_info(shared, params),
+        Endpoint::Depth => depth(shared, params),
+        Endpoint::NewOrder => new_order(shared, params, headers),
+        Endpoint::CancelOrder => cancel_order(shared, params),
+        Endpoint::QueryOrder => {
+            let m = symbol_param(params)?;
+            let st = shared.state();
+            let o = find_order(&st, m, params)?;
+            Ok(o.query_json())
+        }
+        Endpoint::OpenOrders => {
+            let filter = match params.get("symbol") {
+                Some(_) => Some(symbol_param(params)?.symbol),
+                None => None,
+            };
+            let st = shared.state();
+            Ok(Value::Array(
+                st.orders
+                    .iter()
+                    .filter(|o| o.is_open() && filter.is_none_or(|s| s == o.symbol))
+                    .map(Order::query_json)
+                    .collect(),
+            ))
+        }
+        Endpoint::Account => {
+            let st = shared.state();
+            let balances: Vec<Value> = st
+                .balances
+                .iter()
+                .map(|(a, (free, locked))| json!({"asset": a, "free": dec(*free), "locked": dec(*locked)}))
+                .collect();
+            Ok(json!({
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "buyerCommission": 0,
+                "sellerCommission": 0,
+                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+                "canTrade": true,
+                "canWithdraw": false,
+                "canDeposit": false,
+                "brokered": false,
+                "requireSelfTradePrevention": false,
+                "preventSor": false,
+                "updateTime": shared.now_ms(),
+                "accountType": "SPOT",
+                "balances": balances,
+                "permissions": ["SPOT"],
+                "uid": 1,
+            }))
+        }
+    }
+}
+
+fn market_json(m: &Market) -> Value {
+    json!({
+        "symbol": m.symbol,
+        "status": "TRADING",
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER"],
+        "icebergAllowed": false,
+        "ocoAllowed": false,
+        "otoAllowed": false,
+        "quoteOrderQtyMarketAllowed": false,
+        "allowTrailingStop": false,
+        "cancelReplaceAllowed": false,
+        "amendAllowed": false,
+        "isSpotTradingAllowed": true,
+        "isMarginTradingAllowed": false,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": dec(m.min_price), "maxPrice": dec(m.max_price), "tickSize": dec(m.tick)},
+            {"filterType": "LOT_SIZE", "minQty": dec(m.min_qty), "maxQty": dec(m.max_qty), "stepSize": dec(m.step)},
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
+            {"filterType": "NOTIONAL", "minNotional": dec(m.min_notional), "applyMinToMarket": true, "maxNotional": dec(m.max_notional), "applyMaxToMarket": false, "avgPriceMins": 5},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    })
+}
+
+fn exchange_info(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let selected: Vec<&Market> = match (params.get("symbol"), params.get("symbols")) {
+        (Some(_), _) => vec![symbol_param(params)?],
+        (None, Some(list)) => {
+            let names: Vec<String> =
+                serde_json::from_str(list).map_err(|_| mandatory("symbols"))?;
+            names
+                .iter()
+                .map(|n| market(n).ok_or_else(|| err(400, -1121, "Invalid symbol.")))
+                .collect::<Result<_, _>>()?
+        }
+        (None, None) => MARKETS.iter().collect(),
+    };
+    Ok(json!({
+        "timezone": "UTC",
+        "serverTime": shared.now_ms(),
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": shared.cfg.weight_limit},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+        ],
+        "exchangeFilters": [],
+        "symbols": selected.into_iter().map(market_json).collect::<Vec<_>>(),
+    }))
+}
+
+fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let m = symbol_param(params)?;
+    let limit = match params.get("limit") {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| mandatory("limit"))?
+            .clamp(1, 5000),
+        None => 100,
+    };
+    let update_id = {
+        let mut st = shared.state();
+        st.update_id += 1;
+        st.update_id
+    };
+    // A fixed ladder: one level per tick away from the reference price, sizes varying
+    // deterministically with the level.
+    let level = |i: usize, side: i64| {
+        let px = m.ref_price + side * (i as i64 + 1) * m.tick;
+        let qty = m.min_qty * (1 + (i as i64 * 7919) % 97);
+        json!([dec(px), dec(qty)])
+    };
+    Ok(json!({
+        "lastUpdateId": update_id,
+        "bids": (0..limit).map(|i| level(i, -1)).collect::<Vec<_>>(),
+        "asks": (0..limit).map(|i| level(i, 1)).collect::<Vec<_>>(),
+    }))
+}
+
+fn random_client_id(shared: &Shared, n: u64) -> String {
+    // Binance generates a 22-character id; this one is unique per server and order.
+    let t = shared.started.elapsed().as_nanos() as u64;
+    format!("sim{:010x}{:09x}", n, t & 0xf_ffff_ffff)
+}
+
+fn new_order(
+    shared: &Shared,
+    params: &Params,
+    headers: &mut Vec<(&'static str, String)>,
+) -> Result<Value, ApiError> {
+    let m = symbol_param(params)?;
+    let side = match params.require("side")? {
+        "BUY" => "BUY",
+        "SELL" => "SELL",
+        _ => return Err(err(400, -1117, "Invalid side.")),
+    };
+    let order_type = match params.require("type")? {
+        "LIMIT" => "LIMIT",
+        "LIMIT_MAKER" => "LIMIT_MAKER",
+        // Needs a fill price: comes with matching.
+        _ => return Err(err(400, -1116, "Invalid orderType.")),
+    };
+    let time_in_force = if order_type == "LIMIT" {
+        match params.require("timeInForce")? {
+            "GTC" => "GTC",
+            "IOC" => "IOC",
+            "FOK" => "FOK",
+            _ => return Err(err(400, -1115, "Invalid timeInForce.")),
+        }
+    } else {
+        if params.get("timeInForce").is_some() {
+            return Err(err(
+                400,
+                -1106,
+                "Parameter 'timeInForce' sent when not required.",
+            ));
+        }
+        "GTC"
+    };
+    let qty = decimal_param(params, "quantity")?;
+    let price = decimal_param(params, "price")?;
+    if price < m.min_price || price > m.max_price || (price - m.min_price) % m.tick != 0 {
+        return Err(err(400, -1013, "Filter failure: PRICE_FILTER"));
+    }
+    if qty < m.min_qty || qty > m.max_qty || (qty - m.min_qty) % m.step != 0 {
+        return Err(err(400, -1013, "Filter failure: LOT_SIZE"));
+    }
+    let value = notional(price, qty);
+    if value < m.min_notional || value > m.max_notional {
+        return Err(err(400, -1013, "Filter failure: NOTIONAL"));
+    }
+    let resp_type = params.get("newOrderRespType").unwrap_or("FULL");
+    if !matches!(resp_type, "ACK" | "RESULT" | "FULL") {
+        return Err(err(400, -1177, "Invalid newOrderRespType."));
+    }
+    let client_id = params.get("newClientOrderId").map(str::to_owned);
+    if let Some(id) = &client_id {
+        if !valid_client_order_id(id.as_bytes()) {
+            return Err(err(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            ));
+        }
+    }
+    let now = shared.now_ms();
+    let mut st = shared.state();
+    // Order counters (reported, not enforced).
+    let since = st.order_count_10s.0.elapsed();
+    if since >= Duration::from_secs(10) {
+        st.order_count_10s = (Instant::now(), 0);
+    }
+    st.order_count_10s.1 += 1;
+    st.order_count_1d += 1;
+    headers.push(("X-MBX-ORDER-COUNT-10S", st.order_count_10s.1.to_string()));
+    headers.push(("X-MBX-ORDER-COUNT-1D", st.order_count_1d.to_string()));
+    if let Some(id) = &client_id {
+        if st
+            .orders
+            .iter()
+            .any(|o| o.is_open() && o.symbol == m.symbol && o.client_order_id == *id)
+        {
+            return Err(err(400, -2010, "Duplicate order sent."));
+        }
+    }
+    let order_id = st.next_order_id;
+    let order = Order {
+        symbol: m.symbol,
+        order_id,
+        client_order_id: client_id.unwrap_or_else(|| random_client_id(shared, order_id)),
+        price,
+        orig_qty: qty,
+        status: "NEW",
+        time_in_force,
+        order_type,
+        side,
+        time_ms: now,
+        update_ms: now,
+    };
+    let (asset, amount) = order.lock(m);
+    let bal = st.balances.entry(asset.to_owned()).or_insert((0, 0));
+    if bal.0 < amount {
+        return Err(err(
+            400,
+            -2010,
+            "Account has insufficient balance for requested action.",
+        ));
+    }
+    bal.0 -= amount;
+    bal.1 += amount;
+    st.next_order_id += 1;
+    let ack = json!({
+        "symbol": order.symbol,
+        "orderId": order.order_id,
+        "orderListId": -1,
+        "clientOrderId": order.client_order_id,
+        "transactTime": now,
+    });
+    let out = if resp_type == "ACK" {
+        ack
+    } else {
+        let mut v = ack;
+        let extra = json!({
+            "price": dec(order.price),
+            "origQty": dec(order.orig_qty),
+            "executedQty": dec(0),
+            "origQuoteOrderQty": dec(0),
+            "cummulativeQuoteQty": dec(0),
+            "status": order.status,
+            "timeInForce": order.time_in_force,
+            "type": order.order_type,
+            "side": order.side,
+            "workingTime": now,
+            "selfTradePreventionMode": "EXPIRE_MAKER",
+        });
+        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+            if resp_type == "FULL" {
+                o.insert("fills".into(), json!([]));
+            }
+        }
+        v
+    };
+    st.orders.push(order);
+    Ok(out)
+}
+
+fn find_order<'a>(st: &'a State, m: &Market, params: &Params) -> Result<&'a Order, ApiError> {
+    find_index(st, m, params).map(|i| &st.orders[i])
+}
+
+fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError> {
+    let by_id = match params.get("orderId") {
+        Some(v) => Some(v.parse::<u64>().map_err(|_| mandatory("orderId"))?),
+        None => None,
+    };
+    let by_client = params.get("origClientOrderId");
+    if by_id.is_none() && by_client.is_none() {
+        return Err(err(
+            400,
+            -1102,
+            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+        ));
+    }
+    // A client id may have been reused after its first order closed: the newest one wins.
+    st.orders
+        .iter()
+        .rposition(|o| {
+            o.symbol == m.symbol
+                && by_id.is_none_or(|id| o.order_id == id)
+                && by_client.is_none_or(|c| o.client_order_id == c)
+        })
+        .ok_or_else(|| err(400, -2013, "Order does not exist."))
+}
+
+fn cancel_order(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let m = symbol_param(params)?;
+    let now = shared.now_ms();
+    let mut st = shared.state();
+    let idx = find_index(&st, m, params).map_err(|e| {
+        if e.code == -2013 {
+            err(400, -2011, "Unknown order sent.")
+        } else {
+            e
+        }
+    })?;
+    if !st.orders[idx].is_open() {
+        return Err(err(400, -2011, "Unknown order sent."));
+    }
+    let cancel_id = params
+        .get("newClientOrderId")
+        .map(str::to_owned)
+        .unwrap_or_else(|| random_client_id(shared, st.orders[idx].order_id));
+    let (asset, amount) = st.orders[idx].lock(m);
+    if let Some(bal) = st.balances.get_mut(asset) {
+        bal.0 += amount;
+        bal.1 -= amount;
+    }
+    let o = &mut st.orders[idx];
+    o.status = "CANCELED";
+    o.update_ms = now;
+    Ok(json!({
+        "symbol": o.symbol,
+        "origClientOrderId": o.client_order_id,
+        "orderId": o.order_id,
+        "orderListId": -1,
+        "clientOrderId": cancel_id,
+        "transactTime": now,
+        "price": dec(o.price),
+        "origQty": dec(o.orig_qty),
+        "executedQty": dec(0),
+        "origQuoteOrderQty": dec(0),
+        "cummulativeQuoteQty": dec(0),
+        "status": o.status,
+        "timeInForce": o.time_in_force,
+        "type": o.order_type,
+        "side": o.side,
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_signature_keeps_the_signed_bytes() {
+        let (q, s) = strip_signature(b"a=1&b=2&signature=abc");
+        assert_eq!(
+            (q.as_slice(), s.as_deref()),
+            (&b"a=1&b=2"[..], Some(&b"abc"[..]))
+        );
+        let (q, s) = strip_signature(b"signature=abc&a=1");
+        assert_eq!(
+            (q.as_slice(), s.as_deref()),
+            (&b"a=1"[..], Some(&b"abc"[..]))
+        );
+        let (q, s) = strip_signature(b"");
+        assert_eq!((q.as_slice(), s), (&b""[..], None));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode(b"a%2Fb+c%3a"), "a/b c:");
+        assert_eq!(percent_decode(b"100%"), "100%");
+        assert_eq!(percent_decode(b"%zz"), "%zz");
+    }
+
+    #[test]
+    fn notional_rounds_up() {
+        assert_eq!(notional(60_000 * ONE, 1_000), 60 * ONE / 100);
+        assert_eq!(notional(1, 1), 1);
+    }
+}
