@@ -308,3 +308,27 @@ pub struct SuiteOpts {
     /// Directory for HDR percentile files.
     pub out_dir: PathBuf,
 }
+
+/// The CPU affinity mask of the calling thread, to hand back to [`restore_affinity`].
+///
+/// A suite that pins the harness's main thread (to measure in it) narrows the mask every later
+/// thread inherits, and `core_affinity` then only sees that one core: the next suite's
+/// "two pinned threads" would share it and measure the scheduler tick. The binary saves the
+/// mask before the suites and restores it after each one.
+pub fn save_affinity() -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is a plain bitmask for which all-zero is valid; sched_getaffinity writes
+    // at most size_of::<cpu_set_t>() bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+        set
+    }
+}
+
+/// Restores the calling thread's affinity mask saved by [`save_affinity`].
+pub fn restore_affinity(set: &libc::cpu_set_t) {
+    // SAFETY: `set` is a valid mask of the right size; pid 0 is the calling thread.
+    unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set);
+    }
+}

@@ -2,7 +2,7 @@
 //! `bench-results/<date>/<suite>.json` plus HDR percentile files next to them.
 
 use anyhow::{bail, Result};
-use bench::harness::{core_count, Report, SuiteOpts};
+use bench::harness::{core_count, restore_affinity, save_affinity, Report, SuiteOpts};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -58,6 +58,9 @@ fn main() -> Result<()> {
     let wanted: Vec<&str> = args.suite.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
     let mut reports: Vec<Report> = Vec::new();
+    // Suites that measure on the main thread pin it; every later suite must start from the
+    // whole machine again (see `harness::save_affinity`).
+    let affinity = save_affinity();
     for name in ["rings", "journal", "decode", "sockets", "feed", "strategy"] {
         if !(all || wanted.contains(&name)) {
             continue;
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
             "strategy" => bench::strategy::run(&opts)?,
             _ => unreachable!("suite list is fixed above"),
         };
+        restore_affinity(&affinity);
         println!("{}", report.table());
         let path = report.save(&out)?;
         println!("saved {}\n", path.display());
