@@ -19,12 +19,15 @@
 //!   compile-time [`SCHEMA_HASH`](codec::SCHEMA_HASH).
 //! * The [`runtime`] runs **stages** (units of work with a bounded `poll()`) on pinned threads
 //!   connected by `ringbuffers` SPSC rings, with the thread layout chosen by configuration.
-//! * Stages still to come, in data-flow order: `net` (mio / io_uring sockets, TLS, in-place
-//!   WebSocket frames, Onload detection), the venue codecs (Binance spot/USD-M/COIN-M JSON into
-//!   `MarketEvent`s, order encoding and signing, execution reports into `ExecEvent`s), the L2
-//!   `book` with sequence checks, order-flow `analytics` and `signals` (the four-level
-//!   decision), the `risk` gate and position monitor, and the `gateway` that sends orders and
-//!   keeps the order state machine.
+//! * The stages, in data-flow order: the [`feed`] reads frames from a [`live`] Binance
+//!   WebSocket (sockets, TLS and RFC 6455 come from the `net` crate, REST depth snapshots from the
+//!   cold [`snapshot`] fetcher) or from a replayed capture, decodes them with the [`venue`]
+//!   codecs, keeps the L2 [`book`]s with their sequence checks, journals everything and publishes
+//!   `MarketEvent`s; the [`strategy`] stage runs the per-symbol [`analytics`] and the four-level
+//!   decision of [`signals`], journals each `Decision` and emits `OrderIntent`s. [`latency`]
+//!   holds the per-hop histograms recorded from the events' stamps.
+//! * Still to come: the risk gate and position monitor, and the gateway that sends orders (the
+//!   request signing in [`venue::binance::sign`] is in place) and keeps the order state machine.
 
 pub mod analytics;
 pub mod book;
