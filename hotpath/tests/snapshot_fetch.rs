@@ -108,48 +108,15 @@ static GLOBAL: Counting = Counting;
 // ------------------------------------------------------------------------------------------
 
 fn must_run() -> bool {
-    datadir::data_required()
-        || ["ALGO_REQUIRE_DATA", "CI"]
-            .iter()
-            .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty() && s != "0" && s != "false"))
+    datadir::data_required() || testkit::peers_required()
 }
 
-fn has_websockets(py: &Path) -> bool {
-    py.exists()
-        && Command::new(py)
-            .args(["-c", "import websockets.asyncio.server, http.server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-}
+/// Python modules the peer scripts import.
+const PEER_MODULE: &str = "websockets.asyncio.server, http.server";
 
-/// The venv's python with `websockets`, setting it up if needed; `Err(why)` if impossible.
+/// The venv's python with the peer's modules, set up by `scripts/setup-python.sh` if needed.
 fn python() -> Result<PathBuf, String> {
-    let root = datadir::workspace_root();
-    let py = root.join(".venv/bin/python");
-    if has_websockets(&py) {
-        return Ok(py);
-    }
-    eprintln!("snapshot_fetch: running scripts/setup-python.sh");
-    let out = Command::new("bash")
-        .arg(root.join("scripts/setup-python.sh"))
-        .current_dir(&root)
-        .output()
-        .map_err(|e| format!("cannot run scripts/setup-python.sh: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "scripts/setup-python.sh failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    if has_websockets(&py) {
-        Ok(py)
-    } else {
-        Err("websockets still not importable from .venv after setup".into())
-    }
+    testkit::python_with(PEER_MODULE)
 }
 
 /// The capture path and python, or `None` (after saying why) when the test must skip.
