@@ -31,8 +31,6 @@
 //! Skips with a message when the capture or Python is missing, unless `ALGO_REQUIRE_DATA` or
 //! `CI` is set, in which case it fails.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -73,46 +71,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 // Allocation counting (threads opt in)
 // ------------------------------------------------------------------------------------------
 
-/// Counts allocations made by threads that set [`TRACK`].
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count_alloc() {
-    if TRACK.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 // ------------------------------------------------------------------------------------------
 // Python
@@ -389,8 +349,8 @@ impl Stage for Collect {
             if !self.armed {
                 self.armed = true;
                 self.allocs_at_arm
-                    .store(ALLOCS.load(Ordering::Relaxed), Ordering::Relaxed);
-                TRACK.with(|t| t.set(true));
+                    .store(testkit::tracked_allocations(), Ordering::Relaxed);
+                testkit::track_thread(true);
             }
             self.count
                 .store(self.events.len() as u64, Ordering::Release);
@@ -398,7 +358,7 @@ impl Stage for Collect {
         n
     }
     fn shutdown(&mut self) {
-        TRACK.with(|t| t.set(false));
+        testkit::track_thread(false);
         *self.out.lock().unwrap() = std::mem::take(&mut self.events);
     }
 }
@@ -507,7 +467,7 @@ fn run_live(
         "a stage panicked"
     );
     // Only this test's hot thread counts (SERIAL keeps the scenarios apart).
-    let hot_allocs = ALLOCS.load(Ordering::Relaxed) - allocs_at_arm.load(Ordering::Relaxed);
+    let hot_allocs = testkit::tracked_allocations() - allocs_at_arm.load(Ordering::Relaxed);
     let elapsed = t0.elapsed();
     let feed = *feed_report.lock().unwrap();
     let published = std::mem::take(&mut *collected.lock().unwrap());

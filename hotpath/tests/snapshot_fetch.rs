@@ -24,12 +24,10 @@
 //! Skips with a message when the capture or Python is missing, unless `ALGO_REQUIRE_DATA` or
 //! `CI` is set, in which case it fails.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -63,45 +61,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 // Allocation counting (threads opt in)
 // ------------------------------------------------------------------------------------------
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static TRACK: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count_alloc() {
-    if TRACK.try_with(Cell::get).unwrap_or(false) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        count_alloc();
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
 // ------------------------------------------------------------------------------------------
 // Python peers
@@ -518,17 +479,17 @@ fn live_books_become_proven_and_reprove_after_reconnect() {
     let mut was_proven = false;
     let mut restored_at_event = None;
     let deadline = Instant::now() + Duration::from_secs(90);
-    TRACK.with(|t| t.set(true));
+    testkit::track_thread(true);
     loop {
         let c0 = feed.counters();
         let proven0 = feed.books().proven(id);
         let e0 = events.len();
-        let a0 = ALLOCS.load(Ordering::Relaxed);
+        let a0 = testkit::tracked_allocations();
         feed.poll();
         while let Some(e) = rx.try_pop() {
             events.push(e);
         }
-        let a1 = ALLOCS.load(Ordering::Relaxed);
+        let a1 = testkit::tracked_allocations();
         let c1 = feed.counters();
         let proven1 = feed.books().proven(id);
         let session_stood = c1.disconnects == c0.disconnects
@@ -552,7 +513,7 @@ fn live_books_become_proven_and_reprove_after_reconnect() {
             break;
         }
         if Instant::now() > deadline {
-            TRACK.with(|t| t.set(false));
+            testkit::track_thread(false);
             panic!(
                 "not done within 90 s: live {:?} feed {:?} snapshots {:?} ws {:?} rest {:?}",
                 live_stats.snapshot(),
@@ -563,7 +524,7 @@ fn live_books_become_proven_and_reprove_after_reconnect() {
             );
         }
     }
-    TRACK.with(|t| t.set(false));
+    testkit::track_thread(false);
     // The server's last ping must be answered before it reports DONE: keep polling.
     let done_by = Instant::now() + Duration::from_secs(10);
     while ws.logged("DONE ").is_empty() {

@@ -13,7 +13,11 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Allocations made by threads that called [`track_thread`]`(true)`, process-wide.
+static TRACKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 thread_local! {
+    static TRACK: Cell<bool> = const { Cell::new(false) };
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
     static DEALLOCATIONS: Cell<u64> = const { Cell::new(0) };
@@ -27,6 +31,13 @@ thread_local! {
 pub struct CountingAllocator;
 
 impl CountingAllocator {
+    #[inline]
+    fn note_tracked() {
+        if TRACK.try_with(Cell::get).unwrap_or(false) {
+            TRACKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     #[inline]
     fn note(counter: &'static std::thread::LocalKey<Cell<u64>>) {
         // `try_with`: the thread-locals are const-initialised without destructors, so this
@@ -44,18 +55,21 @@ impl CountingAllocator {
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         Self::note(&ALLOCATIONS);
+        Self::note_tracked();
         // SAFETY: forwarded with the caller's guarantees (non-zero-size layout).
         unsafe { System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         Self::note(&ALLOCATIONS);
+        Self::note_tracked();
         // SAFETY: as above.
         unsafe { System.alloc_zeroed(layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         Self::note(&ALLOCATIONS);
+        Self::note_tracked();
         // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -65,6 +79,18 @@ unsafe impl GlobalAlloc for CountingAllocator {
         // SAFETY: `ptr` was allocated by this allocator (i.e. by `System`) with `layout`.
         unsafe { System.dealloc(ptr, layout) }
     }
+}
+
+/// Starts (`true`) or stops counting the calling thread's allocations into the process-wide
+/// [`tracked_allocations`] total: for code under test that runs on a thread the test does not
+/// control (a stage on a runtime thread), read from the test's own thread.
+pub fn track_thread(on: bool) {
+    TRACK.with(|t| t.set(on));
+}
+
+/// Allocations made so far by every thread while it was tracked (see [`track_thread`]).
+pub fn tracked_allocations() -> u64 {
+    TRACKED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Allocation counts of one [`count_allocations`] call.
@@ -162,5 +188,33 @@ pub fn python(module: &str) -> Option<PathBuf> {
             eprintln!("skipping: Python peer `{module}` unavailable: {why}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[global_allocator]
+    static GLOBAL: CountingAllocator = CountingAllocator;
+
+    #[test]
+    fn counts_this_thread_and_tracked_threads() {
+        let (v, c) = count_allocations(|| vec![1u8; 64]);
+        assert_eq!(c.allocations, 1);
+        drop(v);
+        let (_, c) = count_allocations(|| 1 + 1);
+        assert_eq!(c, AllocCount::default());
+
+        let before = tracked_allocations();
+        std::thread::spawn(|| {
+            track_thread(true);
+            let v = std::hint::black_box(vec![0u64; 8]);
+            track_thread(false);
+            drop(v);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(tracked_allocations() - before, 1);
     }
 }
