@@ -29,6 +29,34 @@
 //! * Still to come: the risk gate and position monitor, and the gateway that sends orders (the
 //!   request signing in [`venue::binance::sign`] is in place) and keeps the order state machine.
 
+/// Declares a set of `u64` counters written by one thread and read by others: `$stats` holds
+/// them as `AtomicU64`s (written with plain relaxed stores by the owning thread, so no
+/// read-modify-write on the hot path), `$counters` is a plain snapshot, `$stats::snapshot`
+/// takes one.
+macro_rules! atomic_counters {
+    ($(#[$sm:meta])* $stats:ident, $(#[$cm:meta])* $counters:ident,
+     $( $(#[$m:meta])* $f:ident ),+ $(,)?) => {
+        $(#[$sm])*
+        #[derive(Debug, Default)]
+        pub struct $stats {
+            $( $(#[$m])* $f: std::sync::atomic::AtomicU64, )+
+        }
+
+        $(#[$cm])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $counters {
+            $( $(#[$m])* pub $f: u64, )+
+        }
+
+        impl $stats {
+            /// The current values.
+            pub fn snapshot(&self) -> $counters {
+                $counters { $( $f: self.$f.load(std::sync::atomic::Ordering::Relaxed), )+ }
+            }
+        }
+    };
+}
+
 pub mod analytics;
 pub mod book;
 pub mod codec;

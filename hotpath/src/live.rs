@@ -598,32 +598,12 @@ impl LiveClock for ManualClock {
 // Statistics
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! live_stats {
-    ($( $(#[$m:meta])* $f:ident ),+ $(,)?) => {
-        /// Counters of a [`LiveSource`], shared through [`LiveSource::stats`]. Written only by
-        /// the thread polling the source (plain relaxed stores, no read-modify-write on the hot
-        /// path), readable from any thread.
-        #[derive(Debug, Default)]
-        pub struct LiveStats {
-            $( $(#[$m])* $f: AtomicU64, )+
-        }
-
-        /// A snapshot of [`LiveStats`].
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct LiveCounters {
-            $( $(#[$m])* pub $f: u64, )+
-        }
-
-        impl LiveStats {
-            /// The current values.
-            pub fn snapshot(&self) -> LiveCounters {
-                LiveCounters { $( $f: self.$f.load(Ordering::Relaxed), )+ }
-            }
-        }
-    };
-}
-
-live_stats! {
+atomic_counters! {
+    /// Counters of a [`LiveSource`], shared through [`LiveSource::stats`]. Written only by
+    /// the thread polling the source, readable from any thread.
+    LiveStats,
+    /// A snapshot of [`LiveStats`].
+    LiveCounters,
     /// Connection attempts started.
     connect_attempts,
     /// Attempts that failed before the WebSocket handshake completed (refused, timed out,

@@ -309,30 +309,11 @@ struct Ready {
     failure: Option<SnapshotFailure>,
 }
 
-macro_rules! snapshot_stats {
-    ($( $(#[$m:meta])* $f:ident ),+ $(,)?) => {
-        /// Counters of a [`SnapshotFetcher`], written by its thread, readable from any thread.
-        #[derive(Debug, Default)]
-        pub struct SnapshotStats {
-            $( $(#[$m])* $f: AtomicU64, )+
-        }
-
-        /// A snapshot of [`SnapshotStats`].
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-        pub struct SnapshotCounters {
-            $( $(#[$m])* pub $f: u64, )+
-        }
-
-        impl SnapshotStats {
-            /// The current values.
-            pub fn snapshot(&self) -> SnapshotCounters {
-                SnapshotCounters { $( $f: self.$f.load(Ordering::Relaxed), )+ }
-            }
-        }
-    };
-}
-
-snapshot_stats! {
+atomic_counters! {
+    /// Counters of a [`SnapshotFetcher`], written by its thread, readable from any thread.
+    SnapshotStats,
+    /// A snapshot of [`SnapshotStats`].
+    SnapshotCounters,
     /// Requests taken from the ring.
     requests,
     /// HTTP requests sent (attempts, including retries).
