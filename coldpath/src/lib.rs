@@ -8,10 +8,11 @@
 //! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
 //! exact per-symbol statistics from a journal (`algo-engine journal stats`); [`replay`] loads
 //! a capture into memory for the feed stage to replay (`algo-engine run`, the feed benchmark).
-//! Storage export, notifications, reconciliation, metrics and the admin API join it as further
+//! [`cursor`] persists where each cold consumer resumes after a restart. Storage export, notifications, reconciliation, metrics and the admin API join it as further
 //! tailers.
 
 pub mod capture;
+pub mod cursor;
 pub mod import;
 pub mod inspect;
 pub mod replay;
