@@ -40,6 +40,10 @@ pub enum Command {
     /// journal's market records): outcome, the level that rejected it and why, every value and
     /// threshold.
     Explain(crate::explain_cmd::ExplainArgs),
+    /// Feed a recorded journal's raw frames through the same stages again and check that every
+    /// decision and order intent is byte-identical to the recorded ones (exit 1 at the first
+    /// difference, which is printed).
+    Replay(crate::replay_cmd::ReplayArgs),
 }
 
 /// `algo-engine journal ...`
@@ -97,5 +101,6 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Record(args) => crate::record_cmd::run(args),
         Command::Analytics(args) => crate::analytics_cmd::run(args),
         Command::Explain(args) => crate::explain_cmd::run(args),
+        Command::Replay(args) => crate::replay_cmd::run(args),
     }
 }

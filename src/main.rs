@@ -2,7 +2,8 @@
 //!
 //! Each subcommand is a thin layer over the crates: `journal` over `coldpath::inspect`,
 //! `run` over the stage runtime in `hotpath::runtime` with the wiring in [`pipeline`], `record`
-//! over the same stages with the live source of `hotpath::live` ([`record_cmd`]).
+//! over the same stages with the live source of `hotpath::live` ([`record_cmd`]), `replay` over
+//! the same stages fed from a journal, checked for identical decisions ([`replay_cmd`]).
 //! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
 
 mod analytics_cmd;
@@ -12,6 +13,7 @@ mod import_cmd;
 mod journal_cmd;
 mod pipeline;
 mod record_cmd;
+mod replay_cmd;
 mod signals;
 
 use clap::Parser;

@@ -48,7 +48,8 @@ pub struct RunArgs {
     pub ring: usize,
 }
 
-fn parse_speed(s: &str) -> Result<Option<f64>> {
+/// `--speed`: `max` (None) or a positive multiple of recorded time (`1x`, `10x`).
+pub fn parse_speed(s: &str) -> Result<Option<f64>> {
     if s == "max" {
         return Ok(None);
     }
@@ -97,6 +98,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     let appender =
         ringbuffers::journal::Appender::open(&args.journal, hotpath::codec::journal_config())
             .with_context(|| format!("opening journal {}", args.journal.display()))?;
+    coldpath::import::write_instruments(&args.journal, &input.table, "builtin")?;
 
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.next_power_of_two());
     let feed_done = Arc::new(AtomicBool::new(false));

@@ -237,6 +237,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let appender =
         ringbuffers::journal::Appender::open(&args.out, hotpath::codec::journal_config())
             .with_context(|| format!("opening journal {}", args.out.display()))?;
+    let source_name = if args.exchange_info.is_some() {
+        "exchange_info"
+    } else {
+        "builtin"
+    };
+    coldpath::import::write_instruments(&args.out, table, source_name)?;
 
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.max(2).next_power_of_two());
     // A live source never ends, so `done` stays false; the stop flag ends the run.

@@ -102,6 +102,137 @@ pub struct InstrumentInfo {
     pub step: String,
     /// Where the definition came from: `exchange_info`, `builtin` or `derived`.
     pub source: String,
+    /// Minimum order quantity, exact decimal (absent in journals written before it was
+    /// recorded: then the built-in spec or the step is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_qty: Option<String>,
+    /// Minimum order notional, exact decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_notional: Option<String>,
+    /// Contract size, exact decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_size: Option<String>,
+}
+
+impl InstrumentInfo {
+    /// The stored form of `spec` (instrument `id`), defined by `source`.
+    pub fn from_spec(id: InstrumentId, spec: &InstrumentSpec, source: &str) -> InstrumentInfo {
+        InstrumentInfo {
+            id: id.0,
+            venue: spec.venue.name().to_string(),
+            symbol: spec.symbol.as_str().to_string(),
+            kind: kind_name(spec.kind).to_string(),
+            price_scale: spec.price_scale,
+            qty_scale: spec.qty_scale,
+            tick: spec.tick.to_decimal(spec.price_scale).to_string(),
+            step: spec.step.to_decimal(spec.qty_scale).to_string(),
+            source: source.to_string(),
+            min_qty: Some(spec.min_qty.to_decimal(spec.qty_scale).to_string()),
+            min_notional: Some(spec.min_notional.to_string()),
+            contract_size: Some(spec.contract_size.to_string()),
+        }
+    }
+
+    /// The spec this entry describes.
+    pub fn to_spec(&self) -> Result<InstrumentSpec, ImportError> {
+        let bad = |what: &str| {
+            ImportError::Instrument(format!("{} in {INSTRUMENTS_FILE}: {what}", self.symbol))
+        };
+        let venue = Venue::from_name(&self.venue).ok_or_else(|| bad("unknown venue"))?;
+        let kind = kind_from_name(&self.kind).ok_or_else(|| bad("unknown kind"))?;
+        let builtin = builtin_spec(venue, &self.symbol);
+        let min_qty = match (&self.min_qty, &builtin) {
+            (Some(q), _) => q.clone(),
+            (None, Some(b)) => b.min_qty.to_decimal(b.qty_scale).to_string(),
+            (None, None) => self.step.clone(),
+        };
+        let min_notional = match (&self.min_notional, &builtin) {
+            (Some(n), _) => n.clone(),
+            (None, Some(b)) => b.min_notional.to_string(),
+            (None, None) => "0".to_string(),
+        };
+        let mut spec = InstrumentSpec::from_filters(
+            venue,
+            self.symbol.as_bytes(),
+            kind,
+            self.tick.as_bytes(),
+            self.step.as_bytes(),
+            min_qty.as_bytes(),
+            min_notional.as_bytes(),
+        )
+        .map_err(|e| bad(&e.to_string()))?;
+        // The journal's events are at the stored scales, which may carry more decimals than
+        // the tick needs (venue scale); keep them.
+        spec.price_scale = self.price_scale;
+        spec.qty_scale = self.qty_scale;
+        spec.tick = Price::parse(self.tick.as_bytes(), self.price_scale)
+            .map_err(|e| bad(&format!("tick: {e:?}")))?;
+        spec.step = Qty::parse(self.step.as_bytes(), self.qty_scale)
+            .map_err(|e| bad(&format!("step: {e:?}")))?;
+        spec.min_qty = Qty::parse(min_qty.as_bytes(), self.qty_scale)
+            .map_err(|e| bad(&format!("min qty: {e:?}")))?;
+        match (&self.contract_size, &builtin) {
+            (Some(c), _) => {
+                spec.contract_size = Decimal::parse(c.as_bytes())
+                    .map_err(|e| bad(&format!("contract size: {e:?}")))?
+            }
+            (None, Some(b)) => spec.contract_size = b.contract_size,
+            (None, None) => {}
+        }
+        spec.validate().map_err(|e| bad(&e.to_string()))?;
+        Ok(spec)
+    }
+}
+
+/// The instrument table of a journal, rebuilt from its [`INSTRUMENTS_FILE`] with the same ids
+/// (a replay decodes the journal's raw frames into events with the ids the engine used).
+pub fn table_from_infos(infos: &[InstrumentInfo]) -> Result<InstrumentTable, ImportError> {
+    let mut sorted: Vec<&InstrumentInfo> = infos.iter().collect();
+    sorted.sort_by_key(|i| i.id);
+    let mut table = InstrumentTable::with_capacity(sorted.len().max(1));
+    for info in sorted {
+        let id = table
+            .intern(info.to_spec()?)
+            .map_err(|e| ImportError::Instrument(format!("{}: {e}", info.symbol)))?;
+        if id.0 != info.id {
+            return Err(ImportError::Instrument(format!(
+                "{}: ids in {INSTRUMENTS_FILE} are not dense (expected {}, got {})",
+                info.symbol, id.0, info.id
+            )));
+        }
+    }
+    Ok(table)
+}
+
+/// Writes `table` as [`INSTRUMENTS_FILE`] into journal directory `dir` (every entry with
+/// `source`), so tools reading the journal later know its instruments.
+pub fn write_instruments(
+    dir: &Path,
+    table: &InstrumentTable,
+    source: &str,
+) -> Result<(), ImportError> {
+    let infos: Vec<InstrumentInfo> = table
+        .iter()
+        .map(|(id, s)| InstrumentInfo::from_spec(id, s, source))
+        .collect();
+    let json =
+        serde_json::to_vec_pretty(&infos).map_err(|e| ImportError::Output(e.to_string()))?;
+    let path = dir.join(INSTRUMENTS_FILE);
+    std::fs::write(&path, json)
+        .map_err(|e| ImportError::Output(format!("writing {}: {e}", path.display())))
+}
+
+/// The [`InstrumentKind`] named by [`kind_name`].
+pub fn kind_from_name(name: &str) -> Option<InstrumentKind> {
+    Some(match name {
+        "spot" => InstrumentKind::Spot,
+        "perp" => InstrumentKind::Perp,
+        "inverse_perp" => InstrumentKind::InversePerp,
+        "future" => InstrumentKind::Future,
+        "inverse_future" => InstrumentKind::InverseFuture,
+        "forex" => InstrumentKind::Forex,
+        _ => return None,
+    })
 }
 
 /// Name of an [`InstrumentKind`].
@@ -443,21 +574,9 @@ impl Engine {
     fn instrument_infos(&self) -> Vec<InstrumentInfo> {
         self.table
             .iter()
-            .map(|(id, s)| InstrumentInfo {
-                id: id.0,
-                venue: s.venue.name().to_string(),
-                symbol: s.symbol.as_str().to_string(),
-                kind: kind_name(s.kind).to_string(),
-                price_scale: s.price_scale,
-                qty_scale: s.qty_scale,
-                tick: s.tick.to_decimal(s.price_scale).to_string(),
-                step: s.step.to_decimal(s.qty_scale).to_string(),
-                source: self
-                    .sources
-                    .get(&id.0)
-                    .copied()
-                    .unwrap_or("builtin")
-                    .to_string(),
+            .map(|(id, s)| {
+                let source = self.sources.get(&id.0).copied().unwrap_or("builtin");
+                InstrumentInfo::from_spec(id, s, source)
             })
             .collect()
     }

@@ -508,7 +508,7 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         let r = codec::append_bytes(
             &mut self.journal,
             RecordKind::RawFrame,
-            0,
+            raw_frame_flags(snapshot_of),
             recv_ns,
             &self.buf[..len.min(self.buf.len())],
         );
@@ -600,12 +600,39 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
     }
 }
 
+/// `RawFrame` journal flag: the frame is a REST depth snapshot; the low 15 bits hold the
+/// instrument it was fetched for. A live session fetches snapshots for several symbols and the
+/// spot body names none, so without this a replay of the journal could not tell whose book a
+/// snapshot belongs to.
+pub const RAW_FLAG_SNAPSHOT: u16 = 0x8000;
+
+/// The `RawFrame` journal flags of a frame with `snapshot_of` (see [`RAW_FLAG_SNAPSHOT`]).
+#[inline]
+pub const fn raw_frame_flags(snapshot_of: Option<InstrumentId>) -> u16 {
+    match snapshot_of {
+        Some(id) if id.0 < RAW_FLAG_SNAPSHOT as u32 => RAW_FLAG_SNAPSHOT | id.0 as u16,
+        _ => 0,
+    }
+}
+
+/// The instrument a journaled `RawFrame` with `flags` is a depth snapshot of, if it is one.
+#[inline]
+pub const fn raw_frame_snapshot_of(flags: u16) -> Option<InstrumentId> {
+    if flags & RAW_FLAG_SNAPSHOT != 0 {
+        Some(InstrumentId((flags & !RAW_FLAG_SNAPSHOT) as u32))
+    } else {
+        None
+    }
+}
+
 /// A capture held in memory and replayed as a [`FrameSource`], at recorded pace or as fast as
 /// the feed can take it. Loading happens before the hot loop starts, so replay does no file I/O
 /// and no allocation on the hot thread.
 pub struct ReplaySource {
     bytes: Vec<u8>,
     frames: Vec<(u64, u32, u32)>,
+    /// Per frame, the instrument it is a depth snapshot of (empty when no frame is one).
+    snapshots: Vec<Option<InstrumentId>>,
     next: usize,
     speed: Option<f64>,
     clock: quanta::Clock,
@@ -625,11 +652,33 @@ impl ReplaySource {
         ReplaySource {
             bytes,
             frames: index,
+            snapshots: Vec::new(),
             next: 0,
             speed,
             clock: quanta::Clock::new(),
             start: None,
         }
+    }
+
+    /// Builds a source from `(recv_ns, frame, snapshot_of)`: a journal's raw frames, whose
+    /// REST snapshots say which instrument they were fetched for (see
+    /// [`raw_frame_snapshot_of`]).
+    pub fn with_snapshots<'a>(
+        frames: impl IntoIterator<Item = (u64, &'a [u8], Option<InstrumentId>)>,
+        speed: Option<f64>,
+    ) -> Self {
+        let mut snapshots = Vec::new();
+        let mut src = ReplaySource::new(
+            frames.into_iter().map(|(ns, f, snap)| {
+                snapshots.push(snap);
+                (ns, f)
+            }),
+            speed,
+        );
+        if snapshots.iter().any(Option::is_some) {
+            src.snapshots = snapshots;
+        }
+        src
     }
 
     /// Number of frames.
@@ -656,6 +705,7 @@ impl FrameSource for ReplaySource {
                 return SourcePoll::Idle;
             }
         }
+        let snapshot_of = self.snapshots.get(self.next).copied().flatten();
         self.next += 1;
         let (off, len) = (off as usize, len as usize);
         let n = len.min(buf.len());
@@ -663,7 +713,7 @@ impl FrameSource for ReplaySource {
         SourcePoll::Frame {
             len,
             recv_ns: ns,
-            snapshot_of: None,
+            snapshot_of,
         }
     }
 }

@@ -271,3 +271,95 @@ fn sigint_stops_a_paced_run_cleanly_with_a_whole_journal() {
     assert!(report.is_clean(), "{report:?}");
     assert!(report.records > 0);
 }
+
+/// Runs the engine over `capture` into a fresh journal directory.
+fn run_capture(capture: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = engine(&[
+        "run",
+        "--capture",
+        capture.to_str().unwrap(),
+        "--journal",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn replay_of_a_run_reproduces_every_decision_and_reports_the_first_difference() {
+    let (Some(btc), Some(eth)) = (
+        hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz"),
+        hotpath::datadir::capture("binance/spot/ethusdt_20240808.gz"),
+    ) else {
+        return;
+    };
+    let recorded = run_capture(&btc);
+    assert!(recorded.path().join("instruments.json").is_file());
+    let out_dir = tempfile::tempdir().unwrap();
+    let replay_out = out_dir.path().join("replay");
+    let out = engine(&[
+        "replay",
+        recorded.path().to_str().unwrap(),
+        "--out",
+        replay_out.to_str().unwrap(),
+    ]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("identical:"))
+        .unwrap_or_else(|| panic!("no verdict in {s}"));
+    let n: usize = line
+        .trim_start_matches("identical: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 0, "{line}");
+    // The replay journal is a journal like any other.
+    let inspect = engine(&["journal", "inspect", replay_out.to_str().unwrap()]);
+    assert!(text(&inspect.stdout).contains("crc: ok"));
+
+    // A journal whose raw frames are ETHUSDT's but whose decisions were BTCUSDT's: the replay
+    // decides differently from the first decision on, and says so.
+    let eth_run = run_capture(&eth);
+    let mixed = out_dir.path().join("mixed");
+    copy_dir(eth_run.path(), &mixed);
+    std::fs::remove_dir_all(mixed.join("strategy")).unwrap();
+    copy_dir(&recorded.path().join("strategy"), &mixed.join("strategy"));
+    let out = engine(&[
+        "replay",
+        mixed.to_str().unwrap(),
+        "--out",
+        out_dir.path().join("replay2").to_str().unwrap(),
+    ]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{s}{}", text(&out.stderr));
+    assert!(s.contains("DIFFERENT at strategy record #0"), "{s}");
+    assert!(s.contains("recorded: seq") && s.contains("replayed: seq"), "{s}");
+}
+
+#[test]
+fn replay_refuses_a_journal_without_its_instrument_table() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let _app = Appender::open(dir.path(), codec::journal_config()).unwrap();
+    }
+    let out = engine(&["replay", dir.path().to_str().unwrap()]);
+    assert_clean_error(&out, "no instruments.json");
+}
