@@ -44,6 +44,8 @@ pub enum Command {
     /// decision and order intent is byte-identical to the recorded ones (exit 1 at the first
     /// difference, which is printed).
     Replay(crate::replay_cmd::ReplayArgs),
+    /// Print the embedded default configuration (the base every --config file is merged over).
+    Config,
 }
 
 /// `algo-engine journal ...`
@@ -102,5 +104,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Analytics(args) => crate::analytics_cmd::run(args),
         Command::Explain(args) => crate::explain_cmd::run(args),
         Command::Replay(args) => crate::replay_cmd::run(args),
+        Command::Config => {
+            print!("{}", crate::config::DEFAULT_TOML);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -8,6 +8,8 @@
 
 mod analytics_cmd;
 mod cli;
+mod config;
+mod engine;
 mod explain_cmd;
 mod import_cmd;
 mod journal_cmd;
@@ -15,6 +17,7 @@ mod pipeline;
 mod record_cmd;
 mod replay_cmd;
 mod signals;
+mod status;
 
 use clap::Parser;
 use std::process::ExitCode;

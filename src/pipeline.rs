@@ -27,25 +27,32 @@ use std::time::{Duration, Instant};
 /// Arguments of `algo-engine run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Thread layout.
-    #[arg(long, default_value = "tuning/profiles/fused-2core.toml")]
-    pub profile: PathBuf,
-    /// Capture to replay as the venue's market data (hftbacktest `.gz` format). Default: the
-    /// recorded Binance BTCUSDT spot session under ALGO_DATA_DIR.
+    /// Configuration file, merged over the embedded default (`src/config/default.toml`; print
+    /// it with `algo-engine config`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Thread layout (default: `[engine] profile`).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Offline mode: replay this capture (hftbacktest `.gz`) straight into the feed stage, with
+    /// no venue and no orders (the intents are counted). Without it the engine runs against
+    /// the configured venue, by default the embedded simulator.
     #[arg(long)]
     pub capture: Option<PathBuf>,
-    /// Journal directory (created; an existing journal is continued).
-    #[arg(long, default_value = "journal/run")]
-    pub journal: PathBuf,
-    /// Replay pace: `max`, or a multiple of recorded time such as `1x` or `10x`.
-    #[arg(long, default_value = "max")]
-    pub speed: String,
-    /// Stop after this many seconds even if the capture is not finished.
+    /// Journal directory (created; an existing journal is continued). Default: `[engine]
+    /// journal`.
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Market pace: `max`, or a multiple of recorded time such as `1x` or `10x` (default:
+    /// `[sim] speed`; offline: max).
+    #[arg(long)]
+    pub speed: Option<String>,
+    /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Capacity of the feed -> strategy ring (power of two).
-    #[arg(long, default_value_t = 4096)]
-    pub ring: usize,
+    /// Capacity of the feed -> strategy ring (power of two; default `[engine] ring`).
+    #[arg(long)]
+    pub ring: Option<usize>,
 }
 
 /// `--speed`: `max` (None) or a positive multiple of recorded time (`1x`, `10x`).
@@ -63,14 +70,25 @@ pub fn parse_speed(s: &str) -> Result<Option<f64>> {
     Ok(Some(x))
 }
 
-/// Runs the pipeline and prints a summary.
+/// Runs the engine: against the configured venue, or offline over `--capture`.
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let speed = parse_speed(&args.speed)?;
-    let profile = Profile::load(&args.profile)?;
-    let capture = match &args.capture {
-        Some(p) => p.clone(),
-        None => hotpath::datadir::data_dir().join("binance/spot/btcusdt_20240808.gz"),
-    };
+    let cfg = crate::config::Config::load(args.config.as_deref())?;
+    match args.capture.clone() {
+        Some(capture) => run_offline(args, cfg, capture),
+        None => crate::engine::run(&args, cfg),
+    }
+}
+
+/// Offline mode: the capture replayed straight into the feed stage, no venue.
+fn run_offline(
+    args: RunArgs,
+    cfg: crate::config::Config,
+    capture: PathBuf,
+) -> Result<ExitCode> {
+    let speed = parse_speed(args.speed.as_deref().unwrap_or("max"))?;
+    let profile = Profile::load(args.profile.as_ref().unwrap_or(&cfg.engine.profile))?;
+    let journal = args.journal.clone().unwrap_or(cfg.engine.journal.clone());
+    let ring = args.ring.unwrap_or(cfg.engine.ring);
     if !capture.is_file() {
         bail!(
             "capture {} not found (set ALGO_DATA_DIR, pass --capture, or run scripts/fetch-data.sh)",
@@ -93,14 +111,14 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         load_start.elapsed()
     );
 
-    std::fs::create_dir_all(&args.journal)
-        .with_context(|| format!("creating {}", args.journal.display()))?;
+    std::fs::create_dir_all(&journal)
+        .with_context(|| format!("creating {}", journal.display()))?;
     let appender =
-        ringbuffers::journal::Appender::open(&args.journal, hotpath::codec::journal_config())
-            .with_context(|| format!("opening journal {}", args.journal.display()))?;
-    coldpath::import::write_instruments(&args.journal, &input.table, "builtin")?;
+        ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
+            .with_context(|| format!("opening journal {}", journal.display()))?;
+    coldpath::import::write_instruments(&journal, &input.table, "builtin")?;
 
-    let (tx, rx) = ringbuffers::spsc::channel(args.ring.next_power_of_two());
+    let (tx, rx) = ringbuffers::spsc::channel(ring.next_power_of_two());
     let feed_done = Arc::new(AtomicBool::new(false));
     let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
     let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
@@ -116,7 +134,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         )
         .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot)),
     )];
-    let mut seat = StrategySeat::new(&input.table, &args.journal, rx, feed_done)?;
+    let mut seat = StrategySeat::new(&input.table, &journal, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -158,8 +176,8 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     print_strategy(&seat);
     println!(
         "journal: {} (inspect with `algo-engine journal inspect {}`)",
-        args.journal.display(),
-        args.journal.display()
+        journal.display(),
+        journal.display()
     );
     stopped_early |= stop.load(std::sync::atomic::Ordering::Relaxed);
     if !stopped_early && strategy.events != feed.events {
@@ -260,13 +278,12 @@ pub fn print_strategy(seat: &StrategySeat) {
     let r = *seat.report.lock().expect("strategy report");
     let lat = seat.latency.lock().expect("latency report");
     println!(
-        "strategy: {} events, {} decisions ({} long, {} short entries), {} intents ({} drained; gateway not built yet), {} journal errors",
+        "strategy: {} events, {} decisions ({} long, {} short entries), {} intents, {} journal errors",
         r.events,
         r.decisions,
         r.entries_long,
         r.entries_short,
         r.intents,
-        seat.intents_drained,
         r.journal_errors
     );
     let pct = |h: &hdrhistogram::Histogram<u64>| {

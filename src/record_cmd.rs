@@ -109,7 +109,7 @@ pub struct RecordArgs {
 }
 
 /// The instrument of every symbol, from `exchange_info` when given, else the built-in specs.
-fn instruments(
+pub fn instruments(
     venue: Venue,
     symbols: &[String],
     exchange_info: Option<&Path>,

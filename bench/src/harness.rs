@@ -7,7 +7,7 @@
 //! the ruler.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -124,10 +124,16 @@ impl LatencyHist {
     pub fn merge(&mut self, other: &LatencyHist) {
         let _ = self.hist.add(&other.hist);
     }
+    /// Adds every sample of a plain HDR histogram recorded elsewhere (e.g. the engine's own
+    /// `hotpath::latency::LatencyReport`), so it can be reported and saved like a suite's own.
+    /// Samples above this histogram's 60 s ceiling are dropped, as `record` would clamp them.
+    pub fn add_histogram(&mut self, other: &Histogram<u64>) {
+        let _ = self.hist.add(other);
+    }
 }
 
 /// Latency percentiles in nanoseconds, overhead already subtracted.
-#[derive(Clone, Copy, Debug, Default, Serialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -156,7 +162,7 @@ pub fn measurement_overhead(clock: &Clock) -> Percentiles {
 }
 
 /// One line of a suite's results table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// What was measured, e.g. `spsc one-way latency`.
     pub case: String,
@@ -174,7 +180,7 @@ pub struct Row {
 }
 
 /// Facts about the machine printed with every report, because a number without them is noise.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     /// `model name` from /proc/cpuinfo.
     pub cpu: String,
@@ -216,7 +222,7 @@ impl Machine {
 }
 
 /// A suite's full result: machine, overhead, rows. Printed as a table and saved as JSON.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// Suite name (`rings`, `journal`, ...).
     pub suite: String,

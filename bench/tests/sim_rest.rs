@@ -440,7 +440,7 @@ fn authentication_and_validation_errors() {
     let cases = [
         ("symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1", -1121),
         ("symbol=BTCUSDT&side=UP&type=LIMIT&timeInForce=GTC&quantity=1&price=1", -1117),
-        ("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001", -1116),
+        ("symbol=BTCUSDT&side=BUY&type=STOP_LOSS_LIMITX&quantity=0.001", -1116),
         ("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.001&price=60000", -1102),
         ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=60000.001", -1013),
         ("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.000015&price=60000", -1013),

@@ -8,12 +8,22 @@
 //! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
 //! exact per-symbol statistics from a journal (`algo-engine journal stats`); [`replay`] loads
 //! a capture into memory for the feed stage to replay (`algo-engine run`, the feed benchmark).
-//! [`cursor`] persists where each cold consumer resumes after a restart. Storage export, notifications, reconciliation, metrics and the admin API join it as further
+//! [`cursor`] persists where each cold consumer resumes after a restart. [`notify`] tails
+//! journals and delivers alerts (webhook, Slack, Discord, Telegram, SendGrid, SMTP) by severity. [`metrics`] tails the
+//! journals and serves `/metrics` for Prometheus (counters, book state, P&L, per-hop latency). [`admin`] serves the HTTP + JSON admin API (bearer token; watchlist,
+//! status, positions, halt/resume, config reload), sending commands to the hot path through the
+//! control ring and journaling them. [`export`] tails the journals and writes per-symbol Parquet
+//! files (trades, 1m/5m/15m candles, decisions, executions) under
+//! `data/{exchange}/{market_type}/{symbol}/`, applying the retention rules. Storage export, notifications, reconciliation, metrics and the admin API join it as further
 //! tailers.
 
+pub mod admin;
 pub mod capture;
 pub mod cursor;
+pub mod export;
 pub mod import;
 pub mod inspect;
+pub mod notify;
+pub mod metrics;
 pub mod replay;
 pub mod stats;

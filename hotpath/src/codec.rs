@@ -53,6 +53,8 @@ use crate::event::{
 };
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;
+use crate::risk::{RiskReject, TradeClose};
+use crate::gateway::state::{OrderAlert, OrderState, OrderUpdate, UpdateCause};
 
 /// What a journal record holds (the journal's `kind: u16`).
 ///
@@ -81,11 +83,17 @@ pub enum RecordKind {
     Gap = 9,
     /// A reconciliation result or discrepancy (venue state against journal state).
     Reconcile = 10,
+    /// A gateway order-state transition or alert ([`OrderUpdate`]).
+    OrderUpdate = 11,
+    /// An entry refused by the risk layer's execution chain ([`RiskReject`]).
+    RiskReject = 12,
+    /// A closed position with its P&L after fees ([`TradeClose`]).
+    TradeClose = 13,
 }
 
 impl RecordKind {
     /// Every kind, in numeric order.
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::RawFrame,
         RecordKind::Market,
         RecordKind::Intent,
@@ -96,6 +104,9 @@ impl RecordKind {
         RecordKind::FeedError,
         RecordKind::Gap,
         RecordKind::Reconcile,
+        RecordKind::OrderUpdate,
+        RecordKind::RiskReject,
+        RecordKind::TradeClose,
     ];
 
     /// The kind with number `v`, if known.
@@ -111,6 +122,9 @@ impl RecordKind {
             8 => RecordKind::FeedError,
             9 => RecordKind::Gap,
             10 => RecordKind::Reconcile,
+            11 => RecordKind::OrderUpdate,
+            12 => RecordKind::RiskReject,
+            13 => RecordKind::TradeClose,
             _ => return None,
         })
     }
@@ -134,6 +148,9 @@ impl RecordKind {
             RecordKind::FeedError => "feed_error",
             RecordKind::Gap => "gap",
             RecordKind::Reconcile => "reconcile",
+            RecordKind::OrderUpdate => "order_update",
+            RecordKind::RiskReject => "risk_reject",
+            RecordKind::TradeClose => "trade_close",
         }
     }
 
@@ -146,6 +163,9 @@ impl RecordKind {
             RecordKind::Exec => Some(encoded_len::<ExecEvent>()),
             RecordKind::Control => Some(encoded_len::<Control>()),
             RecordKind::Decision => Some(encoded_len::<Decision>()),
+            RecordKind::OrderUpdate => Some(encoded_len::<OrderUpdate>()),
+            RecordKind::RiskReject => Some(encoded_len::<RiskReject>()),
+            RecordKind::TradeClose => Some(encoded_len::<TradeClose>()),
             _ => None,
         }
     }
@@ -392,6 +412,57 @@ schema! {
         contributions: FilterScores @ 160,
         stamps: Stamps @ 208,
     }
+    struct OrderUpdate = 56 {
+        client_order_id: u64 @ 0,
+        venue_order_id: u64 @ 8,
+        cum_qty: Qty @ 16,
+        orig_qty: Qty @ 24,
+        time_ns: u64 @ 32,
+        venue_error: i32 @ 40,
+        instrument: InstrumentId @ 44,
+        from: OrderState @ 48,
+        to: OrderState @ 49,
+        cause: UpdateCause @ 50,
+        alert: OrderAlert @ 51,
+        qty_scale: u8 @ 52,
+        reserved: Reserved3 @ 53,
+    }
+    struct RiskReject = 64 {
+        instrument: InstrumentId @ 0,
+        side: Side @ 4,
+        state: u8 @ 5,
+        reason: ReasonCode @ 6,
+        price_scale: u8 @ 8,
+        qty_scale: u8 @ 9,
+        reserved: u16 @ 10,
+        open_positions: u32 @ 12,
+        time_ns: u64 @ 16,
+        price: Price @ 24,
+        qty: Qty @ 32,
+        value: f64 @ 40,
+        limit: f64 @ 48,
+        decision_seq: u64 @ 56,
+    }
+    struct TradeClose = 96 {
+        instrument: InstrumentId @ 0,
+        side: Side @ 4,
+        price_scale: u8 @ 5,
+        qty_scale: u8 @ 6,
+        pnl_scale: u8 @ 7,
+        reason: ReasonCode @ 8,
+        fills: u16 @ 10,
+        hold_secs: u32 @ 12,
+        open_ns: u64 @ 16,
+        close_ns: u64 @ 24,
+        entry_px: Price @ 32,
+        exit_px: Price @ 40,
+        qty: Qty @ 48,
+        gross_pnl: i64 @ 56,
+        fees: i64 @ 64,
+        net_pnl: i64 @ 72,
+        entry_cid: u64 @ 80,
+        exit_cid: u64 @ 88,
+    }
 
     enum MarketKind: u8 {
         Trade = 1, AggTrade = 2, BookTicker = 3, DepthLevel = 4, Kline = 5, Quote = 6,
@@ -419,11 +490,25 @@ schema! {
         CascadeUnordered = 10, ImbalanceWeak = 11, BounceWeak = 12, VolumeLow = 13,
         NotMovingAway = 14, ConfluenceLow = 15, BookNotProven = 16,
     }
+    enum OrderState: u8 {
+        Unknown = 0, New = 1, Submitted = 2, Acked = 3, PartiallyFilled = 4, Filled = 5,
+        Canceled = 6, Rejected = 7, Expired = 8,
+    }
+    enum UpdateCause: u8 {
+        Intent = 1, RestResponse = 2, UserStream = 3, Query = 4, Timeout = 5, Local = 6,
+        Resend = 7,
+    }
+    enum OrderAlert: u8 {
+        None = 0, Overfill = 1, UnknownOrder = 2, RateLimited = 3, ClockResync = 4,
+        Timeout = 5, Malformed = 6, CancelRejected = 7, DuplicateIntent = 8,
+    }
 
     // Not archived itself: listed for its numbering, which is part of the journal format.
     plain enum RecordKind: u16 {
         RawFrame = 1, Market = 2, Intent = 3, OutboundBytes = 4, Exec = 5, Control = 6,
         Decision = 7, FeedError = 8, Gap = 9, Reconcile = 10,
+        OrderUpdate = 11,
+        RiskReject = 12, TradeClose = 13,
     }
 }
 
@@ -520,6 +605,12 @@ impl Journaled for Control {
 }
 impl Journaled for Decision {
     const KIND: RecordKind = RecordKind::Decision;
+}
+impl Journaled for RiskReject {
+    const KIND: RecordKind = RecordKind::RiskReject;
+}
+impl Journaled for TradeClose {
+    const KIND: RecordKind = RecordKind::TradeClose;
 }
 
 /// Exact payload length of an encoded `E` (the archived size; equal to `size_of::<E>()` for

@@ -730,6 +730,24 @@ impl ReasonCode {
     pub const RISK_HALT: ReasonCode = ReasonCode(23);
     /// Operator action through the admin API.
     pub const MANUAL: ReasonCode = ReasonCode(30);
+    /// Exit: dump detected (volume reversal, order-flow flip, momentum breakdown).
+    pub const EXIT_DUMP: ReasonCode = ReasonCode(16);
+    /// Entry refused: the trading state is not ACTIVE.
+    pub const RISK_REJECT_STATE: ReasonCode = ReasonCode(60);
+    /// Entry refused: a position or entry in flight on the same side.
+    pub const RISK_REJECT_EXISTING: ReasonCode = ReasonCode(61);
+    /// Entry refused: maximum open positions.
+    pub const RISK_REJECT_POSITION_LIMIT: ReasonCode = ReasonCode(62);
+    /// Entry refused: exposure limit.
+    pub const RISK_REJECT_EXPOSURE: ReasonCode = ReasonCode(63);
+    /// Entry refused: price outside the band around the last trade (fat finger).
+    pub const RISK_REJECT_PRICE_BAND: ReasonCode = ReasonCode(64);
+    /// Entry refused: order notional above the maximum.
+    pub const RISK_REJECT_MAX_NOTIONAL: ReasonCode = ReasonCode(65);
+    /// Entry refused: rate-limit budget used up.
+    pub const RISK_REJECT_RATE_LIMIT: ReasonCode = ReasonCode(66);
+    /// Entry refused: no quantity could be sized (below the minimum).
+    pub const RISK_REJECT_SIZING: ReasonCode = ReasonCode(67);
 
     /// Name of a known code, `None` for other values.
     pub const fn name(self) -> Option<&'static str> {
@@ -748,6 +766,15 @@ impl ReasonCode {
             22 => "risk_health",
             23 => "risk_halt",
             30 => "manual",
+            16 => "exit_dump",
+            60 => "risk_reject_state",
+            61 => "risk_reject_existing",
+            62 => "risk_reject_position_limit",
+            63 => "risk_reject_exposure",
+            64 => "risk_reject_price_band",
+            65 => "risk_reject_max_notional",
+            66 => "risk_reject_rate_limit",
+            67 => "risk_reject_sizing",
             _ => return None,
         })
     }

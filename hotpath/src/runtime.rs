@@ -159,7 +159,9 @@ impl Profile {
     }
 
     /// Checks that every stage in `stages` is placed on exactly one thread and that the profile
-    /// places nothing else.
+    /// names no stage outside [`KNOWN_STAGES`]. A known stage that this run does not have (the
+    /// gateway in an offline replay or a market-data recording) is skipped, so one profile
+    /// serves every mode; a thread left with no stage is not started.
     pub fn check_placement(&self, stages: &[&str]) -> Result<(), RuntimeError> {
         let err = |message: String| RuntimeError::Placement {
             profile: self.name.clone(),
@@ -168,6 +170,9 @@ impl Profile {
         let mut seen: Vec<&str> = Vec::new();
         for t in &self.threads {
             for s in &t.stages {
+                if !stages.contains(&s.as_str()) && KNOWN_STAGES.contains(&s.as_str()) {
+                    continue;
+                }
                 if !stages.contains(&s.as_str()) {
                     return Err(err(format!(
                         "thread '{}' names stage '{s}', which this engine does not have (known: {})",
@@ -191,6 +196,9 @@ impl Profile {
         Ok(())
     }
 }
+
+/// Every stage name a profile may place: the hot path's stages in data-flow order.
+pub const KNOWN_STAGES: &[&str] = &["feed", "strategy", "gateway"];
 
 /// What one thread did, returned by [`Runtime::join`].
 #[derive(Clone, Debug)]
@@ -261,6 +269,7 @@ impl Runtime {
             let mine: Vec<Box<dyn Stage>> = spec
                 .stages
                 .iter()
+                .filter(|n| names.contains(n))
                 .map(|n| {
                     let i = names
                         .iter()
@@ -271,8 +280,12 @@ impl Runtime {
                         .expect("each stage placed once, checked above")
                 })
                 .collect();
+            if mine.is_empty() {
+                continue;
+            }
             let stop = Arc::clone(&stop);
-            let spec = spec.clone();
+            let mut spec = spec.clone();
+            spec.stages.retain(|n| names.contains(n));
             let handle = std::thread::Builder::new()
                 .name(spec.name.clone())
                 .spawn(move || run_thread(spec, core_id, wait, mine, stop))

@@ -21,10 +21,17 @@
 //! proven, so the gate is deterministic in replay whatever the thread layout. Replays of
 //! trade-only data can set [`StrategyIo::assume_books_proven`].
 //!
-//! **What is not here yet.** The execution chain (existing position, reversal, limits,
-//! exposure), the position monitor and the portfolio risk manager of the design are not built:
-//! every entry decision becomes a market IOC intent of the configured quantity, with a
-//! deterministic client order id. The intent ring's consumer (the gateway) is the caller's.
+//! **Risk.** Every entry decision passes the [`crate::risk`] layer ([`RiskEngine`]): sizing
+//! from equity, the execution chain (trading state, existing position, reversal, limits,
+//! exposure, price band, max notional, rate budget), and on fills the position monitor
+//! (trailing stop, dynamic exits) and the portfolio risk manager, which emit exit intents with
+//! `EXIT_*` / `RISK_*` reasons. Refusals are journaled as [`RiskReject`] records, closed
+//! positions as [`TradeClose`] records. Fills come back as [`ExecEvent`]s
+//! ([`Strategy::on_exec`], or the stage's optional exec ring) and the admin kill switch as
+//! [`Control`] Halt/Resume ([`Strategy::on_control`], or the control ring). With
+//! [`RiskConfig::disabled`] every entry decision becomes a market IOC intent of one step of
+//! quantity ([`Strategy::intent_for`]), as before the risk layer existed. The intent ring's
+//! consumer (the gateway) is the caller's.
 //!
 //! No allocation after construction: the symbol table, every analytics buffer and the report
 //! are preallocated; the journal appends in place.
@@ -37,12 +44,13 @@ use ringbuffers::spsc::{Consumer, Producer};
 
 use crate::codec::{append, fnv1a64};
 use crate::event::{
-    Decision, DecisionOutcome, MarketEvent, OrderIntent, OrderType, ReasonCode, Side,
-    Stage as StampStage, TimeInForce,
+    Control, Decision, DecisionOutcome, ExecEvent, MarketEvent, OrderIntent, OrderType, ReasonCode,
+    Side, Stage as StampStage, TimeInForce,
 };
 use crate::fixed::Qty;
 use crate::instrument::{InstrumentId, InstrumentRef, InstrumentSpec, InstrumentTable};
 use crate::latency::LatencyReport;
+use crate::risk::{Outbox, RiskConfig, RiskEngine, RiskReject, SymbolRisk, TradeClose};
 use crate::runtime::Stage;
 use crate::signals::{SymbolConfig, SymbolConfigError, SymbolSignals};
 
@@ -65,6 +73,16 @@ pub struct StrategyReport {
     pub intents_dropped: u64,
     /// Journal append failures.
     pub journal_errors: u64,
+    /// Entries refused by the risk layer.
+    pub risk_rejects: u64,
+    /// Exit intents (monitor and portfolio risk).
+    pub exits: u64,
+    /// Positions closed (from fills).
+    pub trade_closes: u64,
+    /// Execution reports taken.
+    pub exec_events: u64,
+    /// Control commands taken.
+    pub controls: u64,
 }
 
 /// One symbol's slot in the table.
@@ -81,6 +99,7 @@ struct Slot {
 pub struct Strategy {
     slots: Box<[Option<Slot>]>,
     report: StrategyReport,
+    risk: RiskEngine,
 }
 
 impl Strategy {
@@ -89,7 +108,23 @@ impl Strategy {
     /// minimum quantity if larger) until sizing exists.
     pub fn new(
         table: &InstrumentTable,
+        config: impl FnMut(&InstrumentSpec) -> SymbolConfig,
+    ) -> Result<Self, SymbolConfigError> {
+        Self::with_risk(
+            table,
+            config,
+            RiskConfig::default(),
+            SymbolRisk::for_instrument,
+        )
+    }
+
+    /// A strategy with the risk layer configured by `risk` and each symbol's risk attributes
+    /// from `symbol_risk` (e.g. [`SymbolRisk::for_instrument`]).
+    pub fn with_risk(
+        table: &InstrumentTable,
         mut config: impl FnMut(&InstrumentSpec) -> SymbolConfig,
+        risk: RiskConfig,
+        symbol_risk: impl FnMut(&InstrumentSpec) -> SymbolRisk,
     ) -> Result<Self, SymbolConfigError> {
         let len = table
             .iter()
@@ -104,15 +139,85 @@ impl Strategy {
                 signals: SymbolSignals::new(id, &config(spec))?,
             });
         }
+        let engine = RiskEngine::new(
+            risk,
+            table
+                .iter()
+                .map(|(id, spec)| (id, spec, table.instrument_ref(id))),
+            symbol_risk,
+        );
         Ok(Strategy {
             slots: slots.into_boxed_slice(),
             report: StrategyReport::default(),
+            risk: engine,
         })
     }
 
     /// Counters so far.
     pub fn report(&self) -> StrategyReport {
-        self.report
+        let mut r = self.report;
+        let c = self.risk.counters();
+        r.risk_rejects = c.rejects;
+        r.exits = c.exits;
+        r.trade_closes = c.closes;
+        r
+    }
+
+    /// The risk layer (positions, states, equity).
+    pub fn risk(&self) -> &RiskEngine {
+        &self.risk
+    }
+
+    /// True when the risk layer is on.
+    pub fn risk_enabled(&self) -> bool {
+        self.risk.config().enabled
+    }
+
+    /// What the risk layer emitted since the last [`Strategy::clear_outbox`].
+    pub fn outbox(&self) -> &Outbox {
+        self.risk.outbox()
+    }
+
+    /// Empty the outbox (after journaling and forwarding its contents).
+    pub fn clear_outbox(&mut self) {
+        self.risk.outbox_mut().clear();
+    }
+
+    /// An entry decision through the risk layer: sizing and the execution chain; the
+    /// resulting intents (a reversal's close, then the entry) or the rejection go to the
+    /// outbox. `decision_seq` is the decision's journal sequence number. Returns true if an
+    /// entry intent was emitted. With the risk layer off, the legacy intent
+    /// ([`Strategy::intent_for`]) is what the caller sends.
+    pub fn enter(&mut self, d: &Decision, decision_seq: u64) -> bool {
+        let side = match d.outcome {
+            DecisionOutcome::EnterLong => Side::Buy,
+            DecisionOutcome::EnterShort => Side::Sell,
+            DecisionOutcome::Reject => return false,
+        };
+        self.risk.on_entry(
+            d.instrument,
+            side,
+            d.price,
+            d.time_ns,
+            decision_seq,
+            d.stamps,
+        )
+    }
+
+    /// An execution report from the gateway: updates positions, equity and fees; a closed
+    /// position's [`TradeClose`] goes to the outbox.
+    pub fn on_exec(&mut self, x: &ExecEvent) {
+        self.report.exec_events += 1;
+        if self.risk.config().enabled {
+            self.risk.on_exec(x);
+        }
+    }
+
+    /// A control command: Halt / Resume (account-wide for [`InstrumentId::NONE`], else that
+    /// symbol). Other kinds are not the strategy's.
+    pub fn on_control(&mut self, c: &Control) {
+        self.report.controls += 1;
+        self.risk.on_control(c);
     }
 
     /// The state of instrument `id`.
@@ -135,7 +240,17 @@ impl Strategy {
             self.report.unknown_instrument += 1;
             return None;
         };
-        let d = slot.signals.on_event(e, book_proven)?;
+        let d = slot.signals.on_event(e, book_proven);
+        if self.risk.config().enabled {
+            let slots = &self.slots;
+            self.risk.on_market(e, |id| {
+                slots
+                    .get(id.0 as usize)
+                    .and_then(Option::as_ref)
+                    .map_or([None; 3], |s| s.signals.order_flow().cascade())
+            });
+        }
+        let d = d?;
         self.report.decisions += 1;
         match d.outcome {
             DecisionOutcome::EnterLong => self.report.entries_long += 1,
@@ -202,6 +317,8 @@ pub struct StrategyIo {
 pub struct StrategyStage {
     strategy: Strategy,
     io: StrategyIo,
+    exec: Option<Consumer<ExecEvent>>,
+    control: Option<Consumer<Control>>,
     clock: quanta::Clock,
     latency: Option<(LatencyReport, Arc<Mutex<LatencyReport>>)>,
     intents: u64,
@@ -216,6 +333,8 @@ impl StrategyStage {
         StrategyStage {
             strategy,
             io,
+            exec: None,
+            control: None,
             clock: quanta::Clock::new(),
             latency: None,
             intents: 0,
@@ -229,6 +348,25 @@ impl StrategyStage {
     pub fn with_latency(mut self, out: Arc<Mutex<LatencyReport>>) -> Self {
         self.latency = Some((LatencyReport::default(), out));
         self
+    }
+
+    /// Also takes the gateway's execution reports from `exec` (fills update positions; see
+    /// [`Strategy::on_exec`]), drained at the start of every poll.
+    pub fn with_exec(mut self, exec: Consumer<ExecEvent>) -> Self {
+        self.exec = Some(exec);
+        self
+    }
+
+    /// Also takes control commands (Halt / Resume) from `control`, drained at the start of
+    /// every poll, before any market event.
+    pub fn with_control(mut self, control: Consumer<Control>) -> Self {
+        self.control = Some(control);
+        self
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
     }
 
     /// Counters so far.
@@ -250,6 +388,8 @@ impl Stage for StrategyStage {
         let StrategyStage {
             strategy,
             io,
+            exec,
+            control,
             clock,
             latency,
             intents,
@@ -264,36 +404,78 @@ impl Stage for StrategyStage {
             batch,
             ..
         } = io;
-        input.read_batch(*batch, |ev| {
+        let mut work = 0;
+        if let Some(c) = control.as_mut() {
+            work += c.read_batch(*batch, |c| {
+                if let Some(j) = journal.as_mut() {
+                    if append(j, c, 0, c.stamps.venue_ns).is_err() {
+                        *journal_errors += 1;
+                    }
+                }
+                strategy.on_control(c);
+            });
+        }
+        if let Some(x) = exec.as_mut() {
+            work += x.read_batch(*batch, |x| {
+                strategy.on_exec(x);
+                drain(
+                    strategy,
+                    journal,
+                    output,
+                    intents,
+                    dropped,
+                    journal_errors,
+                    x.stamps.venue_ns,
+                );
+            });
+        }
+        work += input.read_batch(*batch, |ev| {
             let mut e = *ev;
             e.stamps.stamp(StampStage::StrategyIn, clock.raw());
             if let Some((hist, _)) = latency.as_mut() {
                 hist.record(clock, &e.stamps);
             }
             let proven = *assume_books_proven || e.has(MarketEvent::FLAG_BOOK_PROVEN);
-            let Some(mut d) = strategy.on_event(&e, proven) else {
-                return;
-            };
-            d.stamps.stamp(StampStage::StrategyOut, clock.raw());
-            let mut seq = strategy.report().decisions;
-            if let Some(j) = journal.as_mut() {
-                match append(j, &d, 0, d.time_ns) {
-                    Ok(s) => seq = s,
-                    Err(_) => *journal_errors += 1,
-                }
-            }
-            if let Some(intent) = strategy.intent_for(&d, seq) {
+            let decision = strategy.on_event(&e, proven);
+            if let Some(mut d) = decision {
+                d.stamps.stamp(StampStage::StrategyOut, clock.raw());
+                let mut seq = strategy.report().decisions;
                 if let Some(j) = journal.as_mut() {
-                    if append(j, &intent, 0, d.time_ns).is_err() {
-                        *journal_errors += 1;
+                    match append(j, &d, 0, d.time_ns) {
+                        Ok(s) => seq = s,
+                        Err(_) => *journal_errors += 1,
                     }
                 }
-                match output.try_push(intent) {
-                    Ok(()) => *intents += 1,
-                    Err(_) => *dropped += 1,
+                if strategy.risk_enabled() {
+                    strategy.enter(&d, seq);
+                } else if let Some(intent) = strategy.intent_for(&d, seq) {
+                    if let Some(j) = journal.as_mut() {
+                        if append(j, &intent, 0, d.time_ns).is_err() {
+                            *journal_errors += 1;
+                        }
+                    }
+                    match output.try_push(intent) {
+                        Ok(()) => *intents += 1,
+                        Err(_) => *dropped += 1,
+                    }
                 }
             }
-        })
+            if !strategy.outbox().is_empty() {
+                let t = e.stamps.venue_ns;
+                let now = clock.raw();
+                drain_stamped(
+                    strategy,
+                    journal,
+                    output,
+                    intents,
+                    dropped,
+                    journal_errors,
+                    t,
+                    now,
+                );
+            }
+        });
+        work
     }
 
     fn finished(&self) -> bool {
@@ -317,4 +499,72 @@ impl Stage for StrategyStage {
             }
         }
     }
+}
+
+/// Journal and forward what the risk layer put in the outbox: rejections, intents (pushed to
+/// the gateway ring), closed trades; then clear it.
+fn drain(
+    strategy: &mut Strategy,
+    journal: &mut Option<Appender>,
+    output: &mut Producer<OrderIntent>,
+    intents: &mut u64,
+    dropped: &mut u64,
+    journal_errors: &mut u64,
+    time_ns: u64,
+) {
+    drain_stamped(
+        strategy,
+        journal,
+        output,
+        intents,
+        dropped,
+        journal_errors,
+        time_ns,
+        0,
+    );
+}
+
+/// [`drain`], stamping each intent `StrategyOut` at `out_tsc` (0: leave the stamps).
+#[allow(clippy::too_many_arguments)]
+fn drain_stamped(
+    strategy: &mut Strategy,
+    journal: &mut Option<Appender>,
+    output: &mut Producer<OrderIntent>,
+    intents: &mut u64,
+    dropped: &mut u64,
+    journal_errors: &mut u64,
+    time_ns: u64,
+    out_tsc: u64,
+) {
+    let out = strategy.outbox();
+    if let Some(j) = journal.as_mut() {
+        for r in out.rejects() {
+            if append::<RiskReject>(j, r, 0, time_ns).is_err() {
+                *journal_errors += 1;
+            }
+        }
+    }
+    for i in out.intents() {
+        let mut i = *i;
+        if out_tsc != 0 {
+            i.stamps.stamp(StampStage::StrategyOut, out_tsc);
+        }
+        if let Some(j) = journal.as_mut() {
+            if append(j, &i, 0, time_ns).is_err() {
+                *journal_errors += 1;
+            }
+        }
+        match output.try_push(i) {
+            Ok(()) => *intents += 1,
+            Err(_) => *dropped += 1,
+        }
+    }
+    if let Some(j) = journal.as_mut() {
+        for c in out.closes() {
+            if append::<TradeClose>(j, c, 0, time_ns).is_err() {
+                *journal_errors += 1;
+            }
+        }
+    }
+    strategy.clear_outbox();
 }

@@ -363,3 +363,63 @@ fn replay_refuses_a_journal_without_its_instrument_table() {
     let out = engine(&["replay", dir.path().to_str().unwrap()]);
     assert_clean_error(&out, "no instruments.json");
 }
+
+#[test]
+fn run_trades_against_the_embedded_simulator_through_real_sockets() {
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    // The embedded default: the simulator replays the BTCUSDT capture at max pace over its
+    // WebSocket; the engine connects as to Binance (stream + REST snapshot + order gateway).
+    let out = engine(&[
+        "run",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--duration",
+        "120",
+    ]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(s.contains("run ended: the simulator's market ended"), "{s}");
+    let feed = s.lines().find(|l| l.starts_with("feed:")).expect("feed line");
+    // Every stream frame of the capture arrived (41,248) plus the REST snapshots.
+    let frames: u64 = feed["feed: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(frames >= 41_249, "{feed}");
+    assert!(feed.contains(" 0 decode errors, 0 book gaps"), "{feed}");
+    assert!(s.contains("venue: simulator sent 41248 frames"), "{s}");
+    assert!(s.lines().any(|l| l.starts_with("gateway: ")), "{s}");
+    for sub in ["", "strategy", "gateway"] {
+        let d = journal.join(sub);
+        let inspect = engine(&["journal", "inspect", d.to_str().unwrap()]);
+        assert!(
+            text(&inspect.stdout).contains("crc: ok"),
+            "{sub}: {}",
+            text(&inspect.stdout)
+        );
+    }
+    // What the engine saw through the sockets is replayable like any journal.
+    let replay = engine(&[
+        "replay",
+        journal.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "{}{}",
+        text(&replay.stdout),
+        text(&replay.stderr)
+    );
+}
+
+#[test]
+fn run_refuses_a_misspelt_configuration_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[sim]\nsped = \"10x\"\n").unwrap();
+    let out = engine(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_clean_error(&out, "sped");
+}

@@ -1,15 +1,24 @@
 //! `algo-bench`: runs the latency and throughput suites and writes
-//! `bench-results/<date>/<suite>.json` plus HDR percentile files next to them.
+//! `bench-results/<date>/<suite>.json` plus HDR percentile files next to them, then
+//! `report.md` with the machine, every suite's table and an SVG percentile plot per suite
+//! (`bench::report`). `--report-only <dir>` rebuilds `report.md` from a run's saved files.
 
 use anyhow::{bail, Result};
 use bench::harness::{core_count, restore_affinity, save_affinity, Report, SuiteOpts};
+use bench::report::{unix_now, utc_date, write_report, RunMeta};
 use clap::Parser;
 use std::path::PathBuf;
+
+/// Every suite, in run (and report) order. A new suite adds its name here and an arm to the
+/// `match` in `main`.
+const SUITES: &[&str] = &[
+    "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick",
+];
 
 #[derive(Parser, Debug)]
 #[command(name = "algo-bench", about = "algo-engine latency harness")]
 struct Args {
-    /// Suites to run, comma separated: rings, journal, decode, sockets, feed, strategy, all.
+    /// Suites to run, comma separated (see --list), or `all`.
     #[arg(long, default_value = "all")]
     suite: String,
     /// Short runs for smoke tests; numbers from a quick run are not meant to be quoted.
@@ -21,31 +30,32 @@ struct Args {
     /// Output directory; default bench-results/<UTC date>.
     #[arg(long)]
     out: Option<PathBuf>,
-}
-
-fn utc_date() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    // Civil-from-days (Howard Hinnant), to avoid a date crate for one string.
-    let z = (secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    /// Run nothing: rebuild <dir>/report.md (and its plots) from the JSON and HDR files a
+    /// previous run saved there.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["suite", "quick", "out"])]
+    report_only: Option<PathBuf>,
+    /// Print the suite names, one per line, and exit.
+    #[arg(long)]
+    list: bool,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.list {
+        for s in SUITES {
+            println!("{s}");
+        }
+        return Ok(());
+    }
+    if let Some(dir) = &args.report_only {
+        let cmd = std::env::args().collect::<Vec<_>>().join(" ");
+        let path = write_report(dir, SUITES, Some(&cmd))?;
+        println!("report {}", path.display());
+        return Ok(());
+    }
     let out = args
         .out
-        .unwrap_or_else(|| PathBuf::from("bench-results").join(utc_date()));
+        .unwrap_or_else(|| PathBuf::from("bench-results").join(utc_date(unix_now())));
     std::fs::create_dir_all(&out)?;
     let cores = core_count();
     let opts = SuiteOpts {
@@ -57,11 +67,19 @@ fn main() -> Result<()> {
     };
     let wanted: Vec<&str> = args.suite.split(',').map(str::trim).collect();
     let all = wanted.contains(&"all");
+    if let Some(unknown) = wanted.iter().find(|w| **w != "all" && !SUITES.contains(*w)) {
+        bail!(
+            "unknown suite '{unknown}'; known: {}, all",
+            SUITES.join(", ")
+        );
+    }
+    // Machine facts are read before the suites run, as the numbers will be judged against them.
+    RunMeta::now(args.quick).save(&out)?;
     let mut reports: Vec<Report> = Vec::new();
     // Suites that measure on the main thread pin it; every later suite must start from the
     // whole machine again (see `harness::save_affinity`).
     let affinity = save_affinity();
-    for name in ["rings", "journal", "decode", "sockets", "feed", "strategy"] {
+    for &name in SUITES {
         if !(all || wanted.contains(&name)) {
             continue;
         }
@@ -72,7 +90,10 @@ fn main() -> Result<()> {
             "sockets" => bench::sockets::run(&opts)?,
             "feed" => bench::feed::run(&opts)?,
             "strategy" => bench::strategy::run(&opts)?,
-            _ => unreachable!("suite list is fixed above"),
+            "risk" => bench::risk::run(&opts)?,
+            "layout" => bench::layout::run(&opts)?,
+            "tick" => bench::tick_to_order::run(&opts)?,
+            other => bail!("suite '{other}' is listed in SUITES but not wired in main"),
         };
         restore_affinity(&affinity);
         println!("{}", report.table());
@@ -82,9 +103,12 @@ fn main() -> Result<()> {
     }
     if reports.is_empty() {
         bail!(
-            "no suite matched '{}'; known: rings, journal, decode, sockets, feed, strategy, all",
-            args.suite
+            "no suite matched '{}'; known: {}, all",
+            args.suite,
+            SUITES.join(", ")
         );
     }
+    let path = write_report(&out, SUITES, None)?;
+    println!("report {}", path.display());
     Ok(())
 }

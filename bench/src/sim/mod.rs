@@ -16,11 +16,29 @@
 //!   check, request weights, `X-MBX-USED-WEIGHT-1M`, 429 then 418 with `Retry-After`, and
 //!   Binance's JSON error bodies.
 //!
-//! Still to come (DESIGN.md, "Venues"): the market-data WebSocket replaying a capture, the user
-//! data stream, and matching of resting orders against the replayed trades/quotes with a latency
-//! model and fees. Until matching exists, orders are accepted, validated against the filters,
-//! lock their balance and rest as `NEW` until cancelled; nothing fills.
+//! * [`venue`]: [`SimVenue`], the whole venue in-process: REST + WebSocket (`ws`: Binance
+//!   combined/raw market streams, live SUBSCRIBE, the user data stream on `/ws/<listenKey>`) +
+//!   the market driver playing a [`market`] tape (a recorded capture, byte-identical, or the
+//!   [`synth`] generator) at 1x, a multiple or max speed.
+//! * [`exchange`]: books, matching (taker sweeps, maker fills from trades after the queue),
+//!   fees in the quote asset, balances, `executionReport`/`outboundAccountPosition` events,
+//!   and the [`LatencyModel`] in market time.
+//! * [`stamps`]: TSC wire stamps of frame writes and order reads for the wire-to-wire
+//!   benchmark.
+//!
+//! A bare [`RestServer`] (no market) still works on its own: its books are a fixed synthetic
+//! ladder, so limit orders away from it rest and marketable ones fill against it.
 
+pub mod exchange;
+pub mod market;
 pub mod rest;
+pub mod stamps;
+pub mod synth;
+pub mod venue;
+mod ws;
 
+pub use exchange::{Fees, LatencyModel};
 pub use rest::{RestConfig, RestServer};
+pub use stamps::{FrameStamp, OrderStamp, WireStamps};
+pub use synth::{Generator, Regime, SynthConfig};
+pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode};

@@ -12,7 +12,9 @@
 //! | DELETE | `/api/v3/order` | signed | 1 |
 //! | GET | `/api/v3/order` | signed | 4 |
 //! | GET | `/api/v3/openOrders` | signed | 6 with `symbol`, 80 without |
+//! | GET | `/api/v3/allOrders` | signed | 20 |
 //! | GET | `/api/v3/account` | signed | 20 |
+//! | POST/PUT/DELETE | `/api/v3/userDataStream` | API key | 2 |
 //!
 //! # Behaviour copied from Binance
 //!
@@ -43,9 +45,9 @@
 //!
 //! # Not here (yet)
 //!
-//! Matching: orders rest as `NEW` until cancelled and never fill; `MARKET` and stop orders,
-//! which would need a fill price, are refused (`-1116`). A later task matches resting orders
-//! against replayed trades. `depth` serves a fixed synthetic ladder around a reference price
+//! Matching lives in `exchange` (see there); stop orders
+//! are refused (`-1116`); `quoteOrderQty` market orders too. Without a market attached
+//! (a bare `RestServer`), `depth` serves a fixed synthetic ladder around a reference price
 //! per symbol, not a replayed book. No order-count limits (`X-MBX-ORDER-COUNT-*` are reported
 //! but not enforced).
 //!
@@ -59,7 +61,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,9 +69,12 @@ use hotpath::fixed::{format_decimal, parse_mantissa, ParseError};
 use hotpath::venue::binance::sign::{valid_client_order_id, Signer};
 use serde_json::{json, Value};
 
+use super::exchange::{Exchange, Fees, LatencyModel, NewOrder};
+use super::stamps::WireLog;
+
 /// All prices, quantities and balances are kept at Binance's wire scale of 8 decimals.
 const SCALE: u8 = 8;
-const ONE: i64 = 100_000_000;
+pub(crate) const ONE: i64 = 100_000_000;
 
 /// Configuration of a [`RestServer`].
 #[derive(Clone, Debug)]
@@ -117,16 +122,16 @@ impl Default for RestConfig {
 
 /// A symbol the simulator lists, with Binance's filters at scale 8.
 #[derive(Clone, Copy, Debug)]
-struct Market {
-    symbol: &'static str,
-    base: &'static str,
-    quote: &'static str,
+pub(crate) struct Market {
+    pub(crate) symbol: &'static str,
+    pub(crate) base: &'static str,
+    pub(crate) quote: &'static str,
     min_price: i64,
     max_price: i64,
-    tick: i64,
+    pub(crate) tick: i64,
     min_qty: i64,
     max_qty: i64,
-    step: i64,
+    pub(crate) step: i64,
     min_notional: i64,
     max_notional: i64,
     /// Mid of the synthetic depth ladder.
@@ -165,12 +170,12 @@ const MARKETS: [Market; 2] = [
     },
 ];
 
-fn market(symbol: &str) -> Option<&'static Market> {
+pub(crate) fn market(symbol: &str) -> Option<&'static Market> {
     MARKETS.iter().find(|m| m.symbol == symbol)
 }
 
 /// A value at scale 8 as Binance prints it (`"0.10000000"`).
-fn dec(v: i64) -> String {
+pub(crate) fn dec(v: i64) -> String {
     let mut b = [0u8; 32];
     let n = format_decimal(v, SCALE, &mut b).unwrap_or(0);
     String::from_utf8_lossy(&b[..n]).into_owned()
@@ -178,13 +183,13 @@ fn dec(v: i64) -> String {
 
 /// A Binance error: HTTP status, code, message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ApiError {
-    status: u16,
-    code: i32,
-    msg: String,
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) code: i32,
+    pub(crate) msg: String,
 }
 
-fn err(status: u16, code: i32, msg: impl Into<String>) -> ApiError {
+pub(crate) fn err(status: u16, code: i32, msg: impl Into<String>) -> ApiError {
     ApiError {
         status,
         code,
@@ -198,63 +203,6 @@ fn mandatory(name: &str) -> ApiError {
         -1102,
         format!("Mandatory parameter '{name}' was not sent, was empty/null, or malformed."),
     )
-}
-
-/// One resting or closed order.
-#[derive(Clone, Debug)]
-struct Order {
-    symbol: &'static str,
-    order_id: u64,
-    client_order_id: String,
-    price: i64,
-    orig_qty: i64,
-    status: &'static str,
-    time_in_force: &'static str,
-    order_type: &'static str,
-    side: &'static str,
-    time_ms: u64,
-    update_ms: u64,
-}
-
-impl Order {
-    fn is_open(&self) -> bool {
-        self.status == "NEW"
-    }
-
-    /// The asset and amount this order locks while open.
-    fn lock(&self, m: &Market) -> (&'static str, i64) {
-        if self.side == "BUY" {
-            (m.quote, notional(self.price, self.orig_qty))
-        } else {
-            (m.base, self.orig_qty)
-        }
-    }
-
-    /// The order as `GET /api/v3/order` and `openOrders` show it.
-    fn query_json(&self) -> Value {
-        json!({
-            "symbol": self.symbol,
-            "orderId": self.order_id,
-            "orderListId": -1,
-            "clientOrderId": self.client_order_id,
-            "price": dec(self.price),
-            "origQty": dec(self.orig_qty),
-            "executedQty": dec(0),
-            "cummulativeQuoteQty": dec(0),
-            "status": self.status,
-            "timeInForce": self.time_in_force,
-            "type": self.order_type,
-            "side": self.side,
-            "stopPrice": dec(0),
-            "icebergQty": dec(0),
-            "time": self.time_ms,
-            "updateTime": self.update_ms,
-            "isWorking": true,
-            "workingTime": self.time_ms,
-            "origQuoteOrderQty": dec(0),
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-        })
-    }
 }
 
 /// `price * qty` at scale 8, rounded up (what a buy locks).
@@ -286,34 +234,71 @@ fn ceil_secs(d: Duration) -> u64 {
 }
 
 /// Venue state behind the server's mutex.
-struct State {
-    orders: Vec<Order>,
-    next_order_id: u64,
-    /// (free, locked) per asset.
-    balances: BTreeMap<String, (i64, i64)>,
+pub(crate) struct State {
+    pub(crate) ex: Exchange,
     limiters: HashMap<IpAddr, Limiter>,
     order_count_10s: (Instant, u32),
     order_count_1d: u32,
-    update_id: u64,
+    /// Orders waiting out their latency: (ticket, market time they take effect, request).
+    pending: Vec<(u64, u64, NewOrder)>,
+    /// Results of activated pending orders, by ticket.
+    done: HashMap<u64, Result<Value, ApiError>>,
+    next_ticket: u64,
+    /// Whether a market driver applies frames (and so activates pending orders).
+    pub(crate) driver_running: bool,
+    latency_rng: u64,
+    pub(crate) listen_keys: Vec<String>,
 }
 
-struct Shared {
-    cfg: RestConfig,
+impl State {
+    /// Activate every pending order due at market time `t_ns` (all of them with `None`).
+    pub(crate) fn activate_due(&mut self, t_ns: Option<u64>, now_ms: u64) -> bool {
+        let mut any = false;
+        while let Some(pos) = self
+            .pending
+            .iter()
+            .position(|p| t_ns.is_none_or(|t| p.1 <= t))
+        {
+            let (ticket, _, req) = self.pending.remove(pos);
+            let r = self.ex.place(req, now_ms);
+            self.done.insert(ticket, r);
+            any = true;
+        }
+        any
+    }
+}
+
+/// What a venue adds to a bare REST server.
+pub(crate) struct VenueOpts {
+    pub fees: Fees,
+    pub latency: LatencyModel,
+    /// Seed books with the fixed synthetic ladder (the bare REST server's market).
+    pub ladder: bool,
+    pub events: Option<std::sync::mpsc::Sender<Vec<u8>>>,
+    pub stamps: Option<Arc<WireLog>>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) cfg: RestConfig,
     signer: Signer,
     state: Mutex<State>,
+    /// Signalled when pending orders are activated.
+    pub(crate) activated: Condvar,
     stop: AtomicBool,
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_conn: AtomicU64,
     started: Instant,
+    latency: LatencyModel,
+    stamps: Option<Arc<WireLog>>,
 }
 
 impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // A panicking handler thread must not take the venue down with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -338,8 +323,23 @@ impl std::fmt::Debug for RestServer {
 }
 
 impl RestServer {
-    /// Bind and start serving on a background thread.
+    /// Bind and start serving on a background thread. Without a market attached, the books
+    /// are a fixed synthetic ladder around a reference price per symbol (60000 BTCUSDT, 3000
+    /// ETHUSDT): limit orders away from it rest, marketable ones fill against it.
     pub fn start(cfg: RestConfig) -> io::Result<RestServer> {
+        Self::start_with(
+            cfg,
+            VenueOpts {
+                fees: Fees::default(),
+                latency: LatencyModel::Zero,
+                ladder: true,
+                events: None,
+                stamps: None,
+            },
+        )
+    }
+
+    pub(crate) fn start_with(cfg: RestConfig, opts: VenueOpts) -> io::Result<RestServer> {
         let mut balances = BTreeMap::new();
         for (asset, amount) in &cfg.balances {
             let v = parse_mantissa(amount.as_bytes(), SCALE).map_err(|e| {
@@ -350,24 +350,46 @@ impl RestServer {
             })?;
             balances.insert(asset.clone(), (v, 0));
         }
+        let mut ex = Exchange::new(balances, opts.fees);
+        ex.events = opts.events;
+        if opts.ladder {
+            for m in &MARKETS {
+                let level = |i: i64, side: i64| {
+                    let px = m.ref_price + side * (i + 1) * m.tick;
+                    (px, m.min_qty * (1 + (i * 7919) % 97))
+                };
+                let bids: Vec<_> = (0..5000).map(|i| level(i, -1)).collect();
+                let asks: Vec<_> = (0..5000).map(|i| level(i, 1)).collect();
+                ex.books
+                    .entry(m.symbol)
+                    .or_default()
+                    .reset(1_000_000, &bids, &asks);
+            }
+        }
         let listener = TcpListener::bind(cfg.bind)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             signer: Signer::from_secret_bytes(cfg.api_secret.as_bytes()),
             cfg,
             state: Mutex::new(State {
-                orders: Vec::new(),
-                next_order_id: 1,
-                balances,
+                ex,
                 limiters: HashMap::new(),
                 order_count_10s: (Instant::now(), 0),
                 order_count_1d: 0,
-                update_id: 1_000_000,
+                pending: Vec::new(),
+                done: HashMap::new(),
+                next_ticket: 1,
+                driver_running: false,
+                latency_rng: opts.latency.seed(),
+                listen_keys: Vec::new(),
             }),
+            activated: Condvar::new(),
             stop: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             started: Instant::now(),
+            latency: opts.latency,
+            stamps: opts.stamps,
         });
         let sh = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
@@ -378,6 +400,10 @@ impl RestServer {
             shared,
             accept: Some(accept),
         })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// The bound address.
@@ -399,6 +425,7 @@ impl RestServer {
     pub fn open_order_count(&self) -> usize {
         self.shared
             .state()
+            .ex
             .orders
             .iter()
             .filter(|o| o.is_open())
@@ -643,12 +670,27 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
+        if let Some(log) = &shared.stamps {
+            if req.method == "POST" && req.path.trim_end_matches('/') == "/api/v3/order" {
+                let tsc = log.now();
+                let id = raw_param(&req.body, b"newClientOrderId=")
+                    .or_else(|| raw_param(&req.query, b"newClientOrderId="))
+                    .unwrap_or(b"");
+                log.order(tsc, id);
+            }
+        }
         let resp = handle(shared, peer, &req);
         write_response(&mut writer, &resp, req.keep_alive)?;
         if !req.keep_alive {
             return Ok(());
         }
     }
+}
+
+/// The raw value of `name=` (given with its `=`) in a query string, without decoding.
+fn raw_param<'a>(raw: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    raw.split(|&b| b == b'&')
+        .find_map(|pair| pair.strip_prefix(name))
 }
 
 /// Which endpoint a request is for.
@@ -662,7 +704,11 @@ enum Endpoint {
     CancelOrder,
     QueryOrder,
     OpenOrders,
+    AllOrders,
     Account,
+    NewListenKey,
+    KeepListenKey,
+    CloseListenKey,
 }
 
 impl Endpoint {
@@ -676,7 +722,11 @@ impl Endpoint {
             ("DELETE", "/api/v3/order") => Endpoint::CancelOrder,
             ("GET", "/api/v3/order") => Endpoint::QueryOrder,
             ("GET", "/api/v3/openOrders") => Endpoint::OpenOrders,
+            ("GET", "/api/v3/allOrders") => Endpoint::AllOrders,
             ("GET", "/api/v3/account") => Endpoint::Account,
+            ("POST", "/api/v3/userDataStream") => Endpoint::NewListenKey,
+            ("PUT", "/api/v3/userDataStream") => Endpoint::KeepListenKey,
+            ("DELETE", "/api/v3/userDataStream") => Endpoint::CloseListenKey,
             _ => return None,
         })
     }
@@ -688,14 +738,24 @@ impl Endpoint {
                 | Endpoint::CancelOrder
                 | Endpoint::QueryOrder
                 | Endpoint::OpenOrders
+                | Endpoint::AllOrders
                 | Endpoint::Account
+        )
+    }
+
+    /// `USER_STREAM` security: API key, no signature.
+    fn key_only(self) -> bool {
+        matches!(
+            self,
+            Endpoint::NewListenKey | Endpoint::KeepListenKey | Endpoint::CloseListenKey
         )
     }
 
     fn weight(self, params: &Params) -> u32 {
         match self {
+            Endpoint::NewListenKey | Endpoint::KeepListenKey | Endpoint::CloseListenKey => 2,
             Endpoint::Ping | Endpoint::Time | Endpoint::NewOrder | Endpoint::CancelOrder => 1,
-            Endpoint::ExchangeInfo | Endpoint::Account => 20,
+            Endpoint::ExchangeInfo | Endpoint::Account | Endpoint::AllOrders => 20,
             Endpoint::QueryOrder => 4,
             Endpoint::OpenOrders => {
                 if params.get("symbol").is_some() {
@@ -849,7 +909,9 @@ fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
             return error_response(&e, headers);
         }
     }
-    let result = if ep.signed() {
+    let result = if ep.key_only() {
+        check_key(shared, req).and_then(|()| dispatch(shared, ep, &params, &mut headers))
+    } else if ep.signed() {
         authenticate(shared, req, &params)
             .and_then(|()| dispatch(shared, ep, &params, &mut headers))
     } else {
@@ -935,8 +997,8 @@ fn admit(
     (Admit::Ok, l.used)
 }
 
-/// Key, signature and timestamp checks of a `SIGNED` endpoint.
-fn authenticate(shared: &Shared, req: &Request, params: &Params) -> Result<(), ApiError> {
+/// The `X-MBX-APIKEY` check shared by `USER_STREAM` and `SIGNED` endpoints.
+fn check_key(shared: &Shared, req: &Request) -> Result<(), ApiError> {
     let key = req.header("X-MBX-APIKEY").unwrap_or("");
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(err(401, -2014, "API-key format invalid."));
@@ -948,6 +1010,12 @@ fn authenticate(shared: &Shared, req: &Request, params: &Params) -> Result<(), A
             "Invalid API-key, IP, or permissions for action.",
         ));
     }
+    Ok(())
+}
+
+/// Key, signature and timestamp checks of a `SIGNED` endpoint.
+fn authenticate(shared: &Shared, req: &Request, params: &Params) -> Result<(), ApiError> {
+    check_key(shared, req)?;
     let ts: u64 = params
         .require("timestamp")?
         .parse()
@@ -1015,8 +1083,8 @@ fn dispatch(
         Endpoint::QueryOrder => {
             let m = symbol_param(params)?;
             let st = shared.state();
-            let o = find_order(&st, m, params)?;
-            Ok(o.query_json())
+            let i = find_index(&st, m, params)?;
+            Ok(st.ex.orders[i].query_json())
         }
         Endpoint::OpenOrders => {
             let filter = match params.get("symbol") {
@@ -1025,26 +1093,70 @@ fn dispatch(
             };
             let st = shared.state();
             Ok(Value::Array(
-                st.orders
+                st.ex
+                    .orders
                     .iter()
                     .filter(|o| o.is_open() && filter.is_none_or(|s| s == o.symbol))
-                    .map(Order::query_json)
+                    .map(super::exchange::Order::query_json)
                     .collect(),
             ))
+        }
+        Endpoint::AllOrders => {
+            let m = symbol_param(params)?;
+            let st = shared.state();
+            Ok(Value::Array(
+                st.ex
+                    .orders
+                    .iter()
+                    .filter(|o| o.symbol == m.symbol)
+                    .map(super::exchange::Order::query_json)
+                    .collect(),
+            ))
+        }
+        Endpoint::NewListenKey => {
+            let mut st = shared.state();
+            let n = st.listen_keys.len() as u64;
+            // 60 characters, like Binance's.
+            let seed = shared.started.elapsed().as_nanos() as u64 ^ (n << 40);
+            let key: String = (0..60)
+                .map(|i| {
+                    let h = seed
+                        .wrapping_add(i)
+                        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                        .rotate_left(29);
+                    let a = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+                    a[(h % a.len() as u64) as usize] as char
+                })
+                .collect();
+            st.listen_keys.push(key.clone());
+            Ok(json!({"listenKey": key}))
+        }
+        Endpoint::KeepListenKey | Endpoint::CloseListenKey => {
+            let key = params.require("listenKey")?;
+            let mut st = shared.state();
+            let Some(i) = st.listen_keys.iter().position(|k| k == key) else {
+                return Err(err(400, -1125, "This listenKey does not exist."));
+            };
+            if ep == Endpoint::CloseListenKey {
+                st.listen_keys.remove(i);
+            }
+            Ok(json!({}))
         }
         Endpoint::Account => {
             let st = shared.state();
             let balances: Vec<Value> = st
+                .ex
                 .balances
                 .iter()
                 .map(|(a, (free, locked))| json!({"asset": a, "free": dec(*free), "locked": dec(*locked)}))
                 .collect();
+            let fees = st.ex.fees;
             Ok(json!({
-                "makerCommission": 10,
-                "takerCommission": 10,
+                "makerCommission": fees.maker / 10_000,
+                "takerCommission": fees.taker / 10_000,
                 "buyerCommission": 0,
                 "sellerCommission": 0,
-                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+                "commissionRates": {"maker": dec(fees.maker), "taker": dec(fees.taker), "buyer": "0.00000000", "seller": "0.00000000"},
                 "canTrade": true,
                 "canWithdraw": false,
                 "canDeposit": false,
@@ -1072,7 +1184,7 @@ fn market_json(m: &Market) -> Value {
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER"],
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
         "icebergAllowed": false,
         "ocoAllowed": false,
         "otoAllowed": false,
@@ -1134,23 +1246,25 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
             .clamp(1, 5000),
         None => 100,
     };
-    let update_id = {
-        let mut st = shared.state();
-        st.update_id += 1;
-        st.update_id
+    let st = shared.state();
+    let (bids, asks, id) = match st.ex.books.get(m.symbol) {
+        Some(b) => (
+            b.bids
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|(p, q)| json!([dec(*p), dec(*q)]))
+                .collect(),
+            b.asks
+                .iter()
+                .take(limit)
+                .map(|(p, q)| json!([dec(*p), dec(*q)]))
+                .collect(),
+            b.last_update_id,
+        ),
+        None => (Vec::new(), Vec::new(), 0),
     };
-    // A fixed ladder: one level per tick away from the reference price, sizes varying
-    // deterministically with the level.
-    let level = |i: usize, side: i64| {
-        let px = m.ref_price + side * (i as i64 + 1) * m.tick;
-        let qty = m.min_qty * (1 + (i as i64 * 7919) % 97);
-        json!([dec(px), dec(qty)])
-    };
-    Ok(json!({
-        "lastUpdateId": update_id,
-        "bids": (0..limit).map(|i| level(i, -1)).collect::<Vec<_>>(),
-        "asks": (0..limit).map(|i| level(i, 1)).collect::<Vec<_>>(),
-    }))
+    Ok(json!({"lastUpdateId": id, "bids": bids, "asks": asks}))
 }
 
 fn random_client_id(shared: &Shared, n: u64) -> String {
@@ -1173,7 +1287,7 @@ fn new_order(
     let order_type = match params.require("type")? {
         "LIMIT" => "LIMIT",
         "LIMIT_MAKER" => "LIMIT_MAKER",
-        // Needs a fill price: comes with matching.
+        "MARKET" => "MARKET",
         _ => return Err(err(400, -1116, "Invalid orderType.")),
     };
     let time_in_force = if order_type == "LIMIT" {
@@ -1193,22 +1307,44 @@ fn new_order(
         }
         "GTC"
     };
-    let qty = decimal_param(params, "quantity")?;
-    let price = decimal_param(params, "price")?;
-    if price < m.min_price || price > m.max_price || (price - m.min_price) % m.tick != 0 {
-        return Err(err(400, -1013, "Filter failure: PRICE_FILTER"));
+    if order_type == "MARKET" && params.get("quoteOrderQty").is_some() {
+        // Spot `quoteOrderQty` market orders are not simulated; refuse rather than misfill.
+        return Err(err(
+            400,
+            -1106,
+            "Parameter 'quoteOrderQty' sent when not required.",
+        ));
     }
+    let qty = decimal_param(params, "quantity")?;
+    let price = if order_type == "MARKET" {
+        if params.get("price").is_some() {
+            return Err(err(400, -1106, "Parameter 'price' sent when not required."));
+        }
+        0
+    } else {
+        let price = decimal_param(params, "price")?;
+        if price < m.min_price || price > m.max_price || (price - m.min_price) % m.tick != 0 {
+            return Err(err(400, -1013, "Filter failure: PRICE_FILTER"));
+        }
+        price
+    };
     if qty < m.min_qty || qty > m.max_qty || (qty - m.min_qty) % m.step != 0 {
         return Err(err(400, -1013, "Filter failure: LOT_SIZE"));
     }
-    let value = notional(price, qty);
-    if value < m.min_notional || value > m.max_notional {
-        return Err(err(400, -1013, "Filter failure: NOTIONAL"));
+    if order_type != "MARKET" {
+        let value = notional(price, qty);
+        if value < m.min_notional || value > m.max_notional {
+            return Err(err(400, -1013, "Filter failure: NOTIONAL"));
+        }
     }
-    let resp_type = params.get("newOrderRespType").unwrap_or("FULL");
-    if !matches!(resp_type, "ACK" | "RESULT" | "FULL") {
-        return Err(err(400, -1177, "Invalid newOrderRespType."));
-    }
+    let resp_type = match params.get("newOrderRespType") {
+        None if order_type == "MARKET" || order_type == "LIMIT" => "FULL",
+        None => "ACK",
+        Some("ACK") => "ACK",
+        Some("RESULT") => "RESULT",
+        Some("FULL") => "FULL",
+        Some(_) => return Err(err(400, -1177, "Invalid newOrderRespType.")),
+    };
     let client_id = params.get("newClientOrderId").map(str::to_owned);
     if let Some(id) = &client_id {
         if !valid_client_order_id(id.as_bytes()) {
@@ -1231,78 +1367,56 @@ fn new_order(
     headers.push(("X-MBX-ORDER-COUNT-10S", st.order_count_10s.1.to_string()));
     headers.push(("X-MBX-ORDER-COUNT-1D", st.order_count_1d.to_string()));
     if let Some(id) = &client_id {
-        if st
+        let dup = st
+            .ex
             .orders
             .iter()
             .any(|o| o.is_open() && o.symbol == m.symbol && o.client_order_id == *id)
-        {
+            || st
+                .pending
+                .iter()
+                .any(|p| p.2.market.symbol == m.symbol && p.2.client_order_id == *id);
+        if dup {
             return Err(err(400, -2010, "Duplicate order sent."));
         }
     }
-    let order_id = st.next_order_id;
-    let order = Order {
-        symbol: m.symbol,
-        order_id,
-        client_order_id: client_id.unwrap_or_else(|| random_client_id(shared, order_id)),
-        price,
-        orig_qty: qty,
-        status: "NEW",
-        time_in_force,
-        order_type,
+    let n = st.ex.next_order_id + st.pending.len() as u64;
+    let req = NewOrder {
+        market: m,
         side,
-        time_ms: now,
-        update_ms: now,
+        order_type,
+        time_in_force,
+        price,
+        qty,
+        client_order_id: client_id.unwrap_or_else(|| random_client_id(shared, n)),
+        resp_type,
     };
-    let (asset, amount) = order.lock(m);
-    let bal = st.balances.entry(asset.to_owned()).or_insert((0, 0));
-    if bal.0 < amount {
-        return Err(err(
-            400,
-            -2010,
-            "Account has insufficient balance for requested action.",
-        ));
+    let delay = shared.latency.sample_ns(&mut st.latency_rng);
+    if delay == 0 || !st.driver_running {
+        return st.ex.place(req, now);
     }
-    bal.0 -= amount;
-    bal.1 += amount;
-    st.next_order_id += 1;
-    let ack = json!({
-        "symbol": order.symbol,
-        "orderId": order.order_id,
-        "orderListId": -1,
-        "clientOrderId": order.client_order_id,
-        "transactTime": now,
-    });
-    let out = if resp_type == "ACK" {
-        ack
-    } else {
-        let mut v = ack;
-        let extra = json!({
-            "price": dec(order.price),
-            "origQty": dec(order.orig_qty),
-            "executedQty": dec(0),
-            "origQuoteOrderQty": dec(0),
-            "cummulativeQuoteQty": dec(0),
-            "status": order.status,
-            "timeInForce": order.time_in_force,
-            "type": order.order_type,
-            "side": order.side,
-            "workingTime": now,
-            "selfTradePreventionMode": "EXPIRE_MAKER",
-        });
-        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
-            o.extend(e);
-            if resp_type == "FULL" {
-                o.insert("fills".into(), json!([]));
-            }
+    // The order reaches the matching engine `delay` of market time from now: the market
+    // driver activates it before the first frame at or after that time.
+    let ticket = st.next_ticket;
+    st.next_ticket += 1;
+    let at = st.ex.market_ns.saturating_add(delay);
+    st.pending.push((ticket, at, req));
+    loop {
+        if let Some(r) = st.done.remove(&ticket) {
+            return r;
         }
-        v
-    };
-    st.orders.push(order);
-    Ok(out)
-}
-
-fn find_order<'a>(st: &'a State, m: &Market, params: &Params) -> Result<&'a Order, ApiError> {
-    find_index(st, m, params).map(|i| &st.orders[i])
+        if !st.driver_running || shared.stop.load(Ordering::SeqCst) {
+            // The tape ended (or the venue stops): no market time will pass any more.
+            let now = shared.now_ms();
+            st.activate_due(None, now);
+            continue;
+        }
+        st = shared
+            .activated
+            .wait_timeout(st, Duration::from_millis(100))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|e| e.into_inner().0);
+    }
 }
 
 fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError> {
@@ -1319,7 +1433,8 @@ fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError
         ));
     }
     // A client id may have been reused after its first order closed: the newest one wins.
-    st.orders
+    st.ex
+        .orders
         .iter()
         .rposition(|o| {
             o.symbol == m.symbol
@@ -1340,39 +1455,14 @@ fn cancel_order(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
             e
         }
     })?;
-    if !st.orders[idx].is_open() {
+    if !st.ex.orders[idx].is_open() {
         return Err(err(400, -2011, "Unknown order sent."));
     }
     let cancel_id = params
         .get("newClientOrderId")
         .map(str::to_owned)
-        .unwrap_or_else(|| random_client_id(shared, st.orders[idx].order_id));
-    let (asset, amount) = st.orders[idx].lock(m);
-    if let Some(bal) = st.balances.get_mut(asset) {
-        bal.0 += amount;
-        bal.1 -= amount;
-    }
-    let o = &mut st.orders[idx];
-    o.status = "CANCELED";
-    o.update_ms = now;
-    Ok(json!({
-        "symbol": o.symbol,
-        "origClientOrderId": o.client_order_id,
-        "orderId": o.order_id,
-        "orderListId": -1,
-        "clientOrderId": cancel_id,
-        "transactTime": now,
-        "price": dec(o.price),
-        "origQty": dec(o.orig_qty),
-        "executedQty": dec(0),
-        "origQuoteOrderQty": dec(0),
-        "cummulativeQuoteQty": dec(0),
-        "status": o.status,
-        "timeInForce": o.time_in_force,
-        "type": o.order_type,
-        "side": o.side,
-        "selfTradePreventionMode": "EXPIRE_MAKER",
-    }))
+        .unwrap_or_else(|| random_client_id(shared, st.ex.orders[idx].order_id));
+    Ok(st.ex.cancel(idx, &cancel_id, now))
 }
 
 #[cfg(test)]

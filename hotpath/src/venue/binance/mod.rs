@@ -36,10 +36,12 @@
 
 pub mod error;
 pub mod exchange_info;
+pub mod orders;
 pub mod reference;
 pub mod scanner;
 mod schema;
 pub mod sign;
+pub mod user_stream;
 
 pub use error::{DecodeError, DecodeStats, Decoded, ErrorKind, Text};
 pub use exchange_info::{ExchangeInfo, ExchangeInfoError, ScalePolicy, SymbolInfo};

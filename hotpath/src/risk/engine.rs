@@ -1,0 +1,1139 @@
+//! [`RiskEngine`]: positions, the execution chain, the exit monitors and the portfolio risk
+//! manager of every symbol, driven by market events, entry decisions, fills and controls.
+//!
+//! Everything is preallocated in [`RiskEngine::new`] (a slot per instrument id, the
+//! correlation rings, the [`Outbox`]); the per-event paths only read and write those. What
+//! the engine decides goes to the outbox, which the caller drains after each call: order
+//! intents (entries, exits with their `EXIT_*` / `RISK_*` reason), [`RiskReject`]s and
+//! [`TradeClose`]s to journal.
+//!
+//! **Positions come from fills only.** An entry intent marks an entry *in flight* (it counts
+//! toward the limits at once, so two decisions cannot both pass the exposure check) until its
+//! fill, a terminal report, or `pending_timeout_ns` of event time; an exit is sent once per
+//! position until answered or timed out. The monitor is activated by the first entry fill,
+//! at the fill price.
+
+use crate::codec::fnv1a64;
+use crate::event::{
+    ControlKind, ExecEvent, ExecKind, MarketEvent, MarketKind, OrderIntent, OrderType, ReasonCode,
+    Side, Stamps, TimeInForce,
+};
+use crate::fixed::{mantissa_to_f64, rescale, Price, Qty, Rounding};
+use crate::instrument::{InstrumentId, InstrumentKind, InstrumentRef, InstrumentSpec};
+
+use super::chain::{ChainContext, ExecutionChain};
+use super::monitor::PositionMonitor;
+use super::portfolio::{
+    drawdown_level, dump_signals, health_score, next_midnight_ns, Breaker, Correlation,
+    DrawdownLevel, HealthAction, HealthInputs, MinuteBars,
+};
+use super::state::{TradingState, TradingStates};
+use super::{RiskConfig, RiskReject, TradeClose, PNL_SCALE};
+
+/// Per-symbol risk attributes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SymbolRisk {
+    /// A meme coin (own size cap and hold limit).
+    pub meme: bool,
+    /// The market leader (BTC): its dumps close correlated longs.
+    pub leader: bool,
+    /// Per-market notional cap, quote currency.
+    pub market_cap: f64,
+}
+
+impl SymbolRisk {
+    /// Defaults for `spec`: the leader is the first `BTC*` symbol, no meme coins, no
+    /// per-market cap beyond the chain's.
+    pub fn for_instrument(spec: &InstrumentSpec) -> Self {
+        SymbolRisk {
+            meme: false,
+            leader: spec.symbol.as_bytes().starts_with(b"BTC"),
+            market_cap: f64::INFINITY,
+        }
+    }
+}
+
+/// Capacity of each outbox list.
+const OUT: usize = 32;
+
+/// What the engine decided since the last drain (fixed capacity; overflow is counted).
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    /// Order intents, in order.
+    pub intents: [OrderIntent; OUT],
+    /// Number of valid `intents`.
+    pub n_intents: usize,
+    /// Rejections.
+    pub rejects: [RiskReject; 8],
+    /// Number of valid `rejects`.
+    pub n_rejects: usize,
+    /// Closed trades.
+    pub closes: [TradeClose; 8],
+    /// Number of valid `closes`.
+    pub n_closes: usize,
+    /// Items dropped because a list was full.
+    pub overflow: u64,
+}
+
+impl Outbox {
+    fn new(inst: InstrumentRef) -> Self {
+        let intent = OrderIntent::new_order(
+            inst,
+            Side::Buy,
+            OrderType::Market,
+            TimeInForce::Ioc,
+            Price::ZERO,
+            Qty::ZERO,
+            0,
+        );
+        let reject = RiskReject {
+            instrument: InstrumentId::NONE,
+            side: Side::Buy,
+            state: 0,
+            reason: ReasonCode::NONE,
+            price_scale: 0,
+            qty_scale: 0,
+            reserved: 0,
+            open_positions: 0,
+            time_ns: 0,
+            price: Price::ZERO,
+            qty: Qty::ZERO,
+            value: 0.0,
+            limit: 0.0,
+            decision_seq: 0,
+        };
+        let close = TradeClose {
+            instrument: InstrumentId::NONE,
+            side: Side::Buy,
+            price_scale: 0,
+            qty_scale: 0,
+            pnl_scale: PNL_SCALE,
+            reason: ReasonCode::NONE,
+            fills: 0,
+            hold_secs: 0,
+            open_ns: 0,
+            close_ns: 0,
+            entry_px: Price::ZERO,
+            exit_px: Price::ZERO,
+            qty: Qty::ZERO,
+            gross_pnl: 0,
+            fees: 0,
+            net_pnl: 0,
+            entry_cid: 0,
+            exit_cid: 0,
+        };
+        Outbox {
+            intents: [intent; OUT],
+            n_intents: 0,
+            rejects: [reject; 8],
+            n_rejects: 0,
+            closes: [close; 8],
+            n_closes: 0,
+            overflow: 0,
+        }
+    }
+
+    /// Empty every list.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.n_intents = 0;
+        self.n_rejects = 0;
+        self.n_closes = 0;
+    }
+
+    /// True if nothing is waiting.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.n_intents == 0 && self.n_rejects == 0 && self.n_closes == 0
+    }
+
+    /// The waiting intents.
+    pub fn intents(&self) -> &[OrderIntent] {
+        &self.intents[..self.n_intents]
+    }
+
+    /// The waiting rejections.
+    pub fn rejects(&self) -> &[RiskReject] {
+        &self.rejects[..self.n_rejects]
+    }
+
+    /// The waiting closed trades.
+    pub fn closes(&self) -> &[TradeClose] {
+        &self.closes[..self.n_closes]
+    }
+
+    fn intent(&mut self, i: OrderIntent) {
+        if self.n_intents < OUT {
+            self.intents[self.n_intents] = i;
+            self.n_intents += 1;
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn reject(&mut self, r: RiskReject) {
+        if self.n_rejects < self.rejects.len() {
+            self.rejects[self.n_rejects] = r;
+            self.n_rejects += 1;
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn close(&mut self, c: TradeClose) {
+        if self.n_closes < self.closes.len() {
+            self.closes[self.n_closes] = c;
+            self.n_closes += 1;
+        } else {
+            self.overflow += 1;
+        }
+    }
+}
+
+/// An order in flight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pending {
+    cid: u64,
+    reason: ReasonCode,
+    deadline_ns: u64,
+    notional: f64,
+}
+
+/// A position built from fills.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct Position {
+    /// Signed quantity (mantissa): > 0 long, < 0 short.
+    qty: i64,
+    /// Sum of price * qty of the entry fills (at price_scale + qty_scale).
+    entry_value: i128,
+    entry_qty: i64,
+    /// Sum of price * qty of the exit fills.
+    exit_value: i128,
+    exit_qty: i64,
+    /// Fees at PNL_SCALE.
+    fees: i128,
+    fills: u16,
+    open_ns: u64,
+    entry_cid: u64,
+    /// Entry notional (quote, f64) counted in the exposure.
+    notional: f64,
+}
+
+impl Position {
+    fn side(&self) -> Option<Side> {
+        match self.qty.signum() {
+            1 => Some(Side::Buy),
+            -1 => Some(Side::Sell),
+            _ => None,
+        }
+    }
+}
+
+/// One symbol's risk state.
+#[derive(Debug, Clone)]
+struct Slot {
+    inst: InstrumentRef,
+    step: Qty,
+    min_qty: Qty,
+    reduce_only: bool,
+    risk: SymbolRisk,
+    venue: usize,
+    last_px: Price,
+    last_ts: u64,
+    pos: Position,
+    monitor: Option<PositionMonitor>,
+    entry: Option<Pending>,
+    exit: Option<Pending>,
+    bars: MinuteBars,
+    corr: Correlation,
+    breaker: Breaker,
+    orders: u64,
+    unrealized: f64,
+}
+
+/// Venues tracked by the venue breakers.
+const VENUES: usize = 16;
+
+/// Counters of the risk layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RiskCounters {
+    /// Entries that passed the chain.
+    pub entries: u64,
+    /// Entries refused.
+    pub rejects: u64,
+    /// Exit intents sent.
+    pub exits: u64,
+    /// Positions closed.
+    pub closes: u64,
+    /// Drawdown alerts (2% level).
+    pub drawdown_alerts: u64,
+    /// Leader dumps detected.
+    pub leader_dumps: u64,
+    /// Breaker trips (symbol + venue).
+    pub breaker_trips: u64,
+    /// Fills for unknown instruments or with bad values.
+    pub bad_fills: u64,
+}
+
+/// The risk layer of the strategy (see the module docs).
+#[derive(Debug, Clone)]
+pub struct RiskEngine {
+    cfg: RiskConfig,
+    slots: Box<[Option<Slot>]>,
+    states: TradingStates,
+    chain: ExecutionChain,
+    out: Outbox,
+    now_ns: u64,
+    day: u64,
+    day_start_equity: f64,
+    realized_today: f64,
+    unreal_total: f64,
+    equity: f64,
+    dd_level: DrawdownLevel,
+    health_next_ns: u64,
+    health: f64,
+    health_action: HealthAction,
+    venue_breakers: [Breaker; VENUES],
+    venue_reduce_until: [u64; VENUES],
+    leader: Option<usize>,
+    leader_closes: [(u64, Price); 16],
+    leader_ret: (u64, f64),
+    leader_dump_minute: u64,
+    counters: RiskCounters,
+}
+
+impl RiskEngine {
+    /// An engine for the instruments `specs` yields (id, spec), with `risk(spec)` giving each
+    /// symbol's attributes. Allocates here only.
+    pub fn new<'a>(
+        cfg: RiskConfig,
+        specs: impl Iterator<Item = (InstrumentId, &'a InstrumentSpec, InstrumentRef)>,
+        mut risk: impl FnMut(&InstrumentSpec) -> SymbolRisk,
+    ) -> Self {
+        let mut slots: Vec<Option<Slot>> = Vec::new();
+        let mut venues: Vec<crate::instrument::Venue> = Vec::new();
+        let mut leader = None;
+        let mut any = None;
+        for (id, spec, inst) in specs {
+            let i = id.0 as usize;
+            if slots.len() <= i {
+                slots.resize_with(i + 1, || None);
+            }
+            let venue = match venues.iter().position(|v| *v == spec.venue) {
+                Some(v) => v,
+                None => {
+                    venues.push(spec.venue);
+                    venues.len() - 1
+                }
+            };
+            let r = risk(spec);
+            if r.leader && leader.is_none() {
+                leader = Some(i);
+            }
+            any = Some(inst);
+            slots[i] = Some(Slot {
+                inst,
+                step: spec.step,
+                min_qty: spec.min_qty,
+                reduce_only: !matches!(spec.kind, InstrumentKind::Spot),
+                risk: r,
+                venue: venue.min(VENUES - 1),
+                last_px: Price::ZERO,
+                last_ts: 0,
+                pos: Position::default(),
+                monitor: None,
+                entry: None,
+                exit: None,
+                bars: MinuteBars::default(),
+                corr: Correlation::new(1440),
+                breaker: Breaker::default(),
+                orders: 0,
+                unrealized: 0.0,
+            });
+        }
+        let n = slots.len();
+        let filler = any.unwrap_or(InstrumentRef {
+            id: InstrumentId::NONE,
+            price_scale: 0,
+            qty_scale: 0,
+        });
+        RiskEngine {
+            chain: ExecutionChain::new(cfg.chain),
+            cfg,
+            slots: slots.into_boxed_slice(),
+            states: TradingStates::new(n),
+            out: Outbox::new(filler),
+            now_ns: 0,
+            day: 0,
+            day_start_equity: cfg.starting_equity,
+            realized_today: 0.0,
+            unreal_total: 0.0,
+            equity: cfg.starting_equity,
+            dd_level: DrawdownLevel::Normal,
+            health_next_ns: 0,
+            health: 100.0,
+            health_action: HealthAction::None,
+            venue_breakers: [Breaker::default(); VENUES],
+            venue_reduce_until: [0; VENUES],
+            leader,
+            leader_closes: [(u64::MAX, Price::ZERO); 16],
+            leader_ret: (u64::MAX, 0.0),
+            leader_dump_minute: u64::MAX,
+            counters: RiskCounters::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RiskConfig {
+        &self.cfg
+    }
+
+    /// The outbox (drain it after each call with [`Outbox::clear`]).
+    pub fn outbox(&self) -> &Outbox {
+        &self.out
+    }
+
+    /// The outbox, mutable (to clear it).
+    pub fn outbox_mut(&mut self) -> &mut Outbox {
+        &mut self.out
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> RiskCounters {
+        self.counters
+    }
+
+    /// The trading states.
+    pub fn states(&self) -> &TradingStates {
+        &self.states
+    }
+
+    /// Effective state of `id` now (venue breaker included).
+    pub fn state_of(&self, id: InstrumentId) -> TradingState {
+        let i = id.0 as usize;
+        let s = self.states.effective(i, self.now_ns);
+        match self.slots.get(i).and_then(Option::as_ref) {
+            Some(slot) if self.now_ns < self.venue_reduce_until[slot.venue] => {
+                s.max(TradingState::Reducing)
+            }
+            Some(_) => s,
+            None => TradingState::Halted,
+        }
+    }
+
+    /// Current equity (starting equity plus realized P&L), quote.
+    pub fn equity(&self) -> f64 {
+        self.equity
+    }
+
+    /// Latest health score.
+    pub fn health(&self) -> f64 {
+        self.health
+    }
+
+    /// Today's drawdown level.
+    pub fn drawdown_level(&self) -> DrawdownLevel {
+        self.dd_level
+    }
+
+    /// Event time of the last event seen.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// Signed position quantity of `id` (mantissa).
+    pub fn position_qty(&self, id: InstrumentId) -> i64 {
+        self.slot(id).map_or(0, |s| s.pos.qty)
+    }
+
+    /// The exit monitor of `id`'s position, if one is open.
+    pub fn monitor(&self, id: InstrumentId) -> Option<&PositionMonitor> {
+        self.slot(id).and_then(|s| s.monitor.as_ref())
+    }
+
+    /// Open positions plus entries in flight.
+    pub fn open_positions(&self) -> u32 {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.pos.qty != 0 || s.entry.is_some_and(|p| self.now_ns < p.deadline_ns))
+            .count() as u32
+    }
+
+    /// Exposure: entry notional of open positions (not being closed) plus entries in flight,
+    /// quote.
+    pub fn exposure(&self) -> f64 {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|s| {
+                // A position whose reduce-only close is in flight is released, as the chain
+                // counts it for a reversal.
+                let closing = s.exit.is_some_and(|p| self.now_ns < p.deadline_ns);
+                (if closing { 0.0 } else { s.pos.notional })
+                    + s.entry
+                        .filter(|p| self.now_ns < p.deadline_ns)
+                        .map_or(0.0, |p| p.notional)
+            })
+            .sum()
+    }
+
+    fn slot(&self, id: InstrumentId) -> Option<&Slot> {
+        self.slots.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    fn advance(&mut self, ts: u64) {
+        if ts <= self.now_ns {
+            return;
+        }
+        self.now_ns = ts;
+        let day = ts / 86_400_000_000_000;
+        if day != self.day {
+            self.day = day;
+            self.day_start_equity = self.equity;
+            self.realized_today = 0.0;
+            self.dd_level = DrawdownLevel::Normal;
+            self.states.account_mut().reducing = false;
+        }
+    }
+
+    /// Drop `i`'s in-flight orders past their deadline (checked lazily where they matter, so
+    /// no per-event sweep over every symbol).
+    fn expire(&mut self, i: usize) {
+        let now = self.now_ns;
+        if let Some(Some(s)) = self.slots.get_mut(i) {
+            if s.entry.is_some_and(|p| now >= p.deadline_ns) {
+                s.entry = None;
+            }
+            if s.exit.is_some_and(|p| now >= p.deadline_ns) {
+                s.exit = None;
+            }
+        }
+    }
+
+    /// One market event. Trades move the monitors and the portfolio checks; exits go to the
+    /// outbox. `imbalances` gives the symbol's current 1m/5m/15m imbalances (read only when a
+    /// check needs them).
+    #[inline]
+    pub fn on_market(
+        &mut self,
+        e: &MarketEvent,
+        imbalances: impl Fn(InstrumentId) -> [Option<f64>; 3],
+    ) {
+        if !matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade) {
+            return;
+        }
+        let i = e.instrument.0 as usize;
+        let ts = e.stamps.venue_ns;
+        if ts != 0 {
+            self.advance(ts);
+        }
+        self.expire(i);
+        let now = self.now_ns;
+        let cfg = self.cfg;
+        let Some(Some(s)) = self.slots.get_mut(i) else {
+            return;
+        };
+        let before = s.unrealized;
+        s.last_px = e.price;
+        s.last_ts = now;
+        let closed = s.bars.on_trade(
+            now,
+            e.price,
+            e.qty.0 as f64,
+            !matches!(e.aggressor, crate::event::Aggressor::Sell),
+        );
+        let mut exit = None;
+        if let Some(m) = s.monitor.as_mut() {
+            if let Some(sig) = m.on_trade(&cfg.monitor, e.price, now, || imbalances(e.instrument)) {
+                exit = Some(sig.reason);
+            }
+            s.unrealized = unrealized(s);
+            let max_hold = if s.risk.meme {
+                cfg.portfolio.meme_max_hold_ns
+            } else {
+                cfg.portfolio.max_hold_ns
+            };
+            if exit.is_none() && max_hold > 0 && now.saturating_sub(s.pos.open_ns) > max_hold {
+                exit = Some(ReasonCode::EXIT_MAX_HOLD);
+            }
+            if exit.is_none() && closed.is_some() {
+                if let Some(side) = s.pos.side() {
+                    let fired = dump_signals(
+                        &s.bars,
+                        side,
+                        cfg.portfolio.dump_bars,
+                        cfg.portfolio.dump_flip_ratio,
+                        imbalances(e.instrument)[0],
+                    );
+                    if fired >= cfg.portfolio.dump_min_signals.max(1) {
+                        exit = Some(ReasonCode::EXIT_DUMP);
+                    }
+                }
+            }
+        }
+        self.unreal_total += s.unrealized - before;
+        if let Some(reason) = exit {
+            self.exit(i, reason, e.stamps);
+        }
+        if let Some(bar) = closed {
+            self.on_bar(i, bar.minute, bar.close);
+        }
+        if self.leader == Some(i) {
+            self.check_leader(i, e.stamps);
+        }
+        if self.unreal_total != 0.0 || self.realized_today != 0.0 {
+            self.check_drawdown(e.stamps);
+        }
+        if now >= self.health_next_ns {
+            self.health_next_ns = now.saturating_add(cfg.portfolio.health_interval_ns.max(1));
+            self.check_health(e.stamps, &imbalances);
+        }
+    }
+
+    /// A closed 1m bar of symbol `i`: returns for the correlation.
+    fn on_bar(&mut self, i: usize, minute: u64, close: Price) {
+        if self.leader == Some(i) {
+            let k = (minute % 16) as usize;
+            let prev = self.leader_closes[((minute + 15) % 16) as usize];
+            if prev.0 == minute.wrapping_sub(1) && prev.1 .0 > 0 {
+                self.leader_ret = (minute, close.0 as f64 / prev.1 .0 as f64 - 1.0);
+            }
+            self.leader_closes[k] = (minute, close);
+            return;
+        }
+        let (lm, lr) = self.leader_ret;
+        let Some(Some(s)) = self.slots.get_mut(i) else {
+            return;
+        };
+        if let Some(prev) = s.bars.back(1) {
+            if lm == minute && prev.minute + 1 == minute && prev.close.0 > 0 {
+                s.corr.push(close.0 as f64 / prev.close.0 as f64 - 1.0, lr);
+            }
+        }
+    }
+
+    /// Leader dump: the leader's price against its 1m close `leader_window` ago.
+    fn check_leader(&mut self, i: usize, stamps: Stamps) {
+        let Some(Some(s)) = self.slots.get(i) else {
+            return;
+        };
+        let minute = self.now_ns / 60_000_000_000;
+        let back = (self.cfg.portfolio.leader_window_ns / 60_000_000_000).clamp(1, 15);
+        let then = minute.saturating_sub(back);
+        let (m, px) = self.leader_closes[(then % 16) as usize];
+        if m != then || px.0 <= 0 || self.leader_dump_minute == minute {
+            return;
+        }
+        let change = s.last_px.0 as f64 / px.0 as f64 - 1.0;
+        if change > -self.cfg.portfolio.leader_drop_frac {
+            return;
+        }
+        self.leader_dump_minute = minute;
+        self.counters.leader_dumps += 1;
+        let min_pairs = self.cfg.portfolio.correlation_min_pairs;
+        let thr = self.cfg.portfolio.correlation_exit;
+        for j in 0..self.slots.len() {
+            let close = match &self.slots[j] {
+                Some(s) if j != i && s.pos.qty > 0 => {
+                    s.corr.value(min_pairs).is_some_and(|c| c > thr)
+                }
+                _ => false,
+            };
+            if close {
+                self.exit(j, ReasonCode::RISK_CORRELATION, stamps);
+            }
+        }
+    }
+
+    fn check_drawdown(&mut self, stamps: Stamps) {
+        let dd = -(self.realized_today + self.unreal_total)
+            / self.day_start_equity.max(f64::MIN_POSITIVE);
+        let level = drawdown_level(&self.cfg.portfolio.drawdown_levels, dd);
+        if level <= self.dd_level {
+            return;
+        }
+        self.dd_level = level;
+        match level {
+            DrawdownLevel::Normal => {}
+            DrawdownLevel::Alert => self.counters.drawdown_alerts += 1,
+            DrawdownLevel::CloseWorstHalf => {
+                self.states.account_mut().reducing = true;
+                let n = self.open_count();
+                self.close_worst(n.div_ceil(2), ReasonCode::RISK_DRAWDOWN, stamps);
+            }
+            DrawdownLevel::CloseAll | DrawdownLevel::Halt => {
+                self.states.account_mut().reducing = true;
+                if level == DrawdownLevel::Halt {
+                    self.states.account_mut().halt_until_ns = next_midnight_ns(self.now_ns);
+                }
+                for j in 0..self.slots.len() {
+                    self.exit(j, ReasonCode::RISK_DRAWDOWN, stamps);
+                }
+            }
+        }
+    }
+
+    fn open_count(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|s| s.pos.qty != 0)
+            .count()
+    }
+
+    /// Close the `n` positions with the worst unrealized P&L relative to their notional.
+    fn close_worst(&mut self, n: usize, reason: ReasonCode, stamps: Stamps) {
+        for _ in 0..n {
+            let mut worst: Option<(usize, f64)> = None;
+            for (j, s) in self.slots.iter().enumerate() {
+                let Some(s) = s else { continue };
+                if s.pos.qty == 0 || s.exit.is_some() {
+                    continue;
+                }
+                let r = s.unrealized / s.pos.notional.max(f64::MIN_POSITIVE);
+                if worst.is_none_or(|(_, w)| r < w) {
+                    worst = Some((j, r));
+                }
+            }
+            match worst {
+                Some((j, _)) => self.exit(j, reason, stamps),
+                None => break,
+            }
+        }
+    }
+
+    fn check_health(
+        &mut self,
+        stamps: Stamps,
+        imbalances: &impl Fn(InstrumentId) -> [Option<f64>; 3],
+    ) {
+        let cfg = self.cfg.portfolio;
+        let (mut n, mut unreal, mut quality, mut hold, mut vol) = (0u32, 0.0, 0.0, 0.0, 0.0);
+        let (mut correlated, mut meme_over) = (0u32, 0u32);
+        for s in self.slots.iter().flatten() {
+            let Some(side) = s.pos.side() else { continue };
+            n += 1;
+            unreal += s.unrealized;
+            let volume_up = match (s.bars.back(0), s.bars.back(1)) {
+                (Some(a), Some(b)) => a.buy + a.sell >= b.buy + b.sell,
+                _ => true,
+            };
+            let flow_with_us = match imbalances(s.inst.id)[0] {
+                Some(i) => (i >= 1.0) == (side == Side::Buy),
+                None => true,
+            };
+            let liquid = self.now_ns.saturating_sub(s.last_ts) < cfg.health_interval_ns * 2;
+            quality +=
+                f64::from(u8::from(volume_up) + u8::from(flow_with_us) + u8::from(liquid)) / 3.0;
+            let held = self.now_ns.saturating_sub(s.pos.open_ns);
+            hold += held as f64 / 60e9;
+            if s.risk.meme && held > 86_400_000_000_000 {
+                meme_over += 1;
+            }
+            vol += s.bars.volatility_ratio();
+            if s.corr
+                .value(cfg.correlation_min_pairs)
+                .is_some_and(|c| c > cfg.correlation_exit)
+            {
+                correlated += 1;
+            }
+        }
+        if n == 0 {
+            self.health = 100.0;
+            self.health_action = HealthAction::None;
+            self.states.account_mut().reducing = self.dd_level >= DrawdownLevel::CloseWorstHalf;
+            return;
+        }
+        let nf = f64::from(n);
+        let x = HealthInputs {
+            unrealized_pct: 100.0 * unreal / self.equity.max(f64::MIN_POSITIVE),
+            quality: quality / nf,
+            correlated,
+            avg_hold_min: hold / nf,
+            meme_over_day: meme_over,
+            volatility_ratio: vol / nf,
+        };
+        let score = health_score(&cfg.health, &x).total;
+        self.health = score;
+        let action = cfg.health.action(score);
+        self.states.account_mut().reducing =
+            action >= HealthAction::StopEntries || self.dd_level >= DrawdownLevel::CloseWorstHalf;
+        if action >= HealthAction::TightenStops {
+            let ppm = self.cfg.monitor.tight_trail_ppm;
+            for s in self.slots.iter_mut().flatten() {
+                if let Some(m) = s.monitor.as_mut() {
+                    m.tighten(ppm);
+                }
+            }
+        }
+        if action == HealthAction::CloseWorstTwo && self.health_action != action {
+            self.close_worst(2, ReasonCode::RISK_HEALTH, stamps);
+        }
+        self.health_action = action;
+    }
+
+    /// Send the closing order of symbol `i`'s position (once until answered).
+    fn exit(&mut self, i: usize, reason: ReasonCode, stamps: Stamps) {
+        let timeout = self.cfg.pending_timeout_ns;
+        let now = self.now_ns;
+        let Some(Some(s)) = self.slots.get_mut(i) else {
+            return;
+        };
+        let Some(side) = s.pos.side() else { return };
+        if s.exit.is_some_and(|p| now < p.deadline_ns) {
+            return;
+        }
+        s.orders += 1;
+        let cid = client_id(s.inst.id, now, side.opposite(), s.orders);
+        let mut intent = OrderIntent::new_order(
+            s.inst,
+            side.opposite(),
+            OrderType::Market,
+            TimeInForce::Ioc,
+            Price::ZERO,
+            Qty(s.pos.qty.abs()),
+            cid,
+        )
+        .because(reason, 0)
+        .with_stamps(stamps);
+        intent.reduce_only = s.reduce_only;
+        s.exit = Some(Pending {
+            cid,
+            reason,
+            deadline_ns: now.saturating_add(timeout),
+            notional: 0.0,
+        });
+        self.counters.exits += 1;
+        self.out.intent(intent);
+    }
+
+    /// An entry decision for `id` on `side` at reference price `price` (the decision's),
+    /// caused by the decision journaled at `decision_seq`. Sizes it, runs the chain, and
+    /// writes the intents (a reversal's close first, then the entry) or a rejection to the
+    /// outbox. Returns true if an entry intent was written.
+    pub fn on_entry(
+        &mut self,
+        id: InstrumentId,
+        side: Side,
+        price: Price,
+        time_ns: u64,
+        decision_seq: u64,
+        stamps: Stamps,
+    ) -> bool {
+        self.advance(time_ns);
+        let i = id.0 as usize;
+        self.expire(i);
+        let state = self.state_of(id);
+        let open = self.open_positions();
+        let exposure = self.exposure();
+        let equity = self.equity;
+        let sizing = self.cfg.sizing;
+        let Some(Some(s)) = self.slots.get(i) else {
+            return false;
+        };
+        let inst = s.inst;
+        let mut reject = RiskReject {
+            instrument: id,
+            side,
+            state: state.as_u8(),
+            reason: ReasonCode::RISK_REJECT_SIZING,
+            price_scale: inst.price_scale,
+            qty_scale: inst.qty_scale,
+            reserved: 0,
+            open_positions: open,
+            time_ns: self.now_ns,
+            price,
+            qty: Qty::ZERO,
+            value: 0.0,
+            limit: 0.0,
+            decision_seq,
+        };
+        let notional = sizing.capped_notional(equity, s.risk.market_cap, s.risk.meme);
+        let qty = match sizing.qty_for(
+            notional,
+            price,
+            inst.price_scale,
+            inst.qty_scale,
+            s.step,
+            s.min_qty,
+        ) {
+            Ok(q) => q,
+            Err(_) => {
+                reject.value = notional;
+                self.counters.rejects += 1;
+                self.out.reject(reject);
+                return false;
+            }
+        };
+        reject.qty = qty;
+        let px = mantissa_to_f64(price.0, inst.price_scale);
+        let order_notional = px * mantissa_to_f64(qty.0, inst.qty_scale);
+        let ctx = ChainContext {
+            now_ns: self.now_ns,
+            state,
+            position_sign: s.pos.qty.signum(),
+            pending_entry: s.entry.is_some(),
+            position_notional: s.pos.notional,
+            open_positions: open,
+            exposure,
+            last_price: mantissa_to_f64(s.last_px.0, inst.price_scale),
+        };
+        match self.chain.check(&ctx, side.sign(), px, order_notional) {
+            Err(r) => {
+                reject.reason = r.reason;
+                reject.value = r.value;
+                reject.limit = r.limit;
+                self.counters.rejects += 1;
+                self.out.reject(reject);
+                false
+            }
+            Ok(order) => {
+                if order.reverse_first {
+                    self.exit(i, ReasonCode::EXIT_REVERSAL, stamps);
+                }
+                let timeout = self.cfg.pending_timeout_ns;
+                let now = self.now_ns;
+                let Some(Some(s)) = self.slots.get_mut(i) else {
+                    return false;
+                };
+                s.orders += 1;
+                let cid = client_id(id, time_ns, side, s.orders);
+                s.entry = Some(Pending {
+                    cid,
+                    reason: ReasonCode::NONE,
+                    deadline_ns: now.saturating_add(timeout),
+                    notional: order_notional,
+                });
+                let reason = match side {
+                    Side::Buy => ReasonCode::ENTRY_LONG,
+                    Side::Sell => ReasonCode::ENTRY_SHORT,
+                };
+                let intent = OrderIntent::new_order(
+                    inst,
+                    side,
+                    OrderType::Market,
+                    TimeInForce::Ioc,
+                    Price::ZERO,
+                    qty,
+                    cid,
+                )
+                .because(reason, decision_seq)
+                .with_stamps(stamps);
+                self.counters.entries += 1;
+                self.out.intent(intent);
+                true
+            }
+        }
+    }
+
+    /// An execution report: fills update the position, equity and fees; a position that goes
+    /// flat writes its [`TradeClose`]; terminal reports end the order's in-flight state.
+    pub fn on_exec(&mut self, x: &ExecEvent) {
+        if x.stamps.venue_ns != 0 {
+            self.advance(x.stamps.venue_ns);
+        }
+        let now = self.now_ns;
+        let i = x.instrument.0 as usize;
+        self.expire(i);
+        let cfg = self.cfg;
+        let Some(Some(s)) = self.slots.get_mut(i) else {
+            self.counters.bad_fills += 1;
+            return;
+        };
+        let is_fill = matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill);
+        if is_fill && (x.last_qty.0 <= 0 || x.last_px.0 <= 0) {
+            self.counters.bad_fills += 1;
+            return;
+        }
+        let fee = rescale(x.fee, x.fee_scale, PNL_SCALE, Rounding::HalfEven).unwrap_or(0);
+        let mut closed = None;
+        if is_fill {
+            let q = x.last_qty.0 * x.side.sign();
+            let value = i128::from(x.last_px.0) * i128::from(x.last_qty.0);
+            let p = &mut s.pos;
+            p.fees += i128::from(fee);
+            p.fills = p.fills.saturating_add(1);
+            if p.qty == 0 || p.qty.signum() == q.signum() {
+                if p.qty == 0 {
+                    *p = Position {
+                        fees: i128::from(fee),
+                        fills: 1,
+                        open_ns: now,
+                        entry_cid: x.client_order_id,
+                        ..Position::default()
+                    };
+                    s.monitor = Some(PositionMonitor::activate(
+                        &cfg.monitor,
+                        x.side,
+                        x.last_px,
+                        now,
+                    ));
+                }
+                p.qty += q;
+                p.entry_value += value;
+                p.entry_qty += x.last_qty.0;
+                p.notional += mantissa_to_f64(x.last_px.0, s.inst.price_scale)
+                    * mantissa_to_f64(x.last_qty.0, s.inst.qty_scale);
+                if s.entry.is_some_and(|e| e.cid == x.client_order_id) && x.is_terminal() {
+                    s.entry = None;
+                }
+            } else {
+                // A reducing fill; anything beyond flat is ignored (exits are reduce-only).
+                let take = x.last_qty.0.min(p.qty.abs());
+                p.exit_value += i128::from(x.last_px.0) * i128::from(take);
+                p.exit_qty += take;
+                p.qty += take * q.signum();
+                if p.qty == 0 {
+                    let reason = match s.exit {
+                        Some(e) if e.cid == x.client_order_id => e.reason,
+                        _ => ReasonCode::MANUAL,
+                    };
+                    closed = Some(trade_close(s, reason, x.client_order_id, now));
+                    s.pos = Position::default();
+                    s.monitor = None;
+                    s.exit = None;
+                    self.unreal_total -= s.unrealized;
+                    s.unrealized = 0.0;
+                }
+            }
+        } else if x.is_terminal() {
+            if s.entry.is_some_and(|e| e.cid == x.client_order_id) {
+                s.entry = None;
+            }
+            if s.exit.is_some_and(|e| e.cid == x.client_order_id) {
+                s.exit = None;
+            }
+        }
+        if let Some(c) = closed {
+            let venue = s.venue;
+            let tripped = s
+                .breaker
+                .on_trade(c.net_pnl, cfg.portfolio.symbol_breaker_losses);
+            let pnl = mantissa_to_f64(c.net_pnl, PNL_SCALE);
+            self.equity += pnl;
+            self.realized_today += pnl;
+            self.counters.closes += 1;
+            if tripped {
+                self.counters.breaker_trips += 1;
+                if let Some(st) = self.states.symbol_mut(i) {
+                    st.reduce_until_ns = now.saturating_add(cfg.portfolio.symbol_cooldown_ns);
+                }
+            }
+            if self.venue_breakers[venue].on_trade(c.net_pnl, cfg.portfolio.venue_breaker_losses) {
+                self.counters.breaker_trips += 1;
+                self.venue_reduce_until[venue] =
+                    now.saturating_add(cfg.portfolio.venue_cooldown_ns);
+            }
+            self.out.close(c);
+        }
+    }
+
+    /// A control command: Halt / Resume for the account ([`InstrumentId::NONE`]) or one
+    /// symbol. Halt stops entries only; exits keep flowing. Resume lifts the admin halt (a
+    /// drawdown halt stays until 00:00 UTC).
+    pub fn on_control(&mut self, c: &crate::event::Control) {
+        let halt = match c.kind {
+            ControlKind::Halt => true,
+            ControlKind::Resume => false,
+            _ => return,
+        };
+        if c.instrument == InstrumentId::NONE {
+            self.states.account_mut().admin_halt = halt;
+        } else if let Some(s) = self.states.symbol_mut(c.instrument.0 as usize) {
+            s.admin_halt = halt;
+        }
+    }
+}
+
+/// Unrealized P&L of a slot at its last price, quote (f64).
+fn unrealized(s: &Slot) -> f64 {
+    if s.pos.qty == 0 || s.last_px.0 <= 0 {
+        return 0.0;
+    }
+    let scale = u32::from(s.inst.price_scale) + u32::from(s.inst.qty_scale);
+    let now_value = i128::from(s.last_px.0) * i128::from(s.pos.qty.abs());
+    let open_part = if s.pos.entry_qty > 0 {
+        s.pos.entry_value * i128::from(s.pos.qty.abs()) / i128::from(s.pos.entry_qty)
+    } else {
+        0
+    };
+    let diff = (now_value - open_part) * i128::from(s.pos.qty.signum());
+    diff as f64 / 10f64.powi(scale as i32)
+}
+
+/// The closed-trade record of a slot whose position just went flat.
+fn trade_close(s: &Slot, reason: ReasonCode, exit_cid: u64, now: u64) -> TradeClose {
+    let p = &s.pos;
+    let side = if p.exit_qty > 0 && p.entry_qty > 0 {
+        // The entry fills' side: exits were the opposite.
+        match s.monitor.map(|m| m.side()) {
+            Some(side) => side,
+            None => Side::Buy,
+        }
+    } else {
+        Side::Buy
+    };
+    let vs = s.inst.price_scale + s.inst.qty_scale;
+    let gross_raw = (p.exit_value - p.entry_value) * i128::from(side.sign());
+    let gross = rescale_i128(gross_raw, vs, PNL_SCALE);
+    let fees = i64::try_from(p.fees).unwrap_or(i64::MAX);
+    let vwap = |v: i128, q: i64| {
+        if q <= 0 {
+            return Price::ZERO;
+        }
+        Price(i64::try_from(div_half_even(v, i128::from(q))).unwrap_or(0))
+    };
+    TradeClose {
+        instrument: s.inst.id,
+        side,
+        price_scale: s.inst.price_scale,
+        qty_scale: s.inst.qty_scale,
+        pnl_scale: PNL_SCALE,
+        reason,
+        fills: p.fills,
+        hold_secs: u32::try_from(now.saturating_sub(p.open_ns) / 1_000_000_000).unwrap_or(u32::MAX),
+        open_ns: p.open_ns,
+        close_ns: now,
+        entry_px: vwap(p.entry_value, p.entry_qty),
+        exit_px: vwap(p.exit_value, p.exit_qty),
+        qty: Qty(p.exit_qty),
+        gross_pnl: gross,
+        fees,
+        net_pnl: gross.saturating_sub(fees),
+        entry_cid: p.entry_cid,
+        exit_cid,
+    }
+}
+
+/// `v / d` rounded half to even (d > 0).
+fn div_half_even(v: i128, d: i128) -> i128 {
+    let q = v.div_euclid(d);
+    let r = v.rem_euclid(d);
+    match (2 * r).cmp(&d) {
+        core::cmp::Ordering::Less => q,
+        core::cmp::Ordering::Greater => q + 1,
+        core::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+/// `v` at scale `from` re-expressed at scale `to` (half-even), saturating to `i64`.
+fn rescale_i128(v: i128, from: u8, to: u8) -> i64 {
+    let r = if to >= from {
+        v.saturating_mul(10i128.pow(u32::from(to - from)))
+    } else {
+        div_half_even(v, 10i128.pow(u32::from(from - to)))
+    };
+    i64::try_from(r).unwrap_or(if r < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Deterministic client order id: instrument, event time, side and the slot's order count.
+#[inline]
+fn client_id(id: InstrumentId, time_ns: u64, side: Side, n: u64) -> u64 {
+    let mut key = [0u8; 21];
+    key[..4].copy_from_slice(&id.0.to_le_bytes());
+    key[4..12].copy_from_slice(&time_ns.to_le_bytes());
+    key[12] = side.as_u8();
+    key[13..21].copy_from_slice(&n.to_le_bytes());
+    fnv1a64(&key)
+}

@@ -1,0 +1,189 @@
+//! The engine's TOML configuration: the embedded default (`src/config/default.toml`) with a
+//! user's file merged over it.
+//!
+//! Why merged rather than replaced: a user file that sets one key (say `[sim] speed = "10x"`)
+//! must not silently drop every other default, and the defaults must live in one place that a
+//! user can read (the embedded file, printed by `algo-engine config`). Tables merge key by key;
+//! any other value replaces the default. Unknown keys in the sections this binary interprets
+//! are errors (a misspelt threshold must not be ignored); sections for components that parse
+//! their own configuration are kept as raw TOML and handed to them.
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default configuration.
+pub const DEFAULT_TOML: &str = include_str!("config/default.toml");
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// Threads, journal, rings, status.
+    pub engine: EngineSection,
+    /// Which venue to trade on.
+    pub venue: VenueSection,
+    /// The embedded simulator (when `venue.kind = "sim"`).
+    pub sim: SimSection,
+    /// Sections interpreted by the components themselves (metrics, admin, notify, export, risk),
+    /// kept raw.
+    #[serde(flatten)]
+    pub other: toml::Table,
+}
+
+/// `[engine]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Thread layout profile.
+    pub profile: PathBuf,
+    /// Journal directory.
+    pub journal: PathBuf,
+    /// Capacity of each SPSC ring.
+    pub ring: usize,
+    /// Seconds between status refreshes (0: summary only).
+    pub status_interval_secs: f64,
+}
+
+/// `[venue]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VenueSection {
+    /// `sim`, `binance-spot` or `binance-usdm`.
+    pub kind: String,
+    /// Symbols to trade.
+    pub symbols: Vec<String>,
+    /// Live credentials file (0600), instead of the environment.
+    #[serde(default)]
+    pub credentials_file: Option<PathBuf>,
+    /// Live REST endpoint override.
+    #[serde(default)]
+    pub rest_endpoint: Option<String>,
+    /// Live WebSocket endpoint override.
+    #[serde(default)]
+    pub ws_endpoint: Option<String>,
+}
+
+/// `[sim]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    /// `capture` or `synthetic`.
+    pub market: String,
+    /// Capture path, relative to `ALGO_DATA_DIR` unless absolute.
+    pub capture: PathBuf,
+    /// Pace: `max`, `1x`, `10x`, ...
+    pub speed: String,
+    /// Seed of the synthetic generator and the latency model.
+    pub seed: u64,
+    /// Order latency at the venue, µs of market time.
+    pub latency_us: u64,
+    /// Maker fee, basis points.
+    pub maker_fee_bps: f64,
+    /// Taker fee, basis points.
+    pub taker_fee_bps: f64,
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration with the file at `path` (if any) merged over it.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let mut table: toml::Table =
+            toml::from_str(DEFAULT_TOML).context("the embedded default configuration")?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let user: toml::Table =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            merge(&mut table, user);
+        }
+        let cfg: Config = toml::Value::Table(table)
+            .try_into()
+            .with_context(|| match path {
+                Some(p) => format!("configuration {}", p.display()),
+                None => "the embedded default configuration".into(),
+            })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !matches!(
+            self.venue.kind.as_str(),
+            "sim" | "binance-spot" | "binance-usdm"
+        ) {
+            bail!(
+                "[venue] kind = {:?}: expected \"sim\", \"binance-spot\" or \"binance-usdm\"",
+                self.venue.kind
+            );
+        }
+        if self.venue.symbols.is_empty() {
+            bail!("[venue] symbols is empty");
+        }
+        if !matches!(self.sim.market.as_str(), "capture" | "synthetic") {
+            bail!(
+                "[sim] market = {:?}: expected \"capture\" or \"synthetic\"",
+                self.sim.market
+            );
+        }
+        if !(self.sim.maker_fee_bps >= 0.0 && self.sim.taker_fee_bps >= 0.0) {
+            bail!("[sim] fees must be >= 0");
+        }
+        if !(self.engine.status_interval_secs >= 0.0) {
+            bail!("[engine] status_interval_secs must be >= 0");
+        }
+        Ok(())
+    }
+
+    /// The capture the simulator replays (resolved against `ALGO_DATA_DIR`).
+    pub fn sim_capture(&self) -> PathBuf {
+        if self.sim.capture.is_absolute() {
+            self.sim.capture.clone()
+        } else {
+            hotpath::datadir::data_dir().join(&self.sim.capture)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_parses_and_a_user_file_overrides_only_its_keys() {
+        let d = Config::load(None).unwrap();
+        assert_eq!(d.venue.kind, "sim");
+        assert_eq!(d.sim.speed, "max");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[sim]\nspeed = \"10x\"\n[metrics]\nbind = \"127.0.0.1:9000\"\n")
+            .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.sim.speed, "10x");
+        assert_eq!(c.sim.market, d.sim.market);
+        assert_eq!(c.engine.ring, d.engine.ring);
+        assert!(c.other.contains_key("metrics"));
+    }
+
+    #[test]
+    fn misspelt_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[sim]\nsped = \"10x\"\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("sped"), "{e}");
+        std::fs::write(&p, "[venue]\nkind = \"ftx\"\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(e.contains("ftx"), "{e}");
+    }
+}

@@ -1,0 +1,390 @@
+//! `algo-engine run` against a venue: the embedded simulator (default) or Binance.
+//!
+//! The same code path as live trading: the venue is reached only through sockets. With
+//! `[venue] kind = "sim"` the Binance-compatible simulator of `bench::sim` is started in-process
+//! on loopback (market data replayed from a capture or generated, REST order entry, user data
+//! stream, matching), and the engine connects to it exactly as it would to Binance: the feed's
+//! [`LiveSource`] on the combined-stream WebSocket with REST depth snapshots from the cold
+//! [`SnapshotFetcher`], then the strategy, then the order intents. While it runs, a cold
+//! tailer over the run's journals ([`crate::status`]) refreshes a one-screen status; at the end
+//! (the simulator's tape is over and the feed has gone quiet, `--duration`, or SIGINT/SIGTERM)
+//! it prints a summary.
+
+use anyhow::{bail, Context, Result};
+use bench::sim::{Fees, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, SynthConfig};
+use hotpath::book::{BookSet, SyncMode};
+use hotpath::event::{ExecEvent, ExecKind};
+use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
+use hotpath::gateway::{
+    GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, Target, UserStreamConfig,
+};
+use hotpath::venue::binance::sign::Credentials;
+use hotpath::instrument::{InstrumentTable, Venue};
+use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
+use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
+use hotpath::venue::binance::Scanner;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::pipeline::{print_strategy, print_threads, RunArgs, StrategySeat};
+use crate::status::{run_journals, StatusTail};
+
+/// The simulator as the configuration describes it.
+fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
+    let speed = args.speed.clone().unwrap_or_else(|| cfg.sim.speed.clone());
+    let pace = Pace::parse(&speed)
+        .with_context(|| format!("speed {speed:?}: use max, 1x, 10x, ..."))?;
+    let market = match cfg.sim.market.as_str() {
+        "capture" => {
+            let path = cfg.sim_capture();
+            if !path.is_file() {
+                bail!(
+                    "[sim] capture {} not found (set ALGO_DATA_DIR, run scripts/fetch-data.sh, or use [sim] market = \"synthetic\")",
+                    path.display()
+                );
+            }
+            MarketSource::Capture {
+                path,
+                pace,
+                limit: None,
+            }
+        }
+        _ => MarketSource::Synthetic {
+            config: SynthConfig {
+                seed: cfg.sim.seed,
+                symbols: cfg.venue.symbols.clone(),
+                ..SynthConfig::default()
+            },
+            pace,
+        },
+    };
+    // Fee rates are at scale 8: 1 bp = 0.0001 = 10_000e-8.
+    let bps = |b: f64| (b * 10_000.0).round() as i64;
+    Ok(SimConfig {
+        market,
+        latency: if cfg.sim.latency_us == 0 {
+            LatencyModel::Zero
+        } else {
+            LatencyModel::Fixed(Duration::from_micros(cfg.sim.latency_us))
+        },
+        fees: Fees {
+            maker: bps(cfg.sim.maker_fee_bps),
+            taker: bps(cfg.sim.taker_fee_bps),
+        },
+        ..SimConfig::default()
+    })
+}
+
+/// Runs the engine against the configured venue.
+pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
+    let journal = args.journal.clone().unwrap_or_else(|| cfg.engine.journal.clone());
+    let profile_path = args.profile.clone().unwrap_or_else(|| cfg.engine.profile.clone());
+    let profile = Profile::load(&profile_path)?;
+    let venue = match cfg.venue.kind.as_str() {
+        "binance-usdm" => Venue::BinanceUsdM,
+        _ => Venue::BinanceSpot,
+    };
+    let symbols: Vec<String> = cfg
+        .venue
+        .symbols
+        .iter()
+        .map(|s| s.trim().to_ascii_uppercase())
+        .collect();
+    let table = crate::record_cmd::instruments(venue, &symbols, None)?;
+    for section in cfg.other.keys() {
+        tracing::warn!(section = %section, "configuration section not used by this run");
+    }
+
+    let mut live_credentials = None;
+    let sim = if cfg.venue.kind == "sim" {
+        let sim = SimVenue::start(sim_config(&cfg, args)?).context("starting the simulator")?;
+        eprintln!(
+            "venue: simulator on {} (REST) and {} (WebSocket)",
+            sim.rest_url(),
+            sim.ws_url()
+        );
+        Some(sim)
+    } else {
+        // Live: credentials must exist before anything connects; they are never printed.
+        let creds = match &cfg.venue.credentials_file {
+            Some(p) => Credentials::from_file(p),
+            None => Credentials::from_env(),
+        };
+        live_credentials = Some(creds.map_err(|e| anyhow::anyhow!("credentials: {e}"))?);
+        eprintln!("venue: {} (live)", venue.name());
+        None
+    };
+    let (ws_endpoint, rest_endpoint) = match &sim {
+        Some(s) => (Some(s.ws_url()), Some(s.rest_url())),
+        None => (
+            cfg.venue.ws_endpoint.clone(),
+            cfg.venue.rest_endpoint.clone(),
+        ),
+    };
+
+    let sym_refs: Vec<&str> = symbols.iter().map(String::as_str).collect();
+    let streams = [StreamKind::Trade, StreamKind::BookTicker, StreamKind::Depth(None)];
+    let mut live = LiveConfig::new(venue, &sym_refs, &streams);
+    live.endpoint = ws_endpoint;
+    let mut source = LiveSource::new(&live, SystemClock::new())?;
+    let mut snap = SnapshotConfig::new(venue);
+    snap.endpoint = rest_endpoint;
+    let fetcher = SnapshotFetcher::spawn(&snap)?;
+    let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
+    source = source.with_snapshots(fetcher, &fetchable);
+    let live_stats = source.stats();
+
+    std::fs::create_dir_all(&journal)
+        .with_context(|| format!("creating {}", journal.display()))?;
+    let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
+        .with_context(|| format!("opening journal {}", journal.display()))?;
+    coldpath::import::write_instruments(&journal, &table, "builtin")?;
+    let table: &'static InstrumentTable = Box::leak(Box::new(table));
+    let decoder = BinanceFeedDecoder::new(Scanner::new(table, venue), None);
+    let ring = cfg.engine.ring.max(2).next_power_of_two();
+    let (tx, rx) = ringbuffers::spsc::channel(ring);
+    let feed_done = Arc::new(AtomicBool::new(false));
+    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
+    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
+        FeedStage::new(
+            source,
+            decoder,
+            appender,
+            tx,
+            1 << 20,
+            16_384,
+            feed_done.clone(),
+            feed_report.clone(),
+        )
+        .with_books(BookSet::for_table(table, SyncMode::Snapshot)),
+    )];
+    let mut seat = StrategySeat::new(table, &journal, rx, feed_done)?;
+    stages.push(seat.stage.take().expect("fresh seat"));
+
+    // The gateway takes the strategy's intents; its executions come back on `exec_rx`.
+    let (exec_tx, mut exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);
+    let gateway_report = Arc::new(Mutex::new(GatewayReport::default()));
+    let intents = std::mem::replace(&mut seat.intents, ringbuffers::spsc::channel(2).1);
+    let gw_dir = journal.join("gateway");
+    std::fs::create_dir_all(&gw_dir).with_context(|| format!("creating {}", gw_dir.display()))?;
+    let gw_journal = ringbuffers::journal::Appender::open(&gw_dir, hotpath::codec::journal_config())
+        .with_context(|| format!("opening journal {}", gw_dir.display()))?;
+    let market = if venue == Venue::BinanceUsdM {
+        Market::UsdM
+    } else {
+        Market::Spot
+    };
+    let (gw_cfg, credentials) = match &sim {
+        Some(s) => {
+            let mut c = GatewayConfig::plain(market, s.rest_addr());
+            c.user_stream = Some(UserStreamConfig {
+                ws: Target {
+                    addr: s.ws_addr(),
+                    host: s.ws_addr().to_string(),
+                    tls: None,
+                    socket: Default::default(),
+                },
+                keepalive: Duration::from_secs(30 * 60),
+            });
+            let creds = Credentials::new(s.api_key(), s.api_secret())
+                .map_err(|e| anyhow::anyhow!("simulator credentials: {e}"))?;
+            (c, creds)
+        }
+        None => {
+            let host = match venue {
+                Venue::BinanceUsdM => "fapi.binance.com",
+                _ => "api.binance.com",
+            };
+            let c = GatewayConfig::tls(market, host)?;
+            (c, live_credentials.take().context("live credentials")?)
+        }
+    };
+    let gateway = GatewayStage::connect(
+        gw_cfg,
+        &credentials,
+        table,
+        GatewayIo {
+            input: intents,
+            output: exec_tx,
+            journal: Some(gw_journal),
+            upstream_done: Arc::new(AtomicBool::new(false)),
+            report: gateway_report.clone(),
+        },
+    )
+    .context("connecting the order gateway")?;
+    drop(credentials);
+    stages.push(Box::new(gateway));
+    let mut execs = ExecTally::default();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    crate::signals::install(&stop)?;
+    let started = Instant::now();
+    let rt = Runtime::spawn(&profile, stages, stop.clone())?;
+    let mut status = StatusTail::new(&run_journals(&journal));
+    let interval = Duration::from_secs_f64(cfg.engine.status_interval_secs);
+    let tty = std::io::stdout().is_terminal();
+    let mut next_status = started + interval;
+    let mut last_messages = 0u64;
+    let mut quiet_since = Instant::now();
+    let mut ended = "the feed stopped";
+    while !rt.is_done() {
+        while let Some(e) = exec_rx.try_pop() {
+            execs.add(&e);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        let live_now = live_stats.snapshot();
+        if live_now.messages != last_messages {
+            last_messages = live_now.messages;
+            quiet_since = now;
+        }
+        if let Some(d) = args.duration {
+            if started.elapsed().as_secs_f64() >= d {
+                ended = "--duration elapsed";
+                break;
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            ended = "signal";
+            break;
+        }
+        // The simulator's tape is over and everything it sent has been taken.
+        if sim.as_ref().is_some_and(|s| s.is_finished())
+            && now.duration_since(quiet_since) > Duration::from_millis(500)
+        {
+            ended = "the simulator's market ended";
+            break;
+        }
+        if !interval.is_zero() && now >= next_status {
+            next_status = now + interval;
+            status.poll();
+            let extra = status_extra(&live_now, sim.as_ref(), &execs, started);
+            let screen = status.render(table, &extra);
+            if tty {
+                // Clear and home: one screen, refreshed in place.
+                print!("\x1b[2J\x1b[H{screen}");
+            } else {
+                println!("status:\n{screen}");
+            }
+        }
+    }
+    rt.request_stop();
+    let threads = rt.join();
+    while let Some(e) = exec_rx.try_pop() {
+        execs.add(&e);
+    }
+    let gw = *gateway_report.lock().expect("gateway report");
+    let elapsed = started.elapsed();
+    status.poll();
+
+    let feed = *feed_report.lock().expect("feed report");
+    let live_end = live_stats.snapshot();
+    print_threads(&profile, &threads)?;
+    println!("run ended: {ended} after {elapsed:.3?}");
+    println!(
+        "feed: {} frames ({} snapshots), {} events, {} decode errors, {} book gaps, {} sessions, {} disconnects, {} journal errors",
+        feed.frames,
+        live_end.snapshots_delivered,
+        feed.events,
+        feed.decode_errors,
+        feed.book_gaps,
+        live_end.sessions,
+        live_end.disconnects,
+        feed.journal_errors
+    );
+    if let Some(s) = &sim {
+        println!(
+            "venue: simulator sent {} frames, {} open orders",
+            s.frames_sent(),
+            s.rest().open_order_count()
+        );
+    }
+    print_strategy(&seat);
+    println!(
+        "gateway: {} intents, {} orders sent, {} cancels, {} local rejects, {} venue rejects, {} rate-limited, {} timeouts, {} overfills, {} unknown orders, {} journal errors",
+        gw.intents,
+        gw.orders_sent,
+        gw.cancels_sent,
+        gw.local_rejects,
+        gw.venue_rejects,
+        gw.rate_limited,
+        gw.timeouts,
+        gw.overfills,
+        gw.unknown_orders,
+        gw.journal_errors
+    );
+    println!("executions: {}", execs.line());
+    print!("{}", status.render(table, &[]));
+    println!(
+        "journal: {} (inspect with `algo-engine journal inspect {}`)",
+        journal.display(),
+        journal.display()
+    );
+    if let Some(s) = sim {
+        s.shutdown();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Execution events seen by the main thread (until the strategy consumes them itself).
+#[derive(Default)]
+struct ExecTally {
+    acks: u64,
+    fills: u64,
+    partial: u64,
+    canceled: u64,
+    rejected: u64,
+    expired: u64,
+}
+
+impl ExecTally {
+    fn add(&mut self, e: &ExecEvent) {
+        match e.kind {
+            ExecKind::Ack => self.acks += 1,
+            ExecKind::PartialFill => self.partial += 1,
+            ExecKind::Fill => self.fills += 1,
+            ExecKind::Canceled => self.canceled += 1,
+            ExecKind::Rejected => self.rejected += 1,
+            ExecKind::Expired => self.expired += 1,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "{} acks, {} partial fills, {} fills, {} canceled, {} rejected, {} expired",
+            self.acks, self.partial, self.fills, self.canceled, self.rejected, self.expired
+        )
+    }
+}
+
+fn status_extra(
+    live: &hotpath::live::LiveCounters,
+    sim: Option<&SimVenue>,
+    execs: &ExecTally,
+    started: Instant,
+) -> Vec<String> {
+    let mut v = vec![
+        format!(
+            "elapsed {:.1}s  market-data messages {}  sessions {}  snapshots {}",
+            started.elapsed().as_secs_f64(),
+            live.messages,
+            live.sessions,
+            live.snapshots_delivered,
+        ),
+        format!("orders: {}", execs.line()),
+    ];
+    if let Some(s) = sim {
+        v.push(format!(
+            "simulator: frames sent {}  open orders {}  finished {}",
+            s.frames_sent(),
+            s.rest().open_order_count(),
+            s.is_finished()
+        ));
+    }
+    v
+}
