@@ -27,8 +27,12 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "benchmark smoke run (quick mode; numbers not for quoting)"
+cargo run --release -p bench --bin algo-bench -- --quick --out target/bench-smoke
+
 step "cargo test (workspace)"
-cargo test --workspace
+# bench/tests/report_quick.rs checks the smoke run's report.md, SVGs and --report-only.
+ALGO_BENCH_SMOKE_DIR="$PWD/target/bench-smoke" cargo test --workspace
 
 step "loom model of the SPSC ring"
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -37,8 +41,11 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 step "Promela model of the journal protocol"
 scripts/check-promela.sh
 
-step "benchmark smoke run (quick mode; numbers not for quoting)"
-cargo run --release -p bench --bin algo-bench -- --quick --out target/bench-smoke
+step "monitoring config (promtool rules/tests, dashboard queries)"
+scripts/check-monitoring.sh
+
+step "tuning scripts (check/apply dry run, shellcheck)"
+scripts/check-tuning.sh
 
 echo
 echo "all checks passed"

@@ -136,10 +136,13 @@ impl Config {
                 self.sim.market
             );
         }
-        if !(self.sim.maker_fee_bps >= 0.0 && self.sim.taker_fee_bps >= 0.0) {
+        if [self.sim.maker_fee_bps, self.sim.taker_fee_bps]
+            .iter()
+            .any(|f| f.is_nan() || *f < 0.0)
+        {
             bail!("[sim] fees must be >= 0");
         }
-        if !(self.engine.status_interval_secs >= 0.0) {
+        if self.engine.status_interval_secs.is_nan() || self.engine.status_interval_secs < 0.0 {
             bail!("[engine] status_interval_secs must be >= 0");
         }
         Ok(())
@@ -166,8 +169,11 @@ mod tests {
         assert_eq!(d.sim.speed, "max");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "[sim]\nspeed = \"10x\"\n[metrics]\nbind = \"127.0.0.1:9000\"\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "[sim]\nspeed = \"10x\"\n[metrics]\nbind = \"127.0.0.1:9000\"\n",
+        )
+        .unwrap();
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.sim.speed, "10x");
         assert_eq!(c.sim.market, d.sim.market);

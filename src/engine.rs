@@ -13,16 +13,16 @@
 use anyhow::{bail, Context, Result};
 use bench::sim::{Fees, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, SynthConfig};
 use hotpath::book::{BookSet, SyncMode};
-use hotpath::event::{ExecEvent, ExecKind};
+use hotpath::event::ExecEvent;
 use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
 use hotpath::gateway::{
     GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, Target, UserStreamConfig,
 };
-use hotpath::venue::binance::sign::Credentials;
 use hotpath::instrument::{InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
 use hotpath::runtime::{Profile, Runtime, Stage};
 use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
+use hotpath::venue::binance::sign::Credentials;
 use hotpath::venue::binance::Scanner;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -37,8 +37,8 @@ use crate::status::{run_journals, StatusTail};
 /// The simulator as the configuration describes it.
 fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
     let speed = args.speed.clone().unwrap_or_else(|| cfg.sim.speed.clone());
-    let pace = Pace::parse(&speed)
-        .with_context(|| format!("speed {speed:?}: use max, 1x, 10x, ..."))?;
+    let pace =
+        Pace::parse(&speed).with_context(|| format!("speed {speed:?}: use max, 1x, 10x, ..."))?;
     let market = match cfg.sim.market.as_str() {
         "capture" => {
             let path = cfg.sim_capture();
@@ -82,8 +82,14 @@ fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
 
 /// Runs the engine against the configured venue.
 pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
-    let journal = args.journal.clone().unwrap_or_else(|| cfg.engine.journal.clone());
-    let profile_path = args.profile.clone().unwrap_or_else(|| cfg.engine.profile.clone());
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| cfg.engine.journal.clone());
+    let profile_path = args
+        .profile
+        .clone()
+        .unwrap_or_else(|| cfg.engine.profile.clone());
     let profile = Profile::load(&profile_path)?;
     let venue = match cfg.venue.kind.as_str() {
         "binance-usdm" => Venue::BinanceUsdM,
@@ -128,7 +134,11 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     };
 
     let sym_refs: Vec<&str> = symbols.iter().map(String::as_str).collect();
-    let streams = [StreamKind::Trade, StreamKind::BookTicker, StreamKind::Depth(None)];
+    let streams = [
+        StreamKind::Trade,
+        StreamKind::BookTicker,
+        StreamKind::Depth(None),
+    ];
     let mut live = LiveConfig::new(venue, &sym_refs, &streams);
     live.endpoint = ws_endpoint;
     let mut source = LiveSource::new(&live, SystemClock::new())?;
@@ -139,8 +149,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     source = source.with_snapshots(fetcher, &fetchable);
     let live_stats = source.stats();
 
-    std::fs::create_dir_all(&journal)
-        .with_context(|| format!("creating {}", journal.display()))?;
+    std::fs::create_dir_all(&journal).with_context(|| format!("creating {}", journal.display()))?;
     let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", journal.display()))?;
     coldpath::import::write_instruments(&journal, &table, "builtin")?;
@@ -163,17 +172,19 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         )
         .with_books(BookSet::for_table(table, SyncMode::Snapshot)),
     )];
-    let mut seat = StrategySeat::new(table, &journal, rx, feed_done)?;
+    // The gateway takes the strategy's intents; its executions go back to the strategy
+    // (positions, exits, P&L), which journals them.
+    let (exec_tx, exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);
+    let mut seat = StrategySeat::with_execs(table, &journal, rx, feed_done, Some(exec_rx))?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
-    // The gateway takes the strategy's intents; its executions come back on `exec_rx`.
-    let (exec_tx, mut exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);
     let gateway_report = Arc::new(Mutex::new(GatewayReport::default()));
     let intents = std::mem::replace(&mut seat.intents, ringbuffers::spsc::channel(2).1);
     let gw_dir = journal.join("gateway");
     std::fs::create_dir_all(&gw_dir).with_context(|| format!("creating {}", gw_dir.display()))?;
-    let gw_journal = ringbuffers::journal::Appender::open(&gw_dir, hotpath::codec::journal_config())
-        .with_context(|| format!("opening journal {}", gw_dir.display()))?;
+    let gw_journal =
+        ringbuffers::journal::Appender::open(&gw_dir, hotpath::codec::journal_config())
+            .with_context(|| format!("opening journal {}", gw_dir.display()))?;
     let market = if venue == Venue::BinanceUsdM {
         Market::UsdM
     } else {
@@ -219,7 +230,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     .context("connecting the order gateway")?;
     drop(credentials);
     stages.push(Box::new(gateway));
-    let mut execs = ExecTally::default();
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
@@ -233,9 +243,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let mut quiet_since = Instant::now();
     let mut ended = "the feed stopped";
     while !rt.is_done() {
-        while let Some(e) = exec_rx.try_pop() {
-            execs.add(&e);
-        }
         std::thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
         let live_now = live_stats.snapshot();
@@ -263,7 +270,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         if !interval.is_zero() && now >= next_status {
             next_status = now + interval;
             status.poll();
-            let extra = status_extra(&live_now, sim.as_ref(), &execs, started);
+            let extra = status_extra(&live_now, sim.as_ref(), &gateway_report, started);
             let screen = status.render(table, &extra);
             if tty {
                 // Clear and home: one screen, refreshed in place.
@@ -275,9 +282,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     }
     rt.request_stop();
     let threads = rt.join();
-    while let Some(e) = exec_rx.try_pop() {
-        execs.add(&e);
-    }
     let gw = *gateway_report.lock().expect("gateway report");
     let elapsed = started.elapsed();
     status.poll();
@@ -318,7 +322,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         gw.unknown_orders,
         gw.journal_errors
     );
-    println!("executions: {}", execs.line());
     print!("{}", status.render(table, &[]));
     println!(
         "journal: {} (inspect with `algo-engine journal inspect {}`)",
@@ -331,53 +334,19 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Execution events seen by the main thread (until the strategy consumes them itself).
-#[derive(Default)]
-struct ExecTally {
-    acks: u64,
-    fills: u64,
-    partial: u64,
-    canceled: u64,
-    rejected: u64,
-    expired: u64,
-}
-
-impl ExecTally {
-    fn add(&mut self, e: &ExecEvent) {
-        match e.kind {
-            ExecKind::Ack => self.acks += 1,
-            ExecKind::PartialFill => self.partial += 1,
-            ExecKind::Fill => self.fills += 1,
-            ExecKind::Canceled => self.canceled += 1,
-            ExecKind::Rejected => self.rejected += 1,
-            ExecKind::Expired => self.expired += 1,
-        }
-    }
-
-    fn line(&self) -> String {
-        format!(
-            "{} acks, {} partial fills, {} fills, {} canceled, {} rejected, {} expired",
-            self.acks, self.partial, self.fills, self.canceled, self.rejected, self.expired
-        )
-    }
-}
-
 fn status_extra(
     live: &hotpath::live::LiveCounters,
     sim: Option<&SimVenue>,
-    execs: &ExecTally,
+    _gateway: &Arc<Mutex<GatewayReport>>,
     started: Instant,
 ) -> Vec<String> {
-    let mut v = vec![
-        format!(
-            "elapsed {:.1}s  market-data messages {}  sessions {}  snapshots {}",
-            started.elapsed().as_secs_f64(),
-            live.messages,
-            live.sessions,
-            live.snapshots_delivered,
-        ),
-        format!("orders: {}", execs.line()),
-    ];
+    let mut v = vec![format!(
+        "elapsed {:.1}s  market-data messages {}  sessions {}  snapshots {}",
+        started.elapsed().as_secs_f64(),
+        live.messages,
+        live.sessions,
+        live.snapshots_delivered,
+    )];
     if let Some(s) = sim {
         v.push(format!(
             "simulator: frames sent {}  open orders {}  finished {}",

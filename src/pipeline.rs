@@ -80,11 +80,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 /// Offline mode: the capture replayed straight into the feed stage, no venue.
-fn run_offline(
-    args: RunArgs,
-    cfg: crate::config::Config,
-    capture: PathBuf,
-) -> Result<ExitCode> {
+fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> Result<ExitCode> {
     let speed = parse_speed(args.speed.as_deref().unwrap_or("max"))?;
     let profile = Profile::load(args.profile.as_ref().unwrap_or(&cfg.engine.profile))?;
     let journal = args.journal.clone().unwrap_or(cfg.engine.journal.clone());
@@ -111,11 +107,9 @@ fn run_offline(
         load_start.elapsed()
     );
 
-    std::fs::create_dir_all(&journal)
-        .with_context(|| format!("creating {}", journal.display()))?;
-    let appender =
-        ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
-            .with_context(|| format!("opening journal {}", journal.display()))?;
+    std::fs::create_dir_all(&journal).with_context(|| format!("creating {}", journal.display()))?;
+    let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
+        .with_context(|| format!("opening journal {}", journal.display()))?;
     coldpath::import::write_instruments(&journal, &input.table, "builtin")?;
 
     let (tx, rx) = ringbuffers::spsc::channel(ring.next_power_of_two());
@@ -213,6 +207,18 @@ impl StrategySeat {
         input: Consumer<MarketEvent>,
         upstream_done: Arc<AtomicBool>,
     ) -> Result<StrategySeat> {
+        Self::with_execs(table, journal, input, upstream_done, None)
+    }
+
+    /// As [`new`](Self::new), with the gateway's execution events coming back on `execs`
+    /// (fills drive positions, exits and P&L).
+    pub fn with_execs(
+        table: &InstrumentTable,
+        journal: &std::path::Path,
+        input: Consumer<MarketEvent>,
+        upstream_done: Arc<AtomicBool>,
+        execs: Option<Consumer<hotpath::event::ExecEvent>>,
+    ) -> Result<StrategySeat> {
         let dir = journal.join("strategy");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let appender = ringbuffers::journal::Appender::open(&dir, hotpath::codec::journal_config())
@@ -235,6 +241,10 @@ impl StrategySeat {
             },
         )
         .with_latency(latency.clone());
+        let stage = match execs {
+            Some(e) => stage.with_exec(e),
+            None => stage,
+        };
         Ok(StrategySeat {
             stage: Some(Box::new(stage)),
             report,
@@ -278,12 +288,16 @@ pub fn print_strategy(seat: &StrategySeat) {
     let r = *seat.report.lock().expect("strategy report");
     let lat = seat.latency.lock().expect("latency report");
     println!(
-        "strategy: {} events, {} decisions ({} long, {} short entries), {} intents, {} journal errors",
+        "strategy: {} events, {} decisions ({} long, {} short entries), {} intents, {} risk rejects, {} exits, {} closed trades, {} executions, {} journal errors",
         r.events,
         r.decisions,
         r.entries_long,
         r.entries_short,
         r.intents,
+        r.risk_rejects,
+        r.exits,
+        r.trade_closes,
+        r.exec_events,
         r.journal_errors
     );
     let pct = |h: &hdrhistogram::Histogram<u64>| {

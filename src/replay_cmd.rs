@@ -21,7 +21,9 @@ use clap::Args;
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::codec::{decode, open_tailer, summarize, RecordKind};
 use hotpath::event::{Decision, OrderIntent, Stamps};
-use hotpath::feed::{raw_frame_snapshot_of, BinanceFeedDecoder, FeedCounters, FeedStage, ReplaySource};
+use hotpath::feed::{
+    raw_frame_snapshot_of, BinanceFeedDecoder, FeedCounters, FeedStage, ReplaySource,
+};
 use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
 use hotpath::runtime::{Profile, Runtime, Stage};
 use hotpath::venue::binance::Scanner;
@@ -192,9 +194,10 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         None
     };
     let input = read_raw_frames(&args.journal)?;
-    let has_snapshots = input.frames.iter().any(|f| {
-        f.2.is_some() || f.1.trim_ascii_start().starts_with(b"{\"lastUpdateId\"")
-    });
+    let has_snapshots = input
+        .frames
+        .iter()
+        .any(|f| f.2.is_some() || f.1.trim_ascii_start().starts_with(b"{\"lastUpdateId\""));
     let single = (table.len() == 1).then_some(InstrumentId(0));
     let total = input.frames.len() as u64;
     let source = ReplaySource::with_snapshots(
@@ -206,9 +209,15 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     );
     drop(input);
 
-    let out = args.out.clone().unwrap_or_else(|| default_out(&args.journal));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(&args.journal));
     if out.exists() && std::fs::read_dir(&out)?.next().is_some() {
-        bail!("{} is not empty; replay writes a new journal", out.display());
+        bail!(
+            "{} is not empty; replay writes a new journal",
+            out.display()
+        );
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     coldpath::import::write_instruments(&out, &table, "replay")?;

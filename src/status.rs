@@ -92,7 +92,9 @@ impl StatusTail {
                         if let Ok(o) = decode::<OrderIntent>(r.payload) {
                             self.symbols.entry(o.instrument.0).or_default().intents += 1;
                             if let Some(t) = o.stamps.since_recv(StampStage::StrategyOut) {
-                                let _ = self.tick_to_intent_ns.record(self.clock.delta_as_nanos(0, t).max(1));
+                                let _ = self
+                                    .tick_to_intent_ns
+                                    .record(self.clock.delta_as_nanos(0, t).max(1));
                             }
                         }
                     }
@@ -107,11 +109,15 @@ impl StatusTail {
         let s = self.symbols.entry(e.instrument.0).or_default();
         s.events += 1;
         s.book_proven = e.flags & MarketEvent::FLAG_BOOK_PROVEN != 0;
-        if e.kind == hotpath::event::MarketKind::Trade || e.kind == hotpath::event::MarketKind::AggTrade {
+        if e.kind == hotpath::event::MarketKind::Trade
+            || e.kind == hotpath::event::MarketKind::AggTrade
+        {
             s.last_price = Some((e.price.0, e.price_scale));
         }
         if let Some(t) = e.stamps.since_recv(StampStage::Decoded) {
-            let _ = self.decode_ns.record(self.clock.delta_as_nanos(0, t).max(1));
+            let _ = self
+                .decode_ns
+                .record(self.clock.delta_as_nanos(0, t).max(1));
         }
     }
 
@@ -152,6 +158,16 @@ impl StatusTail {
             s,
             "  latency receive->intent  {}",
             pct(&self.tick_to_intent_ns)
+        );
+        let n = |k: &str| self.records.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "  orders: {} intents, {} order updates, {} executions, {} risk rejects, {} closed trades",
+            n("intent"),
+            n("order_update"),
+            n("exec"),
+            n("risk_reject"),
+            n("trade_close")
         );
         for line in extra {
             let _ = writeln!(s, "  {line}");

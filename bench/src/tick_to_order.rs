@@ -37,8 +37,11 @@ use crate::harness::{
 
 const CAPTURE: &str = "binance/spot/btcusdt_20240808.gz";
 
+/// Trade frames packed in one buffer, with each frame's (offset, length).
+type PackedFrames = (Vec<u8>, Vec<(usize, usize)>);
+
 /// The trade frames of the capture, concatenated, with their spans.
-fn trades() -> anyhow::Result<(Vec<u8>, Vec<(usize, usize)>)> {
+fn trades() -> anyhow::Result<PackedFrames> {
     let path = hotpath::datadir::data_dir().join(CAPTURE);
     if !path.is_file() {
         bail!(
@@ -126,7 +129,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         cid += 1;
         let t0 = clock.raw();
         let mut intent = None;
-        let r = scanner.decode(&mut rx[..len], t0, &mut |mut e: MarketEvent| {
+        let r = scanner.decode(&rx[..len], t0, &mut |mut e: MarketEvent| {
             e.stamps.stamp(StampStage::Decoded, clock.raw());
             if intent.is_none() {
                 intent = strategy_step(&e, cid, &clock);

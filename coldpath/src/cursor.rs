@@ -34,7 +34,11 @@ impl Cursor {
             Ok(s) => s.trim().parse::<u64>().map_err(|e| {
                 io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("cursor file {}: {e} (content {:?})", path.display(), s.trim()),
+                    format!(
+                        "cursor file {}: {e} (content {:?})",
+                        path.display(),
+                        s.trim()
+                    ),
                 )
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,

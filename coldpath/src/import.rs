@@ -215,8 +215,7 @@ pub fn write_instruments(
         .iter()
         .map(|(id, s)| InstrumentInfo::from_spec(id, s, source))
         .collect();
-    let json =
-        serde_json::to_vec_pretty(&infos).map_err(|e| ImportError::Output(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&infos).map_err(|e| ImportError::Output(e.to_string()))?;
     let path = dir.join(INSTRUMENTS_FILE);
     std::fs::write(&path, json)
         .map_err(|e| ImportError::Output(format!("writing {}: {e}", path.display())))

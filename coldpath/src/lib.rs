@@ -23,7 +23,7 @@ pub mod cursor;
 pub mod export;
 pub mod import;
 pub mod inspect;
-pub mod notify;
 pub mod metrics;
+pub mod notify;
 pub mod replay;
 pub mod stats;

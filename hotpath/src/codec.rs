@@ -52,9 +52,9 @@ use crate::event::{
     Reserved3, Side, StageTsc, Stamps, TimeInForce, Trend, ZoneSource,
 };
 use crate::fixed::{Price, Qty};
+use crate::gateway::state::{OrderAlert, OrderState, OrderUpdate, UpdateCause};
 use crate::instrument::InstrumentId;
 use crate::risk::{RiskReject, TradeClose};
-use crate::gateway::state::{OrderAlert, OrderState, OrderUpdate, UpdateCause};
 
 /// What a journal record holds (the journal's `kind: u16`).
 ///

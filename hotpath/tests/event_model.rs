@@ -921,6 +921,18 @@ fn schema_hash_and_description_are_consistent() {
         ("ExecEvent", std::mem::size_of::<ExecEvent>()),
         ("Control", std::mem::size_of::<Control>()),
         ("Decision", std::mem::size_of::<hotpath::event::Decision>()),
+        (
+            "OrderUpdate",
+            std::mem::size_of::<hotpath::gateway::OrderUpdate>(),
+        ),
+        (
+            "RiskReject",
+            std::mem::size_of::<hotpath::risk::RiskReject>(),
+        ),
+        (
+            "TradeClose",
+            std::mem::size_of::<hotpath::risk::TradeClose>(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -977,7 +989,10 @@ fn record_kinds_have_stable_numbers_and_names() {
             "decision",
             "feed_error",
             "gap",
-            "reconcile"
+            "reconcile",
+            "order_update",
+            "risk_reject",
+            "trade_close"
         ]
     );
     assert_eq!(RecordKind::Market.fixed_len(), Some(144));

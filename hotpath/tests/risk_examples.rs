@@ -370,7 +370,14 @@ fn drawdown_halt_closes_all_until_midnight() {
     // The close fills; next UTC day: trading again.
     let x = r.outbox().intents()[0];
     r.outbox_mut().clear();
-    r.on_exec(&fill(btc, Side::Sell, x.client_order_id, px(46_750.0), x.qty, T0 + 3));
+    r.on_exec(&fill(
+        btc,
+        Side::Sell,
+        x.client_order_id,
+        px(46_750.0),
+        x.qty,
+        T0 + 3,
+    ));
     assert_eq!(r.outbox().closes()[0].reason, ReasonCode::RISK_DRAWDOWN);
     let next_day = (T0 / (86_400 * S) + 1) * 86_400 * S;
     r.outbox_mut().clear();

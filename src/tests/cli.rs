@@ -282,7 +282,12 @@ fn run_capture(capture: &Path) -> tempfile::TempDir {
         "--journal",
         dir.path().to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     dir
 }
 
@@ -351,7 +356,10 @@ fn replay_of_a_run_reproduces_every_decision_and_reports_the_first_difference() 
     let s = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{s}{}", text(&out.stderr));
     assert!(s.contains("DIFFERENT at strategy record #0"), "{s}");
-    assert!(s.contains("recorded: seq") && s.contains("replayed: seq"), "{s}");
+    assert!(
+        s.contains("recorded: seq") && s.contains("replayed: seq"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -383,9 +391,17 @@ fn run_trades_against_the_embedded_simulator_through_real_sockets() {
     let s = text(&out.stdout);
     assert!(out.status.success(), "{s}{}", text(&out.stderr));
     assert!(s.contains("run ended: the simulator's market ended"), "{s}");
-    let feed = s.lines().find(|l| l.starts_with("feed:")).expect("feed line");
+    let feed = s
+        .lines()
+        .find(|l| l.starts_with("feed:"))
+        .expect("feed line");
     // Every stream frame of the capture arrived (41,248) plus the REST snapshots.
-    let frames: u64 = feed["feed: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    let frames: u64 = feed["feed: ".len()..]
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(frames >= 41_249, "{feed}");
     assert!(feed.contains(" 0 decode errors, 0 book gaps"), "{feed}");
     assert!(s.contains("venue: simulator sent 41248 frames"), "{s}");

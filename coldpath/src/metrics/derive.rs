@@ -55,6 +55,18 @@ use ringbuffers::journal::{record_len, RecordRef};
 
 use super::exposition::{Exposition, LatencyHistogram, MetricType};
 
+/// A gauge family: metric name, help text, and how to read the value.
+type GaugeDef<F> = (&'static str, &'static str, F);
+/// A per-journal gauge.
+type JournalReader = fn(&JournalState) -> f64;
+type JournalGauge = GaugeDef<JournalReader>;
+/// A per-symbol price gauge.
+type PriceReader = fn(&SymbolState) -> Option<f64>;
+type PriceGauge = GaugeDef<PriceReader>;
+/// A per-position gauge (position, last price).
+type PositionReader = fn(&Position, Option<f64>) -> f64;
+type PositionGauge = GaugeDef<PositionReader>;
+
 /// Latency hops, in the order they are rendered (the `stage` label of
 /// `algo_stage_latency_seconds`).
 pub const HOPS: [&str; 5] = ["decode", "ring_hop", "strategy", "gateway", "tick_to_trade"];
@@ -488,7 +500,7 @@ impl JournalMetrics {
                 );
             }
         }
-        let gauges: [(&str, &str, fn(&JournalState) -> f64); 3] = [
+        let gauges: [JournalGauge; 3] = [
             (
                 "algo_tailer_next_seq",
                 "Sequence number of the next record the metrics tailer will read.",
@@ -584,7 +596,7 @@ impl JournalMetrics {
                 );
             }
         }
-        let prices: [(&str, &str, fn(&SymbolState) -> Option<f64>); 3] = [
+        let prices: [PriceGauge; 3] = [
             (
                 "algo_last_trade_price",
                 "Price of the symbol's latest trade.",
@@ -694,7 +706,7 @@ impl JournalMetrics {
                 out.sample("algo_order_rejects_total", &[("reason", reason)], *n as f64);
             }
         }
-        let pos: [(&str, &str, fn(&Position, Option<f64>) -> f64); 3] = [
+        let pos: [PositionGauge; 3] = [
             (
                 "algo_position",
                 "Signed position (base units) from fills.",
