@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: builds the release binary and runs the hot path with the
-# fused 2-core profile over the default market data, then inspects the journal it wrote.
+# The main job on the embedded default: builds the release binary and runs the engine against the
+# built-in venue simulator (embedded default configuration), then inspects the journals it wrote.
 # Extra arguments go to `algo-engine run` (e.g. --profile tuning/profiles/split-4core.toml,
 # --speed 10x, --capture <file>, --duration 30).
 set -euo pipefail
@@ -14,4 +14,6 @@ cargo build --release --bin algo-engine
 journal="${ALGO_JOURNAL:-journal/run-$(date -u +%Y%m%dT%H%M%SZ)}"
 target/release/algo-engine run --journal "$journal" "$@"
 echo
-target/release/algo-engine journal inspect "$journal"
+for dir in "$journal" "$journal/strategy" "$journal/gateway"; do
+  [ -d "$dir" ] && target/release/algo-engine journal inspect "$dir"
+done

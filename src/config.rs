@@ -24,6 +24,8 @@ pub struct Config {
     pub venue: VenueSection,
     /// The embedded simulator (when `venue.kind = "sim"`).
     pub sim: SimSection,
+    /// The Prometheus exporter.
+    pub metrics: MetricsSection,
     /// Sections interpreted by the components themselves (metrics, admin, notify, export, risk),
     /// kept raw.
     #[serde(flatten)]
@@ -81,6 +83,16 @@ pub struct SimSection {
     pub maker_fee_bps: f64,
     /// Taker fee, basis points.
     pub taker_fee_bps: f64,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `/metrics` during `run`.
+    pub enabled: bool,
+    /// Address to serve it on.
+    pub listen: std::net::SocketAddr,
 }
 
 /// Merges `over` into `base`: tables key by key, anything else replaced.
@@ -171,14 +183,16 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(
             &p,
-            "[sim]\nspeed = \"10x\"\n[metrics]\nbind = \"127.0.0.1:9000\"\n",
+            "[sim]\nspeed = \"10x\"\n[metrics]\nlisten = \"127.0.0.1:9000\"\n[notify]\nchannels = []\n",
         )
         .unwrap();
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.sim.speed, "10x");
         assert_eq!(c.sim.market, d.sim.market);
         assert_eq!(c.engine.ring, d.engine.ring);
-        assert!(c.other.contains_key("metrics"));
+        assert!(c.other.contains_key("notify"));
+        assert!(c.metrics.enabled);
+        assert_eq!(c.metrics.listen.port(), 9000);
     }
 
     #[test]

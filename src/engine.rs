@@ -231,6 +231,34 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     drop(credentials);
     stages.push(Box::new(gateway));
 
+    // The exporter tails the journals; it is started after the appenders exist.
+    let metrics = if cfg.metrics.enabled {
+        let mcfg = coldpath::metrics::MetricsConfig {
+            listen: cfg.metrics.listen,
+            symbols: table
+                .iter()
+                .map(|(id, s)| (id.0, s.symbol.as_str().to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        match coldpath::metrics::spawn(
+            mcfg,
+            coldpath::metrics::JournalSource::engine_layout(&journal),
+            None,
+        ) {
+            Ok(h) => {
+                eprintln!("metrics: http://{}/metrics", h.addr());
+                Some(h)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics exporter not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
@@ -328,6 +356,9 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         journal.display(),
         journal.display()
     );
+    if let Some(m) = metrics {
+        m.shutdown();
+    }
     if let Some(s) = sim {
         s.shutdown();
     }

@@ -439,3 +439,60 @@ fn run_refuses_a_misspelt_configuration_key() {
     let out = engine(&["run", "--config", cfg.to_str().unwrap()]);
     assert_clean_error(&out, "sped");
 }
+
+/// A plain HTTP/1.0 GET on loopback (the test must not depend on an HTTP client crate).
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn run_serves_prometheus_metrics_derived_from_its_journals() {
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!("[sim]\nspeed = \"1x\"\n[metrics]\nlisten = \"{addr}\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "20"])
+        .arg("--journal")
+        .arg(dir.path().join("j"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(page) = http_get(&addr, "/metrics") {
+            if page.contains("symbol=\"BTCUSDT\"") && page.contains("algo_") {
+                seen = Some(page);
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let page = seen.expect("no /metrics page with BTCUSDT series while the engine ran");
+    assert!(page.starts_with("HTTP/1."), "{page}");
+    assert!(page.contains("# TYPE "), "{page}");
+}
