@@ -26,6 +26,8 @@ pub struct Config {
     pub sim: SimSection,
     /// The Prometheus exporter.
     pub metrics: MetricsSection,
+    /// The admin API.
+    pub admin: AdminSection,
     /// Sections interpreted by the components themselves (metrics, admin, notify, export, risk),
     /// kept raw.
     #[serde(flatten)]
@@ -93,6 +95,19 @@ pub struct MetricsSection {
     pub enabled: bool,
     /// Address to serve it on.
     pub listen: std::net::SocketAddr,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Serve the admin API during `run`.
+    pub enabled: bool,
+    /// Address to serve it on.
+    pub listen: std::net::SocketAddr,
+    /// Token file (0600) instead of `ALGO_ADMIN_TOKEN`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 /// Merges `over` into `base`: tables key by key, anything else replaced.

@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::pipeline::{print_strategy, print_threads, RunArgs, StrategySeat};
 use crate::status::{run_journals, StatusTail};
+use coldpath::admin::{
+    AdminConfig, AdminState, AdminToken, RingControlSink, SharedStatus, ADMIN_JOURNAL_DIR,
+    DEFAULT_TOKEN_ENV,
+};
 
 /// The simulator as the configuration describes it.
 fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
@@ -175,7 +179,16 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     // The gateway takes the strategy's intents; its executions go back to the strategy
     // (positions, exits, P&L), which journals them.
     let (exec_tx, exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);
-    let mut seat = StrategySeat::with_execs(table, &journal, rx, feed_done, Some(exec_rx))?;
+    // Operator commands (admin API) reach the strategy through an SPSC control ring.
+    let (control_tx, control_rx) = ringbuffers::spsc::channel::<hotpath::event::Control>(256);
+    let mut seat = StrategySeat::with_rings(
+        table,
+        &journal,
+        rx,
+        feed_done,
+        Some(exec_rx),
+        Some(control_rx),
+    )?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
     let gateway_report = Arc::new(Mutex::new(GatewayReport::default()));
@@ -259,9 +272,36 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         None
     };
 
+    let admin_status = Arc::new(SharedStatus::default());
+    let admin = if cfg.admin.enabled {
+        let token = AdminToken::load(DEFAULT_TOKEN_ENV, cfg.admin.token_file.as_deref())
+            .map_err(|e| anyhow::anyhow!("admin API token: {e}"))?;
+        let sink = RingControlSink::open(control_tx, &journal.join(ADMIN_JOURNAL_DIR))
+            .context("opening the admin journal")?;
+        let state = AdminState::new(
+            AdminState::instruments_from_table(table),
+            Arc::new(sink),
+            admin_status.clone(),
+        );
+        let mut acfg = AdminConfig::new(cfg.admin.listen, Some(token));
+        if let Some(s) = &sim {
+            acfg.venue_rest_url = s.rest_url();
+        }
+        let h = coldpath::admin::spawn(acfg, state).context("starting the admin API")?;
+        eprintln!("admin API: http://{}/api/v1/status", h.addr());
+        Some(h)
+    } else {
+        drop(control_tx);
+        None
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
+    let started_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     let rt = Runtime::spawn(&profile, stages, stop.clone())?;
     let mut status = StatusTail::new(&run_journals(&journal));
     let interval = Duration::from_secs_f64(cfg.engine.status_interval_secs);
@@ -298,6 +338,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         if !interval.is_zero() && now >= next_status {
             next_status = now + interval;
             status.poll();
+            admin_status.set_status(status.snapshot(table.len(), started_unix_ns));
             let extra = status_extra(&live_now, sim.as_ref(), &gateway_report, started);
             let screen = status.render(table, &extra);
             if tty {
@@ -356,6 +397,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         journal.display(),
         journal.display()
     );
+    drop(admin);
     if let Some(m) = metrics {
         m.shutdown();
     }

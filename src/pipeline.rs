@@ -207,17 +207,19 @@ impl StrategySeat {
         input: Consumer<MarketEvent>,
         upstream_done: Arc<AtomicBool>,
     ) -> Result<StrategySeat> {
-        Self::with_execs(table, journal, input, upstream_done, None)
+        Self::with_rings(table, journal, input, upstream_done, None, None)
     }
 
     /// As [`new`](Self::new), with the gateway's execution events coming back on `execs`
-    /// (fills drive positions, exits and P&L).
-    pub fn with_execs(
+    /// (fills drive positions, exits and P&L) and operator commands (halt, resume, watchlist)
+    /// arriving on `control`.
+    pub fn with_rings(
         table: &InstrumentTable,
         journal: &std::path::Path,
         input: Consumer<MarketEvent>,
         upstream_done: Arc<AtomicBool>,
         execs: Option<Consumer<hotpath::event::ExecEvent>>,
+        control: Option<Consumer<hotpath::event::Control>>,
     ) -> Result<StrategySeat> {
         let dir = journal.join("strategy");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -243,6 +245,10 @@ impl StrategySeat {
         .with_latency(latency.clone());
         let stage = match execs {
             Some(e) => stage.with_exec(e),
+            None => stage,
+        };
+        let stage = match control {
+            Some(c) => stage.with_control(c),
             None => stage,
         };
         Ok(StrategySeat {

@@ -43,6 +43,8 @@ pub struct StatusTail {
     pub decode_ns: Histogram<u64>,
     /// Receive -> strategy out (intents), ns.
     pub tick_to_intent_ns: Histogram<u64>,
+    /// `active` or `halted`, from the last Halt/Resume command journaled.
+    pub trading_state: &'static str,
 }
 
 fn hist() -> Histogram<u64> {
@@ -59,6 +61,7 @@ impl StatusTail {
             records: BTreeMap::new(),
             decode_ns: hist(),
             tick_to_intent_ns: hist(),
+            trading_state: "active",
         }
     }
 
@@ -98,6 +101,17 @@ impl StatusTail {
                             }
                         }
                     }
+                    RecordKind::Control => {
+                        if let Ok(c) = decode::<hotpath::event::Control>(r.payload) {
+                            match c.kind {
+                                hotpath::event::ControlKind::Halt => self.trading_state = "halted",
+                                hotpath::event::ControlKind::Resume => {
+                                    self.trading_state = "active"
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -118,6 +132,25 @@ impl StatusTail {
             let _ = self
                 .decode_ns
                 .record(self.clock.delta_as_nanos(0, t).max(1));
+        }
+    }
+
+    /// The status the admin API serves: trading state from the last operator command seen,
+    /// and the record counts.
+    pub fn snapshot(
+        &self,
+        instruments: usize,
+        started_unix_ns: u64,
+    ) -> coldpath::admin::StatusSnapshot {
+        coldpath::admin::StatusSnapshot {
+            trading_state: self.trading_state.to_string(),
+            started_unix_ns,
+            instruments,
+            counters: self
+                .records
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), *v))
+                .collect(),
         }
     }
 
@@ -182,5 +215,6 @@ pub fn run_journals(journal: &Path) -> Vec<PathBuf> {
         journal.to_path_buf(),
         journal.join("strategy"),
         journal.join("gateway"),
+        journal.join(coldpath::admin::ADMIN_JOURNAL_DIR),
     ]
 }

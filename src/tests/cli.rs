@@ -496,3 +496,122 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
     assert!(page.starts_with("HTTP/1."), "{page}");
     assert!(page.contains("# TYPE "), "{page}");
 }
+
+/// An HTTP/1.0 request with an optional bearer token and body; returns the whole response.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn admin_halt_reaches_the_strategy_through_the_control_ring_and_is_journaled() {
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (admin, metrics) = (
+        format!("127.0.0.1:{}", free()),
+        format!("127.0.0.1:{}", free()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sim]\nspeed = \"1x\"\n[metrics]\nlisten = \"{metrics}\"\n[admin]\nenabled = true\nlisten = \"{admin}\"\n"
+        ),
+    )
+    .unwrap();
+    let token = "test-admin-token-0123456789";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "30"])
+        .arg("--journal")
+        .arg(&journal)
+        .env("ALGO_ADMIN_TOKEN", token)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut halted = None;
+    while std::time::Instant::now() < deadline {
+        if let Some(r) = http(&admin, "POST", "/api/v1/halt", Some(token), "{}") {
+            halted = Some(r);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let halted = halted.expect("admin API never answered");
+    assert!(
+        halted.starts_with("HTTP/1.1 200") || halted.starts_with("HTTP/1.0 200"),
+        "{halted}"
+    );
+    let denied = http(&admin, "POST", "/api/v1/resume", None, "{}").unwrap();
+    assert!(denied.contains(" 401 "), "{denied}");
+    let unknown = http(
+        &admin,
+        "POST",
+        "/api/v1/watchlist/add",
+        Some(token),
+        r#"{"symbol":"NOPEUSDT"}"#,
+    )
+    .unwrap();
+    assert!(
+        unknown.contains(" 422 ") || unknown.contains(" 404 "),
+        "{unknown}"
+    );
+    // The status the API serves is refreshed from the journals once a second: it turns to
+    // halted once the command is journaled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut status = String::new();
+    while std::time::Instant::now() < deadline {
+        status = http(&admin, "GET", "/api/v1/status", Some(token), "").unwrap_or_default();
+        if status.contains("\"halted\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.contains("\"trading_state\":\"halted\""), "{status}");
+    // The command is journaled by the admin API and, once taken off the ring, by the strategy.
+    let controls = |d: &Path| {
+        let Ok(mut t) = Tailer::open(d, Some(codec::SCHEMA_HASH)) else {
+            return 0;
+        };
+        let mut n = 0;
+        while let Ok(Some(r)) = t.next() {
+            if r.kind == RecordKind::Control.as_u16() {
+                let c: hotpath::event::Control = codec::decode(r.payload).unwrap();
+                if c.kind == hotpath::event::ControlKind::Halt {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    assert_eq!(controls(&journal.join("admin")), 1);
+    assert_eq!(controls(&journal.join("strategy")), 1);
+}
