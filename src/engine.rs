@@ -241,6 +241,37 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         },
     )
     .context("connecting the order gateway")?;
+
+    // Start-up reconciliation, before any hot thread runs: the venue's open orders and balances
+    // against the gateway journal's last order states. The venue wins; every discrepancy is
+    // journaled under <journal>/reconcile.
+    let rest_url = match &sim {
+        Some(s) => s.rest_url(),
+        None => cfg
+            .venue
+            .rest_endpoint
+            .clone()
+            .unwrap_or_else(|| "https://api.binance.com".into()),
+    };
+    if venue == Venue::BinanceUsdM {
+        bail!("start-up reconciliation is implemented for spot only; USD-M trading is refused until it is");
+    }
+    let venue_state = coldpath::reconcile::fetch_venue_state(&rest_url, &credentials)
+        .context("start-up reconciliation: asking the venue")?;
+    let journal_orders = coldpath::reconcile::journal_state(&gw_dir)?;
+    let recon = coldpath::reconcile::reconcile(&journal_orders, &venue_state, "ae-");
+    coldpath::reconcile::journal_report(&journal.join("reconcile"), &recon)?;
+    println!(
+        "reconciliation: {} open orders at the venue, {} open in the journal, {} matched, {} discrepancies (venue wins; journaled), venue clock offset {} ms",
+        venue_state.open_orders.len(),
+        journal_orders.open().count(),
+        recon.matched,
+        recon.findings.len(),
+        venue_state.clock_offset_ms
+    );
+    for f in &recon.findings {
+        tracing::warn!(finding = %serde_json::to_string(f).unwrap_or_default(), "reconciliation discrepancy");
+    }
     drop(credentials);
     stages.push(Box::new(gateway));
 

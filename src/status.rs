@@ -216,5 +216,6 @@ pub fn run_journals(journal: &Path) -> Vec<PathBuf> {
         journal.join("strategy"),
         journal.join("gateway"),
         journal.join(coldpath::admin::ADMIN_JOURNAL_DIR),
+        journal.join("reconcile"),
     ]
 }

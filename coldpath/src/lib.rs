@@ -8,7 +8,8 @@
 //! real venue decoders and book synchronisation (`algo-engine import`), and [`stats`] computes
 //! exact per-symbol statistics from a journal (`algo-engine journal stats`); [`replay`] loads
 //! a capture into memory for the feed stage to replay (`algo-engine run`, the feed benchmark).
-//! [`cursor`] persists where each cold consumer resumes after a restart. [`notify`] tails
+//! [`reconcile`] compares the venue's open orders and balances with the gateway journal before
+//! trading starts. [`cursor`] persists where each cold consumer resumes after a restart. [`notify`] tails
 //! journals and delivers alerts (webhook, Slack, Discord, Telegram, SendGrid, SMTP) by severity. [`metrics`] tails the
 //! journals and serves `/metrics` for Prometheus (counters, book state, P&L, per-hop latency). [`admin`] serves the HTTP + JSON admin API (bearer token; watchlist,
 //! status, positions, halt/resume, config reload), sending commands to the hot path through the
@@ -25,5 +26,6 @@ pub mod import;
 pub mod inspect;
 pub mod metrics;
 pub mod notify;
+pub mod reconcile;
 pub mod replay;
 pub mod stats;

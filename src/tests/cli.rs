@@ -615,3 +615,83 @@ fn admin_halt_reaches_the_strategy_through_the_control_ring_and_is_journaled() {
     assert_eq!(controls(&journal.join("admin")), 1);
     assert_eq!(controls(&journal.join("strategy")), 1);
 }
+
+#[test]
+fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
+    use hotpath::fixed::Qty;
+    use hotpath::gateway::{OrderAlert, OrderState, OrderUpdate, UpdateCause};
+    use hotpath::instrument::InstrumentId;
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    // A previous session's gateway journal: order 5 was acknowledged and never closed, order 6
+    // filled. The fresh simulator has no open orders, so order 5 must be found journal-only.
+    {
+        let gw = journal.join("gateway");
+        std::fs::create_dir_all(&gw).unwrap();
+        let mut app = Appender::open(&gw, codec::journal_config()).unwrap();
+        let upd = |cid, from, to| OrderUpdate {
+            client_order_id: cid,
+            venue_order_id: 100 + cid,
+            cum_qty: Qty(0),
+            orig_qty: Qty(1_000),
+            time_ns: 1,
+            venue_error: 0,
+            instrument: InstrumentId(0),
+            from,
+            to,
+            cause: UpdateCause::RestResponse,
+            alert: OrderAlert::None,
+            qty_scale: 5,
+            reserved: [0; 3],
+        };
+        for u in [
+            upd(5, OrderState::New, OrderState::Submitted),
+            upd(5, OrderState::Submitted, OrderState::Acked),
+            upd(6, OrderState::New, OrderState::Submitted),
+            upd(6, OrderState::Submitted, OrderState::Filled),
+        ] {
+            codec::append(&mut app, &u, 0, 1).unwrap();
+        }
+        app.flush().unwrap();
+    }
+    let out = engine(&[
+        "run",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--duration",
+        "120",
+    ]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("reconciliation:"))
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        line.contains(
+            "0 open orders at the venue, 1 open in the journal, 0 matched, 1 discrepancies"
+        ),
+        "{line}"
+    );
+    let mut t = Tailer::open(&journal.join("reconcile"), Some(codec::SCHEMA_HASH)).unwrap();
+    let mut bodies = Vec::new();
+    while let Some(r) = t.next().unwrap() {
+        assert_eq!(r.kind, RecordKind::Reconcile.as_u16());
+        bodies.push(String::from_utf8(r.payload.to_vec()).unwrap());
+    }
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert!(
+        bodies[0].contains("\"finding\":\"journal_only\"")
+            && bodies[0].contains("\"client_order_id\":5"),
+        "{}",
+        bodies[0]
+    );
+    assert!(
+        bodies[1].contains("\"finding\":\"summary\""),
+        "{}",
+        bodies[1]
+    );
+}
