@@ -106,7 +106,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         .map(|s| s.trim().to_ascii_uppercase())
         .collect();
     let table = crate::record_cmd::instruments(venue, &symbols, None)?;
-    for section in cfg.other.keys() {
+    for section in cfg.other.keys().filter(|k| k.as_str() != "notify") {
         tracing::warn!(section = %section, "configuration section not used by this run");
     }
 
@@ -326,6 +326,25 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         None
     };
 
+    // Notifications: only when the configuration has a [notify] section (tuning/notify.example.toml);
+    // channels' secrets come from the environment and a missing one fails here, before trading.
+    let notifier = match cfg.other.get("notify") {
+        Some(section) => {
+            let mut t = toml::Table::new();
+            t.insert("notify".into(), section.clone());
+            let ncfg = coldpath::notify::NotifyConfig::from_toml(&t.to_string())
+                .map_err(|e| anyhow::anyhow!("[notify]: {e}"))?;
+            let h = coldpath::notify::spawn(
+                ncfg,
+                crate::status::run_journals(&journal),
+                journal.join("state").join("notify"),
+            )
+            .map_err(|e| anyhow::anyhow!("starting notifications: {e}"))?;
+            Some(h)
+        }
+        None => None,
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
@@ -429,6 +448,10 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         journal.display()
     );
     drop(admin);
+    if let Some(n) = notifier {
+        let st = n.stop();
+        println!("notifications: {st:?}");
+    }
     if let Some(m) = metrics {
         m.shutdown();
     }

@@ -695,3 +695,80 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
         bodies[1]
     );
 }
+
+#[test]
+fn run_delivers_a_critical_alert_to_a_webhook_when_market_data_is_lost() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    // A webhook sink on loopback: answers 200 and keeps every request body.
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", sink.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let got = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in sink.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            got.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[metrics]\nenabled = false\n[notify]\nwarning_batch_secs = 0\ninfo_digest_secs = 0\n\
+         [notify.routing]\ncritical = [\"hook\"]\nwarning = [\"hook\"]\ninfo = []\n\
+         [[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"ALGO_TEST_HOOK_URL\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "120",
+        ])
+        .arg("--journal")
+        .arg(dir.path().join("j"))
+        .env("ALGO_TEST_HOOK_URL", &url)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    // The simulator closes the stream at the end of its tape: the feed journals the loss, the
+    // notifier routes it as critical to the webhook before the run's summary is printed.
+    let bodies = bodies.lock().unwrap().clone();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains("\"critical\"") && b.contains("connection")),
+        "{bodies:#?}\n{s}"
+    );
+    assert!(
+        !s.contains("ALGO_TEST_HOOK_URL") && !s.contains(&url),
+        "{s}"
+    );
+}
