@@ -28,6 +28,8 @@ pub struct Config {
     pub metrics: MetricsSection,
     /// The admin API.
     pub admin: AdminSection,
+    /// The Parquet exporter.
+    pub export: ExportSection,
     /// Sections interpreted by the components themselves (metrics, admin, notify, export, risk),
     /// kept raw.
     #[serde(flatten)]
@@ -108,6 +110,16 @@ pub struct AdminSection {
     /// Token file (0600) instead of `ALGO_ADMIN_TOKEN`.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+}
+
+/// `[export]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSection {
+    /// Export during `run`.
+    pub enabled: bool,
+    /// Root of the `{exchange}/{market_type}/{symbol}/` tree.
+    pub out: PathBuf,
 }
 
 /// Merges `over` into `base`: tables key by key, anything else replaced.

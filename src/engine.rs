@@ -345,6 +345,18 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         None => None,
     };
 
+    let exporter = if cfg.export.enabled {
+        let h = coldpath::export::spawn(
+            coldpath::export::engine_sources(&journal),
+            cfg.export.out.clone(),
+            coldpath::export::ExportConfig::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("starting the Parquet export: {e}"))?;
+        Some(h)
+    } else {
+        None
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
@@ -448,6 +460,12 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         journal.display()
     );
     drop(admin);
+    if let Some(x) = exporter {
+        match x.stop() {
+            Ok(sum) => println!("export: {sum:?} under {}", cfg.export.out.display()),
+            Err(e) => tracing::error!(error = %e, "Parquet export failed"),
+        }
+    }
     if let Some(n) = notifier {
         let st = n.stop();
         println!("notifications: {st:?}");

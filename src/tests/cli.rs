@@ -772,3 +772,53 @@ fn run_delivers_a_critical_alert_to_a_webhook_when_market_data_is_lost() {
         "{s}"
     );
 }
+
+#[test]
+fn run_exports_parquet_per_symbol_when_configured() {
+    let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out_root = dir.path().join("data");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[metrics]\nenabled = false\n[export]\nenabled = true\nout = \"{}\"\n",
+            out_root.display()
+        ),
+    )
+    .unwrap();
+    let out = engine(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--journal",
+        dir.path().join("j").to_str().unwrap(),
+        "--duration",
+        "120",
+    ]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    // Every trade of the capture (9,757) reached the trades table of BTCUSDT.
+    let line = s
+        .lines()
+        .find(|l| l.starts_with("export:"))
+        .expect("export line");
+    assert!(line.contains("\"trades\": 9757"), "{line}");
+    let trades = out_root.join("binance/spot/BTCUSDT/trades");
+    let files: Vec<_> = std::fs::read_dir(&trades)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    assert!(!files.is_empty(), "no Parquet under {}", trades.display());
+    for f in files {
+        let b = std::fs::read(&f).unwrap();
+        assert!(
+            b.starts_with(b"PAR1") && b.ends_with(b"PAR1"),
+            "{}",
+            f.display()
+        );
+    }
+}
