@@ -63,12 +63,12 @@ pub fn profile_dir() -> PathBuf {
 }
 
 /// What one pipeline run produced.
-struct RunResult {
-    latency: LatencyReport,
-    threads: Vec<ThreadReport>,
-    feed: FeedCounters,
-    strategy: StrategyReport,
-    elapsed_ns: u64,
+pub(crate) struct RunResult {
+    pub(crate) latency: LatencyReport,
+    pub(crate) threads: Vec<ThreadReport>,
+    pub(crate) feed: FeedCounters,
+    pub(crate) strategy: StrategyReport,
+    pub(crate) elapsed_ns: u64,
 }
 
 /// Runs the feed + strategy pipeline over `input` once under `profile`, as `algo-engine run`
@@ -79,6 +79,19 @@ fn run_once(
     speed: Option<f64>,
     dir: &Path,
     clock: &Clock,
+) -> anyhow::Result<RunResult> {
+    run_with(profile, input, speed, dir, clock, |_| Ok(()))
+}
+
+/// As [`run_once`], calling `before_start(dir)` once the journals exist and before the hot
+/// threads start (the cold-path interference suite starts its tailers there).
+pub(crate) fn run_with(
+    profile: &Profile,
+    input: &coldpath::replay::ReplayInput,
+    speed: Option<f64>,
+    dir: &Path,
+    clock: &Clock,
+    before_start: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<RunResult> {
     let source = ReplaySource::new(
         input.frames.iter().map(|(ns, f)| (*ns, f.as_slice())),
@@ -124,6 +137,7 @@ fn run_once(
     )
     .with_latency(latency.clone());
     let stages: Vec<Box<dyn Stage>> = vec![Box::new(feed), Box::new(stage)];
+    before_start(dir)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = clock.raw();
@@ -177,7 +191,7 @@ struct Acc {
 }
 
 /// The ruler of stamp-based latencies: two back-to-back TSC reads (each stamp is one read).
-fn ruler(clock: &Clock) -> Percentiles {
+pub(crate) fn ruler(clock: &Clock) -> Percentiles {
     let mut h = LatencyHist::new();
     for _ in 0..100_000 {
         let a = clock.raw();

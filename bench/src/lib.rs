@@ -7,12 +7,17 @@
 //! disruptor, crossbeam and std), `journal` (the memory-mapped journal against a naive mmap
 //! append), `decode` (the Binance scanner against serde_json and simd-json on the real captures),
 //! `sockets` (loopback round trip through the mio, io_uring and blocking socket drivers),
-//! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring) and
-//! `strategy` (the whole strategy per market event, and its scaling with active symbols).
+//! `feed` (the feed stage end to end on the real captures, frame bytes to events in the ring),
+//! `strategy` (the whole strategy per market event, and its scaling with active symbols), `risk`
+//! (the strategy with and without the risk chain and position monitor), `layout` (the fused and
+//! split thread profiles side by side), `tick` (in-process tick-to-order: frame in the receive
+//! buffer to signed order bytes) and `cold` (the hot path's latency alone and with every
+//! cold-path consumer tailing its journals). `report` turns a run into `report.md` with SVG plots.
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 //!
 //! `sim` is the venue simulator (a Binance-compatible venue on loopback; see its module docs).
 
+pub mod cold;
 pub mod decode;
 pub mod feed;
 pub mod harness;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 /// Every suite, in run (and report) order. A new suite adds its name here and an arm to the
 /// `match` in `main`.
 const SUITES: &[&str] = &[
-    "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick",
+    "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick", "cold",
 ];
 
 #[derive(Parser, Debug)]
@@ -92,6 +92,7 @@ fn main() -> Result<()> {
             "strategy" => bench::strategy::run(&opts)?,
             "risk" => bench::risk::run(&opts)?,
             "layout" => bench::layout::run(&opts)?,
+            "cold" => bench::cold::run(&opts)?,
             "tick" => bench::tick_to_order::run(&opts)?,
             other => bail!("suite '{other}' is listed in SUITES but not wired in main"),
         };
