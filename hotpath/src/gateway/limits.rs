@@ -102,10 +102,14 @@ impl WeightBudget {
         }
     }
 
-    /// The venue's count from `X-MBX-USED-WEIGHT-1M`.
+    /// The venue's count from `X-MBX-USED-WEIGHT-1M`. It can only raise ours: with several
+    /// requests in flight on the pool, a response's header counts the requests the venue had
+    /// seen when it answered, not the ones already charged here and still on the wire, so
+    /// taking it as the truth would hand their weight out twice. A higher count (another
+    /// client on the same IP) is taken as it is.
     pub fn observe_used(&mut self, used: u32, venue_ms: u64) {
         self.roll(venue_ms);
-        self.used = used;
+        self.used = self.used.max(used);
     }
 
     /// A 429/418: nothing is sent for `retry_after` (at least one second if the venue gave
@@ -190,9 +194,13 @@ mod tests {
         // A new minute resets the count.
         b.take(1, false, now, 60_000).unwrap();
         assert_eq!(b.used(), 1);
-        // The venue's count wins.
+        // A higher venue count wins; a lower one (requests still in flight) does not hand
+        // their weight out again.
         b.observe_used(9, 60_001);
+        assert_eq!(b.used(), 9);
         assert_eq!(b.take(1, false, now, 60_002), Err(Refusal::Budget));
+        b.observe_used(2, 60_002);
+        assert_eq!(b.used(), 9);
         b.back_off(Some(Duration::from_secs(2)), now);
         assert_eq!(b.take(1, true, now, 60_003), Err(Refusal::Backoff));
         let later = now + Duration::from_secs(3);
