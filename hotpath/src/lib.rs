@@ -73,4 +73,5 @@ pub mod runtime;
 pub mod signals;
 pub mod snapshot;
 pub mod strategy;
+pub mod transport;
 pub mod venue;

@@ -82,14 +82,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use net::reconnect::{Action, Backoff, Health, Liveness, Reconnector};
-use net::socket::{
-    AnyTransport, Interest, NetError, Readiness, SocketConfig, TlsTransport, Transport,
-};
+use net::socket::{AnyTransport, NetError, SocketConfig, TlsTransport};
 use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError, WsState};
 
 use crate::feed::{FrameSource, SourceEvent, SourceEventKind, SourcePoll};
 use crate::instrument::{InstrumentId, Symbol, Venue};
 use crate::snapshot::{SnapshotFetcher, SnapshotOutcome};
+use crate::transport::MaybeTls;
 
 /// The socket driver choice, re-exported so configuring a live source needs no `net` import.
 pub use net::socket::DriverKind;
@@ -648,54 +647,6 @@ fn add(a: &AtomicU64, n: u64) {
 // ---------------------------------------------------------------------------------------------
 // The connection
 // ---------------------------------------------------------------------------------------------
-
-/// Plain or TLS transport over any driver, dispatched by `match`.
-// One per connection; boxing the TLS variant would add a pointer chase on every read.
-#[allow(clippy::large_enum_variant)]
-enum MaybeTls {
-    Plain(AnyTransport),
-    Tls(TlsTransport<AnyTransport>),
-}
-
-macro_rules! either {
-    ($self:expr, $t:ident => $e:expr) => {
-        match $self {
-            MaybeTls::Plain($t) => $e,
-            MaybeTls::Tls($t) => $e,
-        }
-    };
-}
-
-impl Transport for MaybeTls {
-    fn driver(&self) -> DriverKind {
-        either!(self, t => t.driver())
-    }
-    fn poll_connect(&mut self) -> io::Result<bool> {
-        either!(self, t => t.poll_connect())
-    }
-    #[inline]
-    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        either!(self, t => t.read_into(buf))
-    }
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        either!(self, t => t.write(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        either!(self, t => t.flush())
-    }
-    fn poll(&mut self, interest: Interest, timeout: Option<Duration>) -> io::Result<Readiness> {
-        either!(self, t => t.poll(interest, timeout))
-    }
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        either!(self, t => t.local_addr())
-    }
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        either!(self, t => t.peer_addr())
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        either!(self, t => t.shutdown_write())
-    }
-}
 
 /// Wraps a plain transport in TLS for the configured server name.
 type TlsConnect = Box<dyn Fn(AnyTransport) -> Result<TlsTransport<AnyTransport>, NetError> + Send>;

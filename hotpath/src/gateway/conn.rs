@@ -13,72 +13,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use net::socket::{AnyTransport, Interest, Readiness, TlsTransport};
-use net::{DriverKind, NetError, SocketConfig, Transport};
-
-/// Plain or TLS transport over any driver, dispatched by `match`.
-// One per connection; boxing the TLS variant would add a pointer chase on every read.
-#[allow(clippy::large_enum_variant)]
-pub enum GwTransport {
-    /// Plain TCP (the simulator on loopback).
-    Plain(AnyTransport),
-    /// TLS (the venue).
-    Tls(TlsTransport<AnyTransport>),
-}
-
-// SAFETY: every part of a transport is `Send` except the io_uring driver's provided-buffer ring
-// (`net::socket::uring::BufRing`), which holds a raw pointer to a heap allocation it owns
-// exclusively (allocated in its constructor, freed in its `Drop`, never aliased outside the
-// transport and the kernel); a raw pointer only makes the type `!Send` by default, not by any
-// thread affinity. The ring is set up without `IORING_SETUP_SINGLE_ISSUER`, so it may be used
-// from any thread, one at a time, which `&mut` access guarantees (the same reasoning as the
-// feed's `live::Conn`). The gateway is built on the main thread and then moved, once, to its
-// pinned thread; io_uring would at worst cancel an in-flight receive, which the gateway sees as
-// a broken connection and recovers from.
-unsafe impl Send for GwTransport {}
-
-macro_rules! either {
-    ($self:expr, $t:ident => $e:expr) => {
-        match $self {
-            GwTransport::Plain($t) => $e,
-            GwTransport::Tls($t) => $e,
-        }
-    };
-}
-
-impl Transport for GwTransport {
-    fn driver(&self) -> DriverKind {
-        either!(self, t => t.driver())
-    }
-    fn poll_connect(&mut self) -> io::Result<bool> {
-        either!(self, t => t.poll_connect())
-    }
-    #[inline]
-    fn read_into(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        either!(self, t => t.read_into(buf))
-    }
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        either!(self, t => t.write(buf))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        either!(self, t => t.flush())
-    }
-    fn poll(&mut self, interest: Interest, timeout: Option<Duration>) -> io::Result<Readiness> {
-        either!(self, t => t.poll(interest, timeout))
-    }
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        either!(self, t => t.local_addr())
-    }
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        either!(self, t => t.peer_addr())
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        either!(self, t => t.shutdown_write())
-    }
-}
+pub use crate::transport::MaybeTls;
+use net::socket::{AnyTransport, TlsTransport};
+use net::{NetError, SocketConfig, Transport};
 
 /// Wraps a connected-or-connecting plain transport in TLS.
 pub type TlsConnect =
@@ -121,11 +60,11 @@ impl std::fmt::Debug for Target {
 
 impl Target {
     /// Opens a connection (non-blocking connect; drive it with [`Transport::poll_connect`]).
-    pub fn open(&self) -> Result<GwTransport, NetError> {
+    pub fn open(&self) -> Result<MaybeTls, NetError> {
         let t = net::connect(self.addr, &self.socket)?;
         Ok(match &self.tls {
-            Some(wrap) => GwTransport::Tls(wrap(t)?),
-            None => GwTransport::Plain(t),
+            Some(wrap) => MaybeTls::Tls(wrap(t)?),
+            None => MaybeTls::Plain(t),
         })
     }
 }
@@ -162,7 +101,7 @@ pub enum ConnFault {
 /// One pooled connection.
 pub struct Conn {
     /// The transport, `None` while closed.
-    pub t: Option<GwTransport>,
+    pub t: Option<MaybeTls>,
     /// The transport finished connecting (and TLS handshaking).
     pub connected: bool,
     /// Request bytes (written by the gateway).

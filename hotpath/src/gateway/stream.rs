@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use net::ws::{Message, WsClient, WsConfig};
 
-use super::conn::{Conn, GwTransport, Target};
+use super::conn::{Conn, MaybeTls, Target};
 use super::{Core, GatewayConfig, Market, UserStreamConfig};
 use crate::venue::binance::orders::decode_listen_key;
 use crate::venue::binance::sign::Credentials;
@@ -66,7 +66,7 @@ fn listen_key_request(
 
 /// The open user-data stream.
 pub(super) struct UserStream {
-    ws: WsClient<GwTransport>,
+    ws: WsClient<MaybeTls>,
     stop: Arc<AtomicBool>,
     keepalive: Option<JoinHandle<()>>,
 }
