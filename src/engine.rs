@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use bench::sim::{Fees, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, SynthConfig};
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::event::ExecEvent;
-use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
+use hotpath::feed::BinanceFeedDecoder;
 use hotpath::gateway::{
     GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, Target, UserStreamConfig,
 };
@@ -161,21 +161,14 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let decoder = BinanceFeedDecoder::new(Scanner::new(table, venue), None);
     let ring = cfg.engine.ring.max(2).next_power_of_two();
     let (tx, rx) = ringbuffers::spsc::channel(ring);
-    let feed_done = Arc::new(AtomicBool::new(false));
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
-        FeedStage::new(
-            source,
-            decoder,
-            appender,
-            tx,
-            1 << 20,
-            16_384,
-            feed_done.clone(),
-            feed_report.clone(),
-        )
-        .with_books(BookSet::for_table(table, SyncMode::Snapshot)),
-    )];
+    let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
+        source,
+        decoder,
+        appender,
+        tx,
+        BookSet::for_table(table, SyncMode::Snapshot),
+    );
+    let mut stages: Vec<Box<dyn Stage>> = vec![feed];
     // The gateway takes the strategy's intents; its executions go back to the strategy
     // (positions, exits, P&L), which journals them.
     let (exec_tx, exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);

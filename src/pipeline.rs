@@ -113,21 +113,14 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
     coldpath::import::write_instruments(&journal, &input.table, "builtin")?;
 
     let (tx, rx) = ringbuffers::spsc::channel(ring.next_power_of_two());
-    let feed_done = Arc::new(AtomicBool::new(false));
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
-        FeedStage::new(
-            source,
-            decoder,
-            appender,
-            tx,
-            1 << 20,
-            16_384,
-            feed_done.clone(),
-            feed_report.clone(),
-        )
-        .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot)),
-    )];
+    let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
+        source,
+        decoder,
+        appender,
+        tx,
+        BookSet::for_table(&input.table, SyncMode::Snapshot),
+    );
+    let mut stages: Vec<Box<dyn Stage>> = vec![feed];
     let mut seat = StrategySeat::new(&input.table, &journal, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
@@ -182,6 +175,35 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The feed stage as every command wires it (a 1 MiB frame buffer, up to 16,384 events per
+/// poll, the given books), with the flag it sets when its source ends and its report.
+pub fn feed_stage<S, D>(
+    source: S,
+    decoder: D,
+    journal: ringbuffers::journal::Appender,
+    output: ringbuffers::spsc::Producer<MarketEvent>,
+    books: BookSet,
+) -> (Box<dyn Stage>, Arc<AtomicBool>, Arc<Mutex<FeedCounters>>)
+where
+    S: hotpath::feed::FrameSource + Send + 'static,
+    D: hotpath::feed::FrameDecoder + Send + 'static,
+{
+    let done = Arc::new(AtomicBool::new(false));
+    let report = Arc::new(Mutex::new(FeedCounters::default()));
+    let stage = FeedStage::new(
+        source,
+        decoder,
+        journal,
+        output,
+        1 << 20,
+        16_384,
+        done.clone(),
+        report.clone(),
+    )
+    .with_books(books);
+    (Box::new(stage), done, report)
 }
 
 /// The strategy stage as `run` and `record` wire it: its journal under `<journal>/strategy`

@@ -26,7 +26,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use hotpath::book::{BookSet, SyncMode};
-use hotpath::feed::{BinanceFeedDecoder, FeedCounters, FeedStage};
+use hotpath::feed::BinanceFeedDecoder;
 use hotpath::instrument::{InstrumentSpec, InstrumentTable, Venue};
 use hotpath::live::{DriverKind, LiveConfig, LiveSource, StreamKind, SystemClock};
 use hotpath::runtime::{Profile, Runtime, Stage};
@@ -35,7 +35,7 @@ use hotpath::venue::binance::{ExchangeInfo, ScalePolicy, Scanner};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Binance markets on the command line.
@@ -246,24 +246,17 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.max(2).next_power_of_two());
     // A live source never ends, so `done` stays false; the stop flag ends the run.
-    let feed_done = Arc::new(AtomicBool::new(false));
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
-        FeedStage::new(
-            source,
-            decoder,
-            appender,
-            tx,
-            1 << 20,
-            16_384,
-            feed_done.clone(),
-            feed_report.clone(),
-        )
-        // With snapshots the source fetches each book's REST snapshot (at start, after every
-        // gap and reconnect), so the books are proven once joined; every sequence gap is
-        // journaled either way.
-        .with_books(BookSet::for_table(table, sync_mode)),
-    )];
+    // With snapshots the source fetches each book's REST snapshot (at start, after every
+    // gap and reconnect), so the books are proven once joined; every sequence gap is
+    // journaled either way.
+    let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
+        source,
+        decoder,
+        appender,
+        tx,
+        BookSet::for_table(table, sync_mode),
+    );
+    let mut stages: Vec<Box<dyn Stage>> = vec![feed];
     let mut seat = crate::pipeline::StrategySeat::new(table, &args.out, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 

@@ -21,9 +21,7 @@ use clap::Args;
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::codec::{decode, open_tailer, summarize, RecordKind};
 use hotpath::event::{Decision, OrderIntent, Stamps};
-use hotpath::feed::{
-    raw_frame_snapshot_of, BinanceFeedDecoder, FeedCounters, FeedStage, ReplaySource,
-};
+use hotpath::feed::{raw_frame_snapshot_of, BinanceFeedDecoder, ReplaySource};
 use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
 use hotpath::runtime::{Profile, Runtime, Stage};
 use hotpath::venue::binance::Scanner;
@@ -31,7 +29,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::pipeline::{parse_speed, print_strategy, print_threads, StrategySeat};
@@ -226,26 +224,19 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let appender = ringbuffers::journal::Appender::open(&out, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", out.display()))?;
     let (tx, rx) = ringbuffers::spsc::channel(args.ring.max(2).next_power_of_two());
-    let feed_done = Arc::new(AtomicBool::new(false));
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
     let sync = if has_snapshots {
         SyncMode::Snapshot
     } else {
         SyncMode::FromStream
     };
-    let mut stages: Vec<Box<dyn Stage>> = vec![Box::new(
-        FeedStage::new(
-            source,
-            decoder,
-            appender,
-            tx,
-            1 << 20,
-            16_384,
-            feed_done.clone(),
-            feed_report.clone(),
-        )
-        .with_books(BookSet::for_table(table, sync)),
-    )];
+    let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
+        source,
+        decoder,
+        appender,
+        tx,
+        BookSet::for_table(table, sync),
+    );
+    let mut stages: Vec<Box<dyn Stage>> = vec![feed];
     let mut seat = StrategySeat::new(table, &out, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 

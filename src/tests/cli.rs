@@ -440,18 +440,6 @@ fn run_refuses_a_misspelt_configuration_key() {
     assert_clean_error(&out, "sped");
 }
 
-/// A plain HTTP/1.0 GET on loopback (the test must not depend on an HTTP client crate).
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
-
 #[test]
 fn run_serves_prometheus_metrics_derived_from_its_journals() {
     let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
@@ -482,7 +470,7 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut seen = None;
     while std::time::Instant::now() < deadline {
-        if let Some(page) = http_get(&addr, "/metrics") {
+        if let Some(page) = http(&addr, "GET", "/metrics", None, "") {
             if page.contains("symbol=\"BTCUSDT\"") && page.contains("algo_") {
                 seen = Some(page);
                 break;
@@ -497,7 +485,8 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
     assert!(page.contains("# TYPE "), "{page}");
 }
 
-/// An HTTP/1.0 request with an optional bearer token and body; returns the whole response.
+/// An HTTP/1.0 request on loopback with an optional bearer token and body; returns the whole
+/// response (the tests must not depend on an HTTP client crate).
 fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).ok()?;
