@@ -30,11 +30,27 @@ pub struct Config {
     pub admin: AdminSection,
     /// The Parquet exporter.
     pub export: ExportSection,
-    /// Sections interpreted by the components themselves (metrics, admin, notify, export, risk),
-    /// kept raw.
+    /// `[strategy]`: every threshold of the 4-level decision (field names of
+    /// `hotpath::signals::SignalConfig`; absent keys keep the design document's values).
+    #[serde(default)]
+    pub strategy: hotpath::signals::SignalConfig,
+    /// `[risk]`: sizing, the execution chain, the exit monitor and the portfolio manager
+    /// (`hotpath::risk::RiskConfig`, with `[risk.sizing]`, `[risk.chain]`, `[risk.monitor]`,
+    /// `[risk.portfolio]`, `[risk.portfolio.health]` tables).
+    #[serde(default)]
+    pub risk: hotpath::risk::RiskConfig,
+    /// The merged configuration as read: `run` writes it next to its journal
+    /// (`config.toml`), and `replay` reads it back so the strategy decides with the same
+    /// thresholds.
+    #[serde(skip)]
+    pub merged: toml::Table,
+    /// Sections interpreted by the components themselves (notify), kept raw.
     #[serde(flatten)]
     pub other: toml::Table,
 }
+
+/// File name of the configuration written beside a run's journal.
+pub const JOURNAL_CONFIG: &str = "config.toml";
 
 /// `[engine]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,6 +64,9 @@ pub struct EngineSection {
     pub ring: usize,
     /// Seconds between status refreshes (0: summary only).
     pub status_interval_secs: f64,
+    /// Candles of history fetched per timeframe (15m, 5m, 1m) at start for the strategy's
+    /// warm-up (`GET /api/v3/klines`); 0 starts cold.
+    pub warmup_candles: u32,
 }
 
 /// `[venue]`.
@@ -146,17 +165,42 @@ impl Config {
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             merge(&mut table, user);
         }
-        let cfg: Config = toml::Value::Table(table)
+        let mut cfg: Config = toml::Value::Table(table.clone())
             .try_into()
             .with_context(|| match path {
                 Some(p) => format!("configuration {}", p.display()),
                 None => "the embedded default configuration".into(),
             })?;
         cfg.validate()?;
+        cfg.merged = table;
         Ok(cfg)
     }
 
+    /// Writes the merged configuration to `dir/config.toml` (next to a journal).
+    pub fn write_beside(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(JOURNAL_CONFIG);
+        let text = toml::to_string(&self.merged).context("serialising the configuration")?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
     fn validate(&self) -> Result<()> {
+        let sc = &self.strategy;
+        if sc.structure_candles < 2 || sc.structure_candles > hotpath::signals::MAX_STRUCTURE {
+            bail!(
+                "[strategy] structure_candles must be 2..={}",
+                hotpath::signals::MAX_STRUCTURE
+            );
+        }
+        if sc.volume_avg_candles == 0 || sc.volume_avg_candles > hotpath::signals::MAX_VOLUME_AVG {
+            bail!(
+                "[strategy] volume_avg_candles must be 1..={}",
+                hotpath::signals::MAX_VOLUME_AVG
+            );
+        }
+        let r = &self.risk;
+        if !(r.starting_equity > 0.0) || !(r.sizing.leverage > 0.0) {
+            bail!("[risk] starting_equity and sizing.leverage must be > 0");
+        }
         if !matches!(
             self.venue.kind.as_str(),
             "sim" | "binance-spot" | "binance-usdm"

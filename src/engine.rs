@@ -31,6 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+
+/// Timeframes of the warm-up history, longest first: the strategy's 15m regime, 5m and 1m
+/// indicators, and the 1m order-flow windows (Binance interval names).
+const WARMUP_INTERVALS: [&str; 3] = ["15m", "5m", "1m"];
 use crate::pipeline::{print_strategy, print_threads, RunArgs, StrategySeat};
 use crate::status::{run_journals, StatusTail};
 use coldpath::admin::{
@@ -151,12 +155,29 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let fetcher = SnapshotFetcher::spawn(&snap)?;
     let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
     source = source.with_snapshots(fetcher, &fetchable);
+    if cfg.engine.warmup_candles > 0 {
+        // Before the stream opens, so the history ends where the live trades begin.
+        let w = source
+            .warm_up(
+                &WARMUP_INTERVALS,
+                cfg.engine.warmup_candles.min(1000),
+                Duration::from_secs(30),
+            )
+            .context("fetching the candle history for the warm-up")?;
+        tracing::info!(
+            bodies = w.bodies,
+            bytes = w.bytes,
+            failed = w.failed,
+            "warm-up history"
+        );
+    }
     let live_stats = source.stats();
 
     std::fs::create_dir_all(&journal).with_context(|| format!("creating {}", journal.display()))?;
     let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", journal.display()))?;
     coldpath::import::write_instruments(&journal, &table, "builtin")?;
+    cfg.write_beside(&journal)?;
     let table: &'static InstrumentTable = Box::leak(Box::new(table));
     let decoder = BinanceFeedDecoder::new(Scanner::new(table, venue), None);
     let ring = cfg.engine.ring.max(2).next_power_of_two();
@@ -176,11 +197,13 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let (control_tx, control_rx) = ringbuffers::spsc::channel::<hotpath::event::Control>(256);
     let mut seat = StrategySeat::with_rings(
         table,
+        &crate::pipeline::StrategyParams::from_config(&cfg),
         &journal,
         rx,
         feed_done,
         Some(exec_rx),
         Some(control_rx),
+        None,
     )?;
     stages.push(seat.stage.take().expect("fresh seat"));
 

@@ -14,6 +14,7 @@ use hotpath::event::{MarketEvent, OrderIntent};
 use hotpath::feed::{FeedCounters, FeedStage, ReplaySource};
 use hotpath::instrument::InstrumentTable;
 use hotpath::latency::LatencyReport;
+use hotpath::risk::SymbolRisk;
 use hotpath::runtime::{Profile, Runtime, Stage, ThreadReport};
 use hotpath::signals::SymbolConfig;
 use hotpath::strategy::{Strategy, StrategyIo, StrategyReport, StrategyStage};
@@ -111,6 +112,7 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
     let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", journal.display()))?;
     coldpath::import::write_instruments(&journal, &input.table, "builtin")?;
+    cfg.write_beside(&journal)?;
 
     let (tx, rx) = ringbuffers::spsc::channel(ring.next_power_of_two());
     let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
@@ -121,7 +123,8 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
         BookSet::for_table(&input.table, SyncMode::Snapshot),
     );
     let mut stages: Vec<Box<dyn Stage>> = vec![feed];
-    let mut seat = StrategySeat::new(&input.table, &journal, rx, feed_done)?;
+    let params = StrategyParams::from_config(&cfg);
+    let mut seat = StrategySeat::new(&input.table, &params, &journal, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -206,6 +209,25 @@ where
     (Box::new(stage), done, report)
 }
 
+/// The strategy's thresholds: `[strategy]` and `[risk]` of the configuration.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StrategyParams {
+    /// Decision thresholds (every symbol).
+    pub signal: hotpath::signals::SignalConfig,
+    /// The risk layer.
+    pub risk: hotpath::risk::RiskConfig,
+}
+
+impl StrategyParams {
+    /// The thresholds of `cfg`.
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        StrategyParams {
+            signal: cfg.strategy,
+            risk: cfg.risk,
+        }
+    }
+}
+
 /// The strategy stage as `run` and `record` wire it: its journal under `<journal>/strategy`
 /// (one appender per journal directory), latency histograms, and the intent ring's far end.
 pub struct StrategySeat {
@@ -225,30 +247,51 @@ impl StrategySeat {
     /// A strategy over every instrument of `table`, reading the feed's ring `input`.
     pub fn new(
         table: &InstrumentTable,
+        params: &StrategyParams,
         journal: &std::path::Path,
         input: Consumer<MarketEvent>,
         upstream_done: Arc<AtomicBool>,
     ) -> Result<StrategySeat> {
-        Self::with_rings(table, journal, input, upstream_done, None, None)
+        Self::with_rings(
+            table,
+            params,
+            journal,
+            input,
+            upstream_done,
+            None,
+            None,
+            None,
+        )
     }
 
     /// As [`new`](Self::new), with the gateway's execution events coming back on `execs`
     /// (fills drive positions, exits and P&L) and operator commands (halt, resume, watchlist)
-    /// arriving on `control`.
+    /// arriving on `control`; or, in a replay, both applied from a recorded `schedule`.
+    #[allow(clippy::too_many_arguments)]
     pub fn with_rings(
         table: &InstrumentTable,
+        params: &StrategyParams,
         journal: &std::path::Path,
         input: Consumer<MarketEvent>,
         upstream_done: Arc<AtomicBool>,
         execs: Option<Consumer<hotpath::event::ExecEvent>>,
         control: Option<Consumer<hotpath::event::Control>>,
+        schedule: Option<hotpath::strategy::Schedule>,
     ) -> Result<StrategySeat> {
         let dir = journal.join("strategy");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let appender = ringbuffers::journal::Appender::open(&dir, hotpath::codec::journal_config())
             .with_context(|| format!("opening journal {}", dir.display()))?;
-        let strategy = Strategy::new(table, SymbolConfig::for_instrument)
-            .context("configuring the strategy")?;
+        let strategy = Strategy::with_risk(
+            table,
+            |spec| SymbolConfig {
+                signal: params.signal,
+                ..SymbolConfig::for_instrument(spec)
+            },
+            params.risk,
+            SymbolRisk::for_instrument,
+        )
+        .context("configuring the strategy")?;
         let (output, intents) = ringbuffers::spsc::channel(1024);
         let report = Arc::new(Mutex::new(StrategyReport::default()));
         let latency = Arc::new(Mutex::new(LatencyReport::default()));
@@ -271,6 +314,10 @@ impl StrategySeat {
         };
         let stage = match control {
             Some(c) => stage.with_control(c),
+            None => stage,
+        };
+        let stage = match schedule {
+            Some(s) => stage.with_schedule(s),
             None => stage,
         };
         Ok(StrategySeat {

@@ -257,7 +257,9 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
         BookSet::for_table(table, sync_mode),
     );
     let mut stages: Vec<Box<dyn Stage>> = vec![feed];
-    let mut seat = crate::pipeline::StrategySeat::new(table, &args.out, rx, feed_done)?;
+    // Recording decides with the default thresholds (it has no configuration file).
+    let params = crate::pipeline::StrategyParams::default();
+    let mut seat = crate::pipeline::StrategySeat::new(table, &params, &args.out, rx, feed_done)?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -6,11 +6,19 @@
 //! the instrument table the engine ran with. Replay reads both, feeds the raw frames through a
 //! fresh feed stage (decode, books) and strategy stage (analytics, the four-level decision)
 //! placed on threads by a profile, exactly as `run` does, into a new journal, and then
-//! compares the new strategy journal with the recorded one record by record: every `Decision`
-//! and `OrderIntent` must be byte-identical once the stamps' local clock readings
+//! compares the new strategy journal with the recorded one record by record: every `Decision`,
+//! `OrderIntent`, `RiskReject` and `TradeClose` must be byte-identical once the stamps' local
+//! clock readings
 //! (`recv_tsc` and the per-stage TSCs, which measure this run's latency and cannot repeat) are
 //! cleared. The first difference is printed with both records and their positions, and the
 //! command exits 1; identical runs exit 0.
+//!
+//! A trading run's fills and operator commands reached its strategy asynchronously; the
+//! strategy journaled where each landed among the market events
+//! ([`Applied`](hotpath::codec::Applied) records), and replay applies the recorded executions
+//! (the gateway journal's `Exec` records) and commands at exactly those places
+//! ([`recorded_schedule`]), so positions, exits and P&L replay too. The thresholds come from the
+//! `config.toml` the run wrote beside its journal unless `--config` names another.
 //!
 //! With the same configuration a difference is a determinism bug (wall-clock time or thread
 //! timing leaking into a decision). After a strategy change, it is the first decision the
@@ -21,9 +29,10 @@ use clap::Args;
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::codec::{decode, open_tailer, summarize, RecordKind};
 use hotpath::event::{Decision, OrderIntent, Stamps};
-use hotpath::feed::{raw_frame_snapshot_of, BinanceFeedDecoder, ReplaySource};
+use hotpath::feed::{raw_frame_rest, BinanceFeedDecoder, ReplaySource, RestBody};
 use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
 use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::strategy::{Schedule, Scheduled};
 use hotpath::venue::binance::Scanner;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -53,12 +62,18 @@ pub struct ReplayArgs {
     /// Capacity of the feed -> strategy ring (power of two).
     #[arg(long, default_value_t = 4096)]
     pub ring: usize,
+    /// Configuration whose `[strategy]` and `[risk]` thresholds decide (merged over the
+    /// embedded default). Default: the `config.toml` the run wrote beside the journal, so an
+    /// unchanged configuration reproduces the recorded decisions; another file shows where
+    /// they first differ.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
-/// A recorded journal's raw frames, in journal order, with their snapshot attribution.
+/// A recorded journal's raw frames, in journal order, with their REST attribution.
 pub struct RecordedFrames {
-    /// `(receive ns, bytes, snapshot_of)`.
-    pub frames: Vec<(u64, Vec<u8>, Option<InstrumentId>)>,
+    /// `(receive ns, bytes, REST body it is)`.
+    pub frames: Vec<(u64, Vec<u8>, Option<RestBody>)>,
 }
 
 /// Reads every raw frame of the journal in `dir`.
@@ -70,11 +85,7 @@ pub fn read_raw_frames(dir: &Path) -> Result<RecordedFrames> {
         .with_context(|| format!("reading {}", dir.display()))?
     {
         if RecordKind::from_u16(r.kind) == Some(RecordKind::RawFrame) {
-            frames.push((
-                r.timestamp,
-                r.payload.to_vec(),
-                raw_frame_snapshot_of(r.flags),
-            ));
+            frames.push((r.timestamp, r.payload.to_vec(), raw_frame_rest(r.flags)));
         }
     }
     Ok(RecordedFrames { frames })
@@ -111,7 +122,68 @@ fn clear_clocks(s: &mut Stamps) {
     s.stage_tsc = Default::default();
 }
 
-/// The decisions and intents of the strategy journal in `dir`, stamps' clocks cleared.
+/// What the recorded run applied among the market events: every execution (from the gateway
+/// journal beside the strategy journal, in order) and control command, at the place the
+/// strategy's [`Applied`](hotpath::codec::Applied) records say.
+pub fn recorded_schedule(journal: &Path) -> Result<Schedule> {
+    use hotpath::codec::{Applied, AppliedKind};
+    use hotpath::event::{Control, ExecEvent};
+    let gateway = journal.join("gateway");
+    let mut execs = std::collections::VecDeque::new();
+    if gateway.is_dir() {
+        let mut t =
+            open_tailer(&gateway).with_context(|| format!("opening {}", gateway.display()))?;
+        while let Some(r) = t
+            .next()
+            .with_context(|| format!("reading {}", gateway.display()))?
+        {
+            if RecordKind::from_u16(r.kind) == Some(RecordKind::Exec) {
+                execs.push_back(decode::<ExecEvent>(r.payload)?);
+            }
+        }
+    }
+    let dir = journal.join("strategy");
+    let mut items = Vec::new();
+    if dir.is_dir() {
+        let mut t = open_tailer(&dir).with_context(|| format!("opening {}", dir.display()))?;
+        let mut control_at = None;
+        while let Some(r) = t
+            .next()
+            .with_context(|| format!("reading {}", dir.display()))?
+        {
+            match RecordKind::from_u16(r.kind) {
+                Some(RecordKind::Applied) => {
+                    let a = Applied::from_bytes(r.payload).with_context(|| {
+                        format!("bad applied record #{} in {}", r.seq, dir.display())
+                    })?;
+                    match a.what {
+                        AppliedKind::Exec => {
+                            let x = execs.pop_front().with_context(|| {
+                                format!(
+                                    "{} applied more executions than {} holds",
+                                    dir.display(),
+                                    gateway.display()
+                                )
+                            })?;
+                            items.push((a.after_events, Scheduled::Exec(x)));
+                        }
+                        AppliedKind::Control => control_at = Some(a.after_events),
+                    }
+                }
+                Some(RecordKind::Control) => {
+                    if let Some(at) = control_at.take() {
+                        items.push((at, Scheduled::Control(decode::<Control>(r.payload)?)));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Schedule::new(items))
+}
+
+/// The decisions, intents, risk rejections and closed trades of the strategy journal in `dir`,
+/// stamps' clocks cleared.
 pub fn strategy_records(dir: &Path) -> Result<Vec<Comparable>> {
     let mut tailer = open_tailer(dir).with_context(|| format!("opening {}", dir.display()))?;
     let mut out = Vec::new();
@@ -131,6 +203,10 @@ pub fn strategy_records(dir: &Path) -> Result<Vec<Comparable>> {
                 let mut i: OrderIntent = decode(r.payload)?;
                 clear_clocks(&mut i.stamps);
                 hotpath::codec::encode_into(&i, &mut buf)?
+            }
+            Some(RecordKind::RiskReject | RecordKind::TradeClose) => {
+                buf[..r.payload.len()].copy_from_slice(r.payload);
+                r.payload.len()
             }
             _ => continue,
         };
@@ -185,6 +261,13 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             venue.name()
         );
     }
+    let beside = args.journal.join(crate::config::JOURNAL_CONFIG);
+    let config_path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => beside.is_file().then_some(beside),
+    };
+    let cfg = crate::config::Config::load(config_path.as_deref())?;
+    let params = crate::pipeline::StrategyParams::from_config(&cfg);
     let recorded_dir = args.journal.join("strategy");
     let recorded = if recorded_dir.is_dir() {
         Some(strategy_records(&recorded_dir)?)
@@ -192,13 +275,13 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         None
     };
     let input = read_raw_frames(&args.journal)?;
-    let has_snapshots = input
-        .frames
-        .iter()
-        .any(|f| f.2.is_some() || f.1.trim_ascii_start().starts_with(b"{\"lastUpdateId\""));
+    let has_snapshots = input.frames.iter().any(|f| {
+        matches!(f.2, Some(RestBody::Depth(_)))
+            || f.1.trim_ascii_start().starts_with(b"{\"lastUpdateId\"")
+    });
     let single = (table.len() == 1).then_some(InstrumentId(0));
     let total = input.frames.len() as u64;
-    let source = ReplaySource::with_snapshots(
+    let source = ReplaySource::with_rest_bodies(
         input
             .frames
             .iter()
@@ -237,7 +320,20 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         BookSet::for_table(table, sync),
     );
     let mut stages: Vec<Box<dyn Stage>> = vec![feed];
-    let mut seat = StrategySeat::new(table, &out, rx, feed_done)?;
+    cfg.write_beside(&out)?;
+    // The executions and commands of the recorded run, applied where it applied them.
+    let schedule = recorded_schedule(&args.journal)?;
+    let scheduled = schedule.pending();
+    let mut seat = StrategySeat::with_rings(
+        table,
+        &params,
+        &out,
+        rx,
+        feed_done,
+        None,
+        None,
+        Some(schedule),
+    )?;
     stages.push(seat.stage.take().expect("fresh seat"));
 
     eprintln!(
@@ -305,9 +401,10 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     match first_difference(&recorded, &replayed) {
         None => {
             println!(
-                "identical: {} decisions and {} intents match the recorded journal byte for byte (stamps' local clocks excluded)",
+                "identical: {} decisions and {} intents, risk rejections and closed trades match the recorded journal byte for byte (stamps' local clocks excluded; {} executions and commands applied at their recorded places)",
                 decisions,
-                recorded.len() - decisions
+                recorded.len() - decisions,
+                scheduled
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -89,11 +89,67 @@ pub enum RecordKind {
     RiskReject = 12,
     /// A closed position with its P&L after fees ([`TradeClose`]).
     TradeClose = 13,
+    /// Where the strategy applied an execution or a control command among the market events
+    /// ([`Applied`]): replay puts them back at the same place.
+    Applied = 14,
+}
+
+/// Payload of a [`RecordKind::Applied`] record, journaled by the strategy stage right before it
+/// applies an execution (the next one of the gateway's `Exec` records, which arrive in that
+/// order on the SPSC ring) or a control command (the `Control` record that follows). Fills
+/// and halts change what the strategy does next, and they reach it asynchronously, between two
+/// market events that only the live run knows; recording how many market events it had
+/// consumed is what lets a replay apply them between the same two and decide byte for byte the
+/// same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Market events the strategy had consumed when it applied this.
+    pub after_events: u64,
+    /// What was applied.
+    pub what: AppliedKind,
+}
+
+/// What an [`Applied`] record stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppliedKind {
+    /// The next `Exec` record of the gateway journal.
+    Exec = 1,
+    /// The `Control` record right after this one.
+    Control = 2,
+}
+
+impl Applied {
+    /// Payload length.
+    pub const LEN: usize = 9;
+
+    /// The payload bytes: `after_events` little-endian, then the kind.
+    pub fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..8].copy_from_slice(&self.after_events.to_le_bytes());
+        b[8] = self.what as u8;
+        b
+    }
+
+    /// Parses a payload.
+    pub fn from_bytes(b: &[u8]) -> Option<Applied> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let what = match b[8] {
+            1 => AppliedKind::Exec,
+            2 => AppliedKind::Control,
+            _ => return None,
+        };
+        Some(Applied {
+            after_events: u64::from_le_bytes(b[..8].try_into().ok()?),
+            what,
+        })
+    }
 }
 
 impl RecordKind {
     /// Every kind, in numeric order.
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 14] = [
         RecordKind::RawFrame,
         RecordKind::Market,
         RecordKind::Intent,
@@ -107,6 +163,7 @@ impl RecordKind {
         RecordKind::OrderUpdate,
         RecordKind::RiskReject,
         RecordKind::TradeClose,
+        RecordKind::Applied,
     ];
 
     /// The kind with number `v`, if known.
@@ -125,6 +182,7 @@ impl RecordKind {
             11 => RecordKind::OrderUpdate,
             12 => RecordKind::RiskReject,
             13 => RecordKind::TradeClose,
+            14 => RecordKind::Applied,
             _ => return None,
         })
     }
@@ -151,6 +209,7 @@ impl RecordKind {
             RecordKind::OrderUpdate => "order_update",
             RecordKind::RiskReject => "risk_reject",
             RecordKind::TradeClose => "trade_close",
+            RecordKind::Applied => "applied",
         }
     }
 
@@ -166,6 +225,7 @@ impl RecordKind {
             RecordKind::OrderUpdate => Some(encoded_len::<OrderUpdate>()),
             RecordKind::RiskReject => Some(encoded_len::<RiskReject>()),
             RecordKind::TradeClose => Some(encoded_len::<TradeClose>()),
+            RecordKind::Applied => Some(Applied::LEN),
             _ => None,
         }
     }
@@ -508,7 +568,7 @@ schema! {
         RawFrame = 1, Market = 2, Intent = 3, OutboundBytes = 4, Exec = 5, Control = 6,
         Decision = 7, FeedError = 8, Gap = 9, Reconcile = 10,
         OrderUpdate = 11,
-        RiskReject = 12, TradeClose = 13,
+        RiskReject = 12, TradeClose = 13, Applied = 14,
     }
 }
 

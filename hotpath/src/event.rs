@@ -405,6 +405,9 @@ impl MarketEvent {
     /// gated on it; carrying it in-band keeps the gate deterministic in replay, whatever the
     /// thread layout.
     pub const FLAG_BOOK_PROVEN: u32 = 1 << 5;
+    /// Kline: history fetched over REST at start (the strategy's warm-up), not a live stream
+    /// update.
+    pub const FLAG_KLINE_HISTORY: u32 = 1 << 6;
 
     /// Filler for preallocated event buffers (an empty trade of [`InstrumentId::NONE`]); it is
     /// overwritten before use and never journaled or published as is.

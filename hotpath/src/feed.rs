@@ -31,7 +31,7 @@
 //! [`FrameSource::request_snapshot`], right after the frame (or connection event) that caused
 //! it. The source fetches it off the hot thread (the live source through a
 //! [`SnapshotFetcher`](crate::snapshot::SnapshotFetcher)) and hands the body back as an ordinary
-//! frame whose [`SourcePoll::Frame::snapshot_of`] names the instrument, so it is journaled as a
+//! frame whose [`SourcePoll::Frame::rest`] names the instrument, so it is journaled as a
 //! raw frame and decoded by [`FrameDecoder::decode`] like everything else. The request goes
 //! through the source rather than a channel the stage owns because the source is what knows the
 //! symbols, the connection epoch (an answer to a request of a previous session is stale) and
@@ -48,6 +48,26 @@ use ringbuffers::spsc::Producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// A REST response body delivered as a frame, and what it was fetched for. Spot depth and
+/// klines bodies name no symbol, so the attribution travels with the frame (and into the
+/// journal's `RawFrame` flags, see [`raw_frame_flags`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestBody {
+    /// A depth snapshot of the instrument (the books join it to the diff stream).
+    Depth(InstrumentId),
+    /// Candle history of the instrument (`GET /api/v3/klines`): the strategy warms up from it.
+    Klines(InstrumentId),
+}
+
+impl RestBody {
+    /// The instrument the body was fetched for.
+    pub const fn instrument(self) -> InstrumentId {
+        match self {
+            RestBody::Depth(id) | RestBody::Klines(id) => id,
+        }
+    }
+}
+
 /// What a [`FrameSource`] had for the feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourcePoll {
@@ -57,10 +77,11 @@ pub enum SourcePoll {
         len: usize,
         /// Receive time, ns since the Unix epoch (recorded time in replay).
         recv_ns: u64,
-        /// `Some(instrument)` when the frame is a REST depth snapshot body fetched for that
-        /// instrument (see [`FrameSource::request_snapshot`]); `None` for stream messages and
-        /// for replayed frames (a capture's inline snapshots are attributed by the decoder).
-        snapshot_of: Option<InstrumentId>,
+        /// `Some` when the frame is a REST body fetched for an instrument (a depth snapshot,
+        /// see [`FrameSource::request_snapshot`], or candle history); `None` for stream
+        /// messages and for a capture's frames (its inline snapshots are attributed by the
+        /// decoder).
+        rest: Option<RestBody>,
     },
     /// Nothing available right now.
     Idle,
@@ -82,7 +103,7 @@ pub trait FrameSource: Send {
     }
 
     /// Asks for a REST depth snapshot of `instrument`, to be delivered later as a frame with
-    /// [`SourcePoll::Frame::snapshot_of`] set. Returns true when the request was accepted (or
+    /// [`SourcePoll::Frame::rest`] set. Returns true when the request was accepted (or
     /// one is already on its way). Must not block or allocate. Sources that cannot fetch
     /// snapshots (replay) keep the default, which declines.
     fn request_snapshot(&mut self, instrument: InstrumentId) -> bool {
@@ -226,14 +247,13 @@ pub struct FrameInfo {
 
 /// A venue codec as the feed uses it: one frame in, events handed to `sink`.
 pub trait FrameDecoder: Send {
-    /// Decodes `frame` (which the decoder may modify in place). `snapshot_of` is the source's
-    /// [`SourcePoll::Frame::snapshot_of`]: `Some(instrument)` when the frame is a REST depth
-    /// snapshot fetched for that instrument. Returns what the frame produced, or a one-line
-    /// reason it was rejected.
+    /// Decodes `frame` (which the decoder may modify in place). `rest` is the source's
+    /// [`SourcePoll::Frame::rest`]: `Some` when the frame is a REST body fetched for an
+    /// instrument. Returns what the frame produced, or a one-line reason it was rejected.
     fn decode(
         &mut self,
         frame: &mut [u8],
-        snapshot_of: Option<InstrumentId>,
+        rest: Option<RestBody>,
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
     ) -> Result<FrameInfo, &'static str>;
@@ -265,8 +285,10 @@ pub struct FeedCounters {
     pub reconnects: u64,
     /// Book snapshot requests the source accepted ([`FrameSource::request_snapshot`]).
     pub snapshot_requests: u64,
-    /// Snapshot frames delivered by the source ([`SourcePoll::Frame::snapshot_of`]).
+    /// Snapshot frames delivered by the source ([`RestBody::Depth`]).
     pub snapshots: u64,
+    /// Candle-history frames delivered by the source ([`RestBody::Klines`]).
+    pub histories: u64,
 }
 
 /// The feed stage. See the module documentation.
@@ -484,12 +506,8 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
             source_events += 1;
         }
         self.request_snapshots();
-        let (len, recv_ns, snapshot_of) = match polled {
-            SourcePoll::Frame {
-                len,
-                recv_ns,
-                snapshot_of,
-            } => (len, recv_ns, snapshot_of),
+        let (len, recv_ns, rest) = match polled {
+            SourcePoll::Frame { len, recv_ns, rest } => (len, recv_ns, rest),
             SourcePoll::Idle => return source_events,
             SourcePoll::End => {
                 self.ended = true;
@@ -502,13 +520,15 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         };
         let recv_tsc = self.clock.raw();
         self.counters.frames += 1;
-        if snapshot_of.is_some() {
-            self.counters.snapshots += 1;
+        match rest {
+            Some(RestBody::Depth(_)) => self.counters.snapshots += 1,
+            Some(RestBody::Klines(_)) => self.counters.histories += 1,
+            None => {}
         }
         let r = codec::append_bytes(
             &mut self.journal,
             RecordKind::RawFrame,
-            raw_frame_flags(snapshot_of),
+            raw_frame_flags(rest),
             recv_ns,
             &self.buf[..len.min(self.buf.len())],
         );
@@ -536,11 +556,9 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
         let mut n = 0usize;
         let mut overflow = 0u64;
         let mut journal_errors = 0u64;
-        let result = self.decoder.decode(
-            &mut self.buf[..len],
-            snapshot_of,
-            recv_tsc,
-            &mut |mut ev| {
+        let result = self
+            .decoder
+            .decode(&mut self.buf[..len], rest, recv_tsc, &mut |mut ev| {
                 ev.stamps.stamp(StampStage::Decoded, clock.raw());
                 if n < pending.len() {
                     pending[n] = ev;
@@ -551,8 +569,7 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
                         journal_errors += 1;
                     }
                 }
-            },
-        );
+            });
         self.counters.overflow_events += overflow;
         self.counters.journal_errors += journal_errors;
         match result {
@@ -600,26 +617,44 @@ impl<S: FrameSource, D: FrameDecoder> Stage for FeedStage<S, D> {
     }
 }
 
-/// `RawFrame` journal flag: the frame is a REST depth snapshot; the low 15 bits hold the
-/// instrument it was fetched for. A live session fetches snapshots for several symbols and the
-/// spot body names none, so without this a replay of the journal could not tell whose book a
-/// snapshot belongs to.
+/// `RawFrame` journal flag: the frame is a REST depth snapshot; the low 14 bits
+/// ([`RAW_FLAG_INSTRUMENT`]) hold the instrument it was fetched for. A live session fetches
+/// snapshots for several symbols and the spot body names none, so without this a replay of the
+/// journal could not tell whose book a snapshot belongs to.
 pub const RAW_FLAG_SNAPSHOT: u16 = 0x8000;
 
-/// The `RawFrame` journal flags of a frame with `snapshot_of` (see [`RAW_FLAG_SNAPSHOT`]).
+/// `RawFrame` journal flag: the frame is a REST klines body (candle history) fetched for the
+/// instrument in the low 14 bits; same reason as [`RAW_FLAG_SNAPSHOT`].
+pub const RAW_FLAG_KLINES: u16 = 0x4000;
+
+/// The instrument bits of a `RawFrame`'s flags.
+pub const RAW_FLAG_INSTRUMENT: u16 = 0x3FFF;
+
+/// The `RawFrame` journal flags of a frame with `rest` (see [`RAW_FLAG_SNAPSHOT`] and
+/// [`RAW_FLAG_KLINES`]). An instrument id beyond the 14 bits cannot be attributed and gets no
+/// flag (tables hold far fewer instruments).
 #[inline]
-pub const fn raw_frame_flags(snapshot_of: Option<InstrumentId>) -> u16 {
-    match snapshot_of {
-        Some(id) if id.0 < RAW_FLAG_SNAPSHOT as u32 => RAW_FLAG_SNAPSHOT | id.0 as u16,
-        _ => 0,
+pub const fn raw_frame_flags(rest: Option<RestBody>) -> u16 {
+    let (flag, id) = match rest {
+        Some(RestBody::Depth(id)) => (RAW_FLAG_SNAPSHOT, id),
+        Some(RestBody::Klines(id)) => (RAW_FLAG_KLINES, id),
+        None => return 0,
+    };
+    if id.0 <= RAW_FLAG_INSTRUMENT as u32 {
+        flag | id.0 as u16
+    } else {
+        0
     }
 }
 
-/// The instrument a journaled `RawFrame` with `flags` is a depth snapshot of, if it is one.
+/// What a journaled `RawFrame` with `flags` was fetched for, if it is a REST body.
 #[inline]
-pub const fn raw_frame_snapshot_of(flags: u16) -> Option<InstrumentId> {
+pub const fn raw_frame_rest(flags: u16) -> Option<RestBody> {
+    let id = InstrumentId((flags & RAW_FLAG_INSTRUMENT) as u32);
     if flags & RAW_FLAG_SNAPSHOT != 0 {
-        Some(InstrumentId((flags & !RAW_FLAG_SNAPSHOT) as u32))
+        Some(RestBody::Depth(id))
+    } else if flags & RAW_FLAG_KLINES != 0 {
+        Some(RestBody::Klines(id))
     } else {
         None
     }
@@ -631,8 +666,8 @@ pub const fn raw_frame_snapshot_of(flags: u16) -> Option<InstrumentId> {
 pub struct ReplaySource {
     bytes: Vec<u8>,
     frames: Vec<(u64, u32, u32)>,
-    /// Per frame, the instrument it is a depth snapshot of (empty when no frame is one).
-    snapshots: Vec<Option<InstrumentId>>,
+    /// Per frame, the REST body it is (empty when no frame is one).
+    rest: Vec<Option<RestBody>>,
     next: usize,
     speed: Option<f64>,
     clock: quanta::Clock,
@@ -652,7 +687,7 @@ impl ReplaySource {
         ReplaySource {
             bytes,
             frames: index,
-            snapshots: Vec::new(),
+            rest: Vec::new(),
             next: 0,
             speed,
             clock: quanta::Clock::new(),
@@ -660,23 +695,22 @@ impl ReplaySource {
         }
     }
 
-    /// Builds a source from `(recv_ns, frame, snapshot_of)`: a journal's raw frames, whose
-    /// REST snapshots say which instrument they were fetched for (see
-    /// [`raw_frame_snapshot_of`]).
-    pub fn with_snapshots<'a>(
-        frames: impl IntoIterator<Item = (u64, &'a [u8], Option<InstrumentId>)>,
+    /// Builds a source from `(recv_ns, frame, rest)`: a journal's raw frames, whose REST
+    /// bodies say which instrument they were fetched for (see [`raw_frame_rest`]).
+    pub fn with_rest_bodies<'a>(
+        frames: impl IntoIterator<Item = (u64, &'a [u8], Option<RestBody>)>,
         speed: Option<f64>,
     ) -> Self {
-        let mut snapshots = Vec::new();
+        let mut rest = Vec::new();
         let mut src = ReplaySource::new(
-            frames.into_iter().map(|(ns, f, snap)| {
-                snapshots.push(snap);
+            frames.into_iter().map(|(ns, f, r)| {
+                rest.push(r);
                 (ns, f)
             }),
             speed,
         );
-        if snapshots.iter().any(Option::is_some) {
-            src.snapshots = snapshots;
+        if rest.iter().any(Option::is_some) {
+            src.rest = rest;
         }
         src
     }
@@ -705,7 +739,7 @@ impl FrameSource for ReplaySource {
                 return SourcePoll::Idle;
             }
         }
-        let snapshot_of = self.snapshots.get(self.next).copied().flatten();
+        let rest = self.rest.get(self.next).copied().flatten();
         self.next += 1;
         let (off, len) = (off as usize, len as usize);
         let n = len.min(buf.len());
@@ -713,15 +747,17 @@ impl FrameSource for ReplaySource {
         SourcePoll::Frame {
             len,
             recv_ns: ns,
-            snapshot_of,
+            rest,
         }
     }
 }
 
-/// The Binance codec as the feed's decoder: stream messages through the scanner, and REST depth
-/// snapshots (which name no symbol on spot) for the instrument the snapshot was requested for:
-/// the frame's `snapshot_of` when the source fetched it, else (a recorded capture's inline
-/// snapshot) the single instrument given at construction.
+/// The Binance codec as the feed's decoder: stream messages through the scanner, REST depth
+/// snapshots (which name no symbol on spot) for the instrument the snapshot was requested for
+/// (the frame's [`RestBody::Depth`] when the source fetched it, else, for a recorded capture's
+/// inline snapshot, the single instrument given at construction), and REST klines bodies
+/// ([`RestBody::Klines`]) into history candles
+/// ([`decode_rest_klines`](crate::venue::binance::klines::decode_rest_klines)).
 pub struct BinanceFeedDecoder {
     scanner: crate::venue::binance::Scanner<'static>,
     snapshot_instrument: Option<crate::instrument::InstrumentId>,
@@ -760,10 +796,17 @@ impl FrameDecoder for BinanceFeedDecoder {
     fn decode(
         &mut self,
         frame: &mut [u8],
-        snapshot_of: Option<InstrumentId>,
+        rest: Option<RestBody>,
         recv_tsc: u64,
         sink: &mut dyn FnMut(MarketEvent),
     ) -> Result<FrameInfo, &'static str> {
+        let snapshot_of = match rest {
+            Some(RestBody::Klines(inst)) => {
+                return self.decode_klines(frame, inst, recv_tsc, sink);
+            }
+            Some(RestBody::Depth(inst)) => Some(inst),
+            None => None,
+        };
         let (r, snapshot) = match snapshot_of.or(self.snapshot_instrument) {
             Some(inst) if snapshot_of.is_some() || is_depth_snapshot(frame) => (
                 self.scanner
@@ -783,6 +826,28 @@ impl FrameDecoder for BinanceFeedDecoder {
         Ok(FrameInfo {
             events: d.events,
             empty_depth,
+        })
+    }
+}
+
+impl BinanceFeedDecoder {
+    /// A klines body: its closed candles as history events of `inst`.
+    fn decode_klines(
+        &mut self,
+        frame: &[u8],
+        inst: InstrumentId,
+        recv_tsc: u64,
+        sink: &mut dyn FnMut(MarketEvent),
+    ) -> Result<FrameInfo, &'static str> {
+        let Some(_) = self.scanner.table().try_get(inst) else {
+            return Err("klines for an unknown instrument");
+        };
+        let iref = self.scanner.table().instrument_ref(inst);
+        let events = crate::venue::binance::klines::decode_rest_klines(frame, iref, recv_tsc, sink)
+            .map_err(|e| e.reason())?;
+        Ok(FrameInfo {
+            events,
+            empty_depth: None,
         })
     }
 }

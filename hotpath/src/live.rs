@@ -42,10 +42,14 @@
 //!   request is tagged with the connection epoch (which moves on every loss); a body that comes
 //!   back for an earlier epoch describes the previous session's book and is discarded (and
 //!   requested again), the others are delivered as frames with
-//!   [`SourcePoll::Frame::snapshot_of`] set, before the socket is read, so the feed journals and
+//!   [`SourcePoll::Frame::rest`] set, before the socket is read, so the feed journals and
 //!   decodes them like any message. A request made while no session is open, or that the
 //!   fetcher's ring cannot take, is kept in a per-instrument flag and sent on a later poll once
 //!   a session is open (stream first, snapshot second, as Binance documents it).
+//! * **Candle history.** [`LiveSource::warm_up`] fetches the recent klines of each timeframe
+//!   through the same fetcher before the stream opens (blocking, on the set-up thread) and
+//!   delivers them as the first frames, flagged [`RestBody::Klines`]: the strategy warms its
+//!   15-minute regime up from a day of candles instead of waiting a day.
 //! * **Time** comes from a caller-supplied [`LiveClock`]: [`SystemClock`] in production
 //!   (calibrated TSC, re-anchored to the wall clock once a second), [`ManualClock`] in tests that
 //!   need to cross a 24-hour boundary in a millisecond.
@@ -85,7 +89,7 @@ use net::reconnect::{Action, Backoff, Health, Liveness, Reconnector};
 use net::socket::{AnyTransport, NetError, SocketConfig, TlsTransport};
 use net::ws::{CloseCode, Message, WsClient, WsConfig, WsError, WsState};
 
-use crate::feed::{FrameSource, SourceEvent, SourceEventKind, SourcePoll};
+use crate::feed::{FrameSource, RestBody, SourceEvent, SourceEventKind, SourcePoll};
 use crate::instrument::{InstrumentId, Symbol, Venue};
 use crate::snapshot::{SnapshotFetcher, SnapshotOutcome};
 use crate::transport::MaybeTls;
@@ -636,6 +640,10 @@ atomic_counters! {
     snapshots_stale,
     /// Snapshot requests the fetcher gave up (see the log).
     snapshots_failed,
+    /// Candle-history (klines) bodies fetched at warm-up.
+    history_fetched,
+    /// Candle-history bodies delivered to the feed.
+    history_delivered,
 }
 
 /// `a += n` for a counter with a single writer.
@@ -752,6 +760,19 @@ pub struct LiveSource<C: LiveClock = SystemClock> {
     /// Connection epoch: moves on every lost session; snapshot requests carry it.
     epoch: u64,
     snapshots: Option<Snapshots>,
+    /// Candle history fetched by [`LiveSource::warm_up`], delivered before anything else.
+    history: VecDeque<(InstrumentId, Vec<u8>, u64)>,
+}
+
+/// What [`LiveSource::warm_up`] fetched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WarmUp {
+    /// Bodies fetched (one per instrument and interval).
+    pub bodies: usize,
+    /// Bytes of those bodies.
+    pub bytes: usize,
+    /// Requests the venue refused (see the log); those timeframes start cold.
+    pub failed: usize,
 }
 
 /// The source's side of the snapshot fetcher.
@@ -920,7 +941,97 @@ impl<C: LiveClock> LiveSource<C> {
                 .any(|k| matches!(k, StreamKind::Depth(_))),
             epoch: 0,
             snapshots: None,
+            history: VecDeque::new(),
         })
+    }
+
+    /// Fetches the most recent `limit` candles of each of `intervals` (Binance names: `15m`,
+    /// `5m`, `1m`) for every instrument of [`with_snapshots`](Self::with_snapshots), through
+    /// its fetcher, **blocking** until all are answered or `timeout` passes. Call it on the
+    /// set-up thread before the hot loop, and before the first poll opens the stream: the bodies
+    /// are delivered as the source's first frames ([`RestBody::Klines`]), so the feed journals
+    /// them and the strategy warms up from them before the first live trade. A refused request
+    /// (unknown symbol, a venue without klines) is counted and logged; that timeframe then
+    /// warms up from live trades only.
+    pub fn warm_up(
+        &mut self,
+        intervals: &[&'static str],
+        limit: u32,
+        timeout: Duration,
+    ) -> Result<WarmUp, LiveError> {
+        let Some(snaps) = self.snapshots.as_mut() else {
+            return Err(config_err(
+                "candle warm-up needs the REST fetcher (with_snapshots)",
+            ));
+        };
+        // Tags far above any connection epoch, so nothing mistakes these answers for depth.
+        const TAG: u64 = u64::MAX;
+        let mut wanted = 0usize;
+        for &(id, sym) in &snaps.instruments {
+            for &iv in intervals {
+                let deadline = std::time::Instant::now() + timeout;
+                while !snaps.fetcher.request_klines(id, sym, iv, limit, TAG) {
+                    if std::time::Instant::now() > deadline {
+                        return Err(config_err("candle warm-up: the fetcher queue stays full"));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                wanted += 1;
+            }
+        }
+        let mut out = WarmUp::default();
+        let mut buf = vec![0u8; crate::snapshot::DEFAULT_MAX_BODY];
+        // Bodies in request order, whatever order the answers come in, so the journal (and a
+        // replay) sees the same sequence on every run.
+        let mut got: Vec<(InstrumentId, &'static str, Vec<u8>)> = Vec::with_capacity(wanted);
+        let deadline = std::time::Instant::now() + timeout;
+        while got.len() + out.failed < wanted {
+            let Some(d) = snaps.fetcher.poll(&mut buf) else {
+                if std::time::Instant::now() > deadline {
+                    return Err(config_err(format!(
+                        "candle warm-up: {} of {wanted} klines requests unanswered after {:?}",
+                        wanted - got.len() - out.failed,
+                        timeout
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            };
+            let crate::snapshot::RestQuery::Klines { interval, .. } = d.query else {
+                continue;
+            };
+            match d.outcome {
+                SnapshotOutcome::Body { len } => {
+                    let n = len.min(buf.len());
+                    got.push((d.instrument, interval, buf[..n].to_vec()));
+                }
+                SnapshotOutcome::Failed(why) => {
+                    out.failed += 1;
+                    tracing::warn!(symbol = %d.symbol, interval, failure = ?why,
+                        "candle history refused; this timeframe warms up from live trades");
+                }
+            }
+        }
+        let now = self.clock.now().unix_ns;
+        for &(id, _) in &snaps.instruments {
+            for &iv in intervals {
+                if let Some(i) = got.iter().position(|(g, gi, _)| *g == id && *gi == iv) {
+                    let (_, _, body) = got.swap_remove(i);
+                    out.bodies += 1;
+                    out.bytes += body.len();
+                    self.history.push_back((id, body, now));
+                }
+            }
+        }
+        add(&self.stats.history_fetched, out.bodies as u64);
+        tracing::info!(
+            venue = self.venue.name(),
+            bodies = out.bodies,
+            bytes = out.bytes,
+            failed = out.failed,
+            "candle history fetched for the warm-up"
+        );
+        Ok(out)
     }
 
     /// Fetches REST depth snapshots through `fetcher` for `instruments` (cold path; see the
@@ -979,7 +1090,7 @@ impl<C: LiveClock> LiveSource<C> {
                     return Some(SourcePoll::Frame {
                         len,
                         recv_ns: now.unix_ns,
-                        snapshot_of: Some(d.instrument),
+                        rest: Some(RestBody::Depth(d.instrument)),
                     });
                 }
             }
@@ -1278,6 +1389,14 @@ impl fmt::Display for DisplayOpt {
 
 impl<C: LiveClock> FrameSource for LiveSource<C> {
     fn next_frame(&mut self, buf: &mut [u8]) -> SourcePoll {
+        if let Some((id, body, recv_ns)) = self.history.pop_front() {
+            add(&self.stats.history_delivered, 1);
+            return SourcePoll::Frame {
+                len: copy_frame(&body, buf),
+                recv_ns,
+                rest: Some(RestBody::Klines(id)),
+            };
+        }
         let now = self.clock.now();
         if let Some(p) = self.poll_snapshot(buf, now) {
             return p;
@@ -1347,7 +1466,7 @@ impl<C: LiveClock> FrameSource for LiveSource<C> {
                     return SourcePoll::Frame {
                         len,
                         recv_ns: now.unix_ns,
-                        snapshot_of: None,
+                        rest: None,
                     };
                 }
                 Got::Ping => {

@@ -81,7 +81,8 @@ pub const FILTER_NAMES: [&str; FILTERS] = [
 ];
 
 /// Every threshold of the decision (defaults: the seed's values; see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SignalConfig {
     /// 15m candles in the HH/HL (LH/LL) structure (3).
     pub structure_candles: usize,
@@ -659,6 +660,9 @@ impl SymbolSignals {
     /// candle (see the module docs). `book_proven` is the feed's word on this symbol's book.
     pub fn on_event(&mut self, e: &MarketEvent, book_proven: bool) -> Option<Decision> {
         if !matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade) {
+            if e.kind == MarketKind::Kline && e.has(MarketEvent::FLAG_KLINE_HISTORY) {
+                self.on_history(e);
+            }
             return None;
         }
         // The z-score as of the candle's last tick (before this event's tick joins the window).
@@ -686,6 +690,53 @@ impl SymbolSignals {
             self.zones.on_price(e.stamps.venue_ns, e.price);
         }
         decision
+    }
+
+    /// Warm up from a closed candle of REST history (see
+    /// [`klines`](crate::venue::binance::klines)): the indicators of its timeframe, and what the
+    /// live candle closes feed: zones and the regime structure (15m), the volume average and
+    /// the order-flow windows (1m, from the taker-buy split, at the candle's last millisecond).
+    /// No decision: decisions come from live 1m closes only. Open candles are ignored. Not warmed
+    /// from history (they need ticks): the tick z-score and the market profile; both fill from
+    /// live trades within their 15-minute windows.
+    fn on_history(&mut self, e: &MarketEvent) {
+        let Some(k) = e.as_kline().filter(|k| k.closed) else {
+            return;
+        };
+        let Some(c) = Candle::from_kline(&k, e.price_scale, e.qty_scale) else {
+            return;
+        };
+        self.analytics.on_history(&c);
+        let tf = Timeframe::from_secs(c.interval_secs);
+        if tf == Some(self.cfg.zone_timeframe) {
+            // Live, the prices inside a candle touch and break the zones of earlier candles
+            // before the candle's own close creates new ones; history keeps that order with
+            // the candle's likely path (open, the nearer extreme, the farther one, close).
+            let path = if c.close >= c.open {
+                [c.open, c.low, c.high, c.close]
+            } else {
+                [c.open, c.high, c.low, c.close]
+            };
+            let t = c.close_time_ns().saturating_sub(1);
+            for p in path {
+                self.zones.on_price(t, p);
+            }
+            self.zones.on_candle(&candle_input(&c));
+        }
+        match tf {
+            Some(Timeframe::M15) => self.push_structure(&c),
+            Some(Timeframe::M1) => {
+                self.push_volume(c.volume.0 as f64);
+                self.flow.on_aggregate(
+                    k.close_time_ns,
+                    c.buy_volume,
+                    c.sell_volume,
+                    c.buy_ticks,
+                    c.sell_ticks,
+                );
+            }
+            _ => {}
+        }
     }
 
     fn push_structure(&mut self, c: &Candle) {

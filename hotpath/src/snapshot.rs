@@ -1,4 +1,5 @@
-//! REST depth snapshots for the live books, fetched on a cold thread.
+//! REST depth snapshots for the live books (and the candle history the strategy warms up
+//! from), fetched on a cold thread.
 //!
 //! Binance's depth sync ("How to manage a local order book correctly") needs a REST snapshot
 //! (`GET /api/v3/depth` on spot, `/fapi/v1/depth` on USD-M, `/dapi/v1/depth` on COIN-M) per
@@ -9,7 +10,7 @@
 //!
 //! [`SnapshotFetcher`] is the hot side's handle to a plain `std` thread that does it:
 //!
-//! * **Requests** `(InstrumentId, Symbol, tag)` go to the thread through a `ringbuffers::spsc`
+//! * **Requests** `(InstrumentId, Symbol, tag, query)` go to the thread through a `ringbuffers::spsc`
 //!   ring ([`SnapshotFetcher::request`]: one copy of a small `Copy` value, no allocation, no
 //!   syscall). The thread sleeps-polls that ring (2 ms) so the hot side never wakes it with a
 //!   syscall.
@@ -89,6 +90,16 @@ pub fn depth_path(venue: Venue) -> Option<&'static str> {
         Venue::BinanceSpot => Some("/api/v3/depth"),
         Venue::BinanceUsdM => Some("/fapi/v1/depth"),
         Venue::BinanceCoinM => Some("/dapi/v1/depth"),
+        _ => None,
+    }
+}
+
+/// The candles (klines) path of `venue`.
+pub fn klines_path(venue: Venue) -> Option<&'static str> {
+    match venue {
+        Venue::BinanceSpot => Some("/api/v3/klines"),
+        Venue::BinanceUsdM => Some("/fapi/v1/klines"),
+        Venue::BinanceCoinM => Some("/dapi/v1/klines"),
         _ => None,
     }
 }
@@ -250,9 +261,25 @@ impl fmt::Display for RestEndpoint {
     }
 }
 
-/// One snapshot request: fetch `symbol`'s depth for `instrument`; `tag` is the requester's and
-/// comes back with the answer (the live source uses its connection epoch to recognise answers
-/// to requests of an earlier session).
+/// What a request asks the venue for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestQuery {
+    /// The depth snapshot ([`depth_path`], `limit` = [`SnapshotConfig::limit`]).
+    Depth,
+    /// The most recent candles of `interval` (Binance's name: `1m`, `15m`...), at most
+    /// `limit` of them, the last one still open ([`klines_path`]). The engine's strategy warms
+    /// its candle indicators up from these at start.
+    Klines {
+        /// Binance interval name.
+        interval: &'static str,
+        /// Candles asked for (Binance caps it at 1000 on spot, 1500 on futures).
+        limit: u32,
+    },
+}
+
+/// One request: fetch `symbol`'s `query` for `instrument`; `tag` is the requester's and comes
+/// back with the answer (the live source uses its connection epoch to recognise answers to
+/// requests of an earlier session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SnapshotRequest {
     /// Instrument the body will be attributed to.
@@ -261,6 +288,8 @@ pub struct SnapshotRequest {
     pub symbol: Symbol,
     /// Opaque to the fetcher; echoed in the [`SnapshotDelivery`].
     pub tag: u64,
+    /// What is fetched.
+    pub query: RestQuery,
 }
 
 /// Why a request was given up.
@@ -295,6 +324,8 @@ pub struct SnapshotDelivery {
     pub symbol: Symbol,
     /// The request's tag.
     pub tag: u64,
+    /// What was asked for.
+    pub query: RestQuery,
     /// The answer.
     pub outcome: SnapshotOutcome,
 }
@@ -417,6 +448,8 @@ impl SnapshotFetcher {
     pub fn spawn(cfg: &SnapshotConfig) -> Result<SnapshotFetcher, SnapshotError> {
         let path = depth_path(cfg.venue)
             .ok_or_else(|| config_err(format!("{} has no depth snapshot", cfg.venue.name())))?;
+        let klines = klines_path(cfg.venue)
+            .ok_or_else(|| config_err(format!("{} has no klines", cfg.venue.name())))?;
         let url = match &cfg.endpoint {
             Some(u) => u.clone(),
             None => default_rest_endpoint(cfg.venue)
@@ -479,6 +512,7 @@ impl SnapshotFetcher {
         let stats = Arc::new(SnapshotStats::default());
         let worker = Worker {
             target_path: format!("{}{path}", endpoint.prefix),
+            klines_path: format!("{}{klines}", endpoint.prefix),
             host_header: endpoint.host_header(),
             endpoint: endpoint.clone(),
             addrs,
@@ -526,6 +560,28 @@ impl SnapshotFetcher {
                 instrument,
                 symbol,
                 tag,
+                query: RestQuery::Depth,
+            })
+            .is_ok()
+    }
+
+    /// Asks for `symbol`'s most recent `limit` candles of `interval` (see
+    /// [`RestQuery::Klines`]), attributed to `instrument`, echoing `tag`. Returns false when the
+    /// request ring is full. No allocation, no syscall.
+    pub fn request_klines(
+        &mut self,
+        instrument: InstrumentId,
+        symbol: Symbol,
+        interval: &'static str,
+        limit: u32,
+        tag: u64,
+    ) -> bool {
+        self.requests
+            .try_push(SnapshotRequest {
+                instrument,
+                symbol,
+                tag,
+                query: RestQuery::Klines { interval, limit },
             })
             .is_ok()
     }
@@ -549,6 +605,7 @@ impl SnapshotFetcher {
             instrument: r.req.instrument,
             symbol: r.req.symbol,
             tag: r.req.tag,
+            query: r.req.query,
             outcome,
         })
     }
@@ -614,6 +671,8 @@ enum Framing {
 struct Worker {
     endpoint: RestEndpoint,
     target_path: String,
+    /// The klines path (with the endpoint's prefix).
+    klines_path: String,
     host_header: String,
     addrs: Vec<SocketAddr>,
     next_addr: usize,
@@ -729,8 +788,8 @@ impl Worker {
             match r {
                 Ok(Exchange::Body) => {
                     self.backoff.reset();
-                    tracing::debug!(symbol = %req.symbol, bytes = self.body.len(),
-                        "depth snapshot fetched");
+                    tracing::debug!(symbol = %req.symbol, query = ?req.query,
+                        bytes = self.body.len(), "REST body fetched");
                     return Some(Ok(()));
                 }
                 Ok(Exchange::RateLimited { status, wait }) => {
@@ -826,10 +885,20 @@ impl Worker {
             Some(c) => c,
             None => self.connect()?,
         };
+        let target = match req.query {
+            RestQuery::Depth => format!(
+                "{}?symbol={}&limit={}",
+                self.target_path, req.symbol, self.limit
+            ),
+            RestQuery::Klines { interval, limit } => format!(
+                "{}?symbol={}&interval={interval}&limit={limit}",
+                self.klines_path, req.symbol
+            ),
+        };
         let head = format!(
-            "GET {}?symbol={}&limit={} HTTP/1.1\r\nHost: {}\r\nUser-Agent: algo-engine\r\n\
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: algo-engine\r\n\
              Accept: application/json\r\nConnection: keep-alive\r\n\r\n",
-            self.target_path, req.symbol, self.limit, self.host_header
+            self.host_header
         );
         net::socket::write_all(&mut *conn, head.as_bytes(), self.timeout)?;
         self.raw.clear();

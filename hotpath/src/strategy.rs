@@ -42,7 +42,7 @@ use std::sync::{Arc, Mutex};
 use ringbuffers::journal::Appender;
 use ringbuffers::spsc::{Consumer, Producer};
 
-use crate::codec::{append, fnv1a64};
+use crate::codec::{append, append_bytes, fnv1a64, Applied, AppliedKind, RecordKind};
 use crate::event::{
     Control, Decision, DecisionOutcome, ExecEvent, MarketEvent, OrderIntent, OrderType, ReasonCode,
     Side, Stage as StampStage, TimeInForce,
@@ -204,6 +204,13 @@ impl Strategy {
         )
     }
 
+    /// Market events fed so far ([`on_event`](Self::on_event) calls): where an execution or a
+    /// control command lands among them (see [`crate::codec::Applied`]).
+    #[inline]
+    pub fn events_seen(&self) -> u64 {
+        self.report.events
+    }
+
     /// An execution report from the gateway: updates positions, equity and fees; a closed
     /// position's [`TradeClose`] goes to the outbox.
     pub fn on_exec(&mut self, x: &ExecEvent) {
@@ -294,6 +301,36 @@ impl Strategy {
     }
 }
 
+/// An execution or control command a replay applies at a recorded place (see
+/// [`crate::codec::Applied`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Scheduled {
+    /// An execution report, as the gateway journaled it.
+    Exec(ExecEvent),
+    /// A control command, as the strategy journaled it.
+    Control(Control),
+}
+
+/// What a replay's strategy stage applies between market events: `(after_events, item)` in
+/// the recorded order, in place of the live exec and control rings.
+#[derive(Debug, Clone, Default)]
+pub struct Schedule {
+    items: Vec<(u64, Scheduled)>,
+    next: usize,
+}
+
+impl Schedule {
+    /// A schedule of `items`, which must be in journal order (non-decreasing `after_events`).
+    pub fn new(items: Vec<(u64, Scheduled)>) -> Self {
+        Schedule { items, next: 0 }
+    }
+
+    /// Items not applied yet.
+    pub fn pending(&self) -> usize {
+        self.items.len() - self.next
+    }
+}
+
 /// Where the stage reads, writes and reports.
 pub struct StrategyIo {
     /// The feed's market events.
@@ -319,6 +356,7 @@ pub struct StrategyStage {
     io: StrategyIo,
     exec: Option<Consumer<ExecEvent>>,
     control: Option<Consumer<Control>>,
+    schedule: Option<Schedule>,
     clock: quanta::Clock,
     latency: Option<(LatencyReport, Arc<Mutex<LatencyReport>>)>,
     intents: u64,
@@ -335,6 +373,7 @@ impl StrategyStage {
             io,
             exec: None,
             control: None,
+            schedule: None,
             clock: quanta::Clock::new(),
             latency: None,
             intents: 0,
@@ -364,6 +403,19 @@ impl StrategyStage {
         self
     }
 
+    /// Replay: applies the recorded executions and control commands of `schedule` at their
+    /// recorded places among the market events, instead of reading the live rings.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Self {
+        self.schedule = Some(schedule);
+        self
+    }
+
+    /// Scheduled items not applied (a replay that ended early, or a journal that does not
+    /// match its schedule).
+    pub fn schedule_pending(&self) -> usize {
+        self.schedule.as_ref().map_or(0, Schedule::pending)
+    }
+
     /// The strategy.
     pub fn strategy(&self) -> &Strategy {
         &self.strategy
@@ -390,6 +442,7 @@ impl Stage for StrategyStage {
             io,
             exec,
             control,
+            schedule,
             clock,
             latency,
             intents,
@@ -402,34 +455,64 @@ impl Stage for StrategyStage {
             assume_books_proven,
             journal,
             batch,
+            upstream_done,
             ..
         } = io;
         let mut work = 0;
         if let Some(c) = control.as_mut() {
             work += c.read_batch(*batch, |c| {
-                if let Some(j) = journal.as_mut() {
-                    if append(j, c, 0, c.stamps.venue_ns).is_err() {
-                        *journal_errors += 1;
-                    }
-                }
-                strategy.on_control(c);
-            });
-        }
-        if let Some(x) = exec.as_mut() {
-            work += x.read_batch(*batch, |x| {
-                strategy.on_exec(x);
-                drain(
+                apply(
                     strategy,
                     journal,
                     output,
                     intents,
                     dropped,
                     journal_errors,
-                    x.stamps.venue_ns,
+                    &Scheduled::Control(*c),
                 );
             });
         }
+        if let Some(x) = exec.as_mut() {
+            work += x.read_batch(*batch, |x| {
+                apply(
+                    strategy,
+                    journal,
+                    output,
+                    intents,
+                    dropped,
+                    journal_errors,
+                    &Scheduled::Exec(*x),
+                );
+            });
+        }
+        // Replay: what the live run applied after exactly the events consumed so far.
+        let mut apply_due = |strategy: &mut Strategy,
+                             journal: &mut Option<Appender>,
+                             output: &mut Producer<OrderIntent>,
+                             intents: &mut u64,
+                             dropped: &mut u64,
+                             journal_errors: &mut u64| {
+            let Some(s) = schedule.as_mut() else {
+                return;
+            };
+            while let Some((after, item)) = s.items.get(s.next) {
+                if *after != strategy.events_seen() {
+                    break;
+                }
+                s.next += 1;
+                apply(
+                    strategy,
+                    journal,
+                    output,
+                    intents,
+                    dropped,
+                    journal_errors,
+                    item,
+                );
+            }
+        };
         work += input.read_batch(*batch, |ev| {
+            apply_due(strategy, journal, output, intents, dropped, journal_errors);
             let mut e = *ev;
             e.stamps.stamp(StampStage::StrategyIn, clock.raw());
             if let Some((hist, _)) = latency.as_mut() {
@@ -475,6 +558,10 @@ impl Stage for StrategyStage {
                 );
             }
         });
+        // Acquire pairs with the feed's Release store of `done`: every event is in the ring.
+        if upstream_done.load(Ordering::Acquire) && input.is_empty() {
+            apply_due(strategy, journal, output, intents, dropped, journal_errors);
+        }
         work
     }
 
@@ -498,6 +585,53 @@ impl Stage for StrategyStage {
                 *out = hist.clone();
             }
         }
+    }
+}
+
+/// Applies an execution or a control command: journals where it landed ([`Applied`]; a
+/// control command's own record follows it, an execution's is in the gateway journal), then
+/// hands it to the strategy and forwards what that produced.
+fn apply(
+    strategy: &mut Strategy,
+    journal: &mut Option<Appender>,
+    output: &mut Producer<OrderIntent>,
+    intents: &mut u64,
+    dropped: &mut u64,
+    journal_errors: &mut u64,
+    item: &Scheduled,
+) {
+    let (what, time_ns) = match item {
+        Scheduled::Exec(x) => (AppliedKind::Exec, x.stamps.venue_ns),
+        Scheduled::Control(c) => (AppliedKind::Control, c.stamps.venue_ns),
+    };
+    if let Some(j) = journal.as_mut() {
+        let marker = Applied {
+            after_events: strategy.events_seen(),
+            what,
+        };
+        if append_bytes(j, RecordKind::Applied, 0, time_ns, &marker.to_bytes()).is_err() {
+            *journal_errors += 1;
+        }
+        if let Scheduled::Control(c) = item {
+            if append(j, c, 0, time_ns).is_err() {
+                *journal_errors += 1;
+            }
+        }
+    }
+    match item {
+        Scheduled::Exec(x) => {
+            strategy.on_exec(x);
+            drain(
+                strategy,
+                journal,
+                output,
+                intents,
+                dropped,
+                journal_errors,
+                time_ns,
+            );
+        }
+        Scheduled::Control(c) => strategy.on_control(c),
     }
 }
 

@@ -992,7 +992,8 @@ fn record_kinds_have_stable_numbers_and_names() {
             "reconcile",
             "order_update",
             "risk_reject",
-            "trade_close"
+            "trade_close",
+            "applied"
         ]
     );
     assert_eq!(RecordKind::Market.fixed_len(), Some(144));

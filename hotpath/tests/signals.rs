@@ -769,3 +769,194 @@ fn synthetic_downtrend_enters_short_end_to_end() {
     assert!(entries > 0);
     assert!(levels.contains(&1) && levels.contains(&3), "{levels:?}");
 }
+
+// ------------------------------------------------------------------------------------------
+// Warm-up from REST klines
+// ------------------------------------------------------------------------------------------
+
+/// A Binance `GET /api/v3/klines` body of `secs`-long candles summarising `trades` (prices at
+/// scale 2, quantities at scale 3), oldest first, then one open row after them, as Binance
+/// answers without `endTime`.
+fn klines_body(trades: &[MarketEvent], secs: u64) -> String {
+    use hotpath::event::Aggressor;
+    let len = secs * 1_000_000_000;
+    let px = |p: i64| format!("{}.{:02}", p / 100, p % 100);
+    let q = |v: i64| format!("{}.{:03}", v / 1000, v % 1000);
+    let mut rows = Vec::new();
+    let mut i = 0;
+    while i < trades.len() {
+        let bucket = trades[i].stamps.venue_ns / len;
+        let j = i + trades[i..]
+            .iter()
+            .position(|t| t.stamps.venue_ns / len != bucket)
+            .unwrap_or(trades.len() - i);
+        let ts = &trades[i..j];
+        let (hi, lo) = ts.iter().fold((i64::MIN, i64::MAX), |(h, l), t| {
+            (h.max(t.price.0), l.min(t.price.0))
+        });
+        let vol: i64 = ts.iter().map(|t| t.qty.0).sum();
+        let buy: i64 = ts
+            .iter()
+            .filter(|t| t.aggressor == Aggressor::Buy)
+            .map(|t| t.qty.0)
+            .sum();
+        let open_ms = bucket * secs * 1000;
+        rows.push(format!(
+            r#"[{open_ms},"{}","{}","{}","{}","{}",{},"0",{},"{}","0","0"]"#,
+            px(ts[0].price.0),
+            px(hi),
+            px(lo),
+            px(ts[ts.len() - 1].price.0),
+            q(vol),
+            open_ms + secs * 1000 - 1,
+            ts.len(),
+            q(buy)
+        ));
+        i = j;
+    }
+    let next = (trades[trades.len() - 1].stamps.venue_ns / len + 1) * secs * 1000;
+    rows.push(format!(
+        r#"[{next},"1.00","1.00","1.00","1.00","0.000",{},"0",0,"0.000","0","0"]"#,
+        next + secs * 1000 - 1
+    ));
+    format!("[{}]", rows.join(","))
+}
+
+/// The strategy warmed up from klines holds what the same trades would have built live: the
+/// same 15m/5m/1m indicators, regime structure and zones, and order-flow windows equal to the
+/// exact aggressor sums of the trades in them; and its first decisions are warm where a cold
+/// start's are not.
+#[test]
+fn klines_history_warms_the_strategy_like_the_trades_it_summarises() {
+    use hotpath::analytics::candles::Timeframe;
+    use hotpath::analytics::orderflow::Window;
+    use hotpath::event::Aggressor;
+    use hotpath::instrument::InstrumentRef;
+    use hotpath::venue::binance::klines::decode_rest_klines;
+
+    let mut spec = InstrumentSpec::new(
+        Venue::BinanceSpot,
+        Symbol::new(b"SYNTH").unwrap(),
+        InstrumentKind::Spot,
+        2,
+        3,
+    );
+    spec.tick = Price(1);
+    let cfg = SymbolConfig::for_instrument(&spec);
+    let events = synthetic(30, 0.2, 8.0, 0x2545_f491_4f6c_dd1d);
+    // History: the first 28 hours (a 15-minute boundary), the rest live.
+    let cut = events[0].stamps.venue_ns - events[0].stamps.venue_ns % 900_000_000_000
+        + 28 * 3_600_000_000_000;
+    let split = events
+        .iter()
+        .position(|e| e.stamps.venue_ns >= cut)
+        .unwrap();
+    let (history, live) = events.split_at(split);
+
+    // A sees every trade; B only the klines of the history, then the same live trades.
+    let mut a = SymbolSignals::new(InstrumentId(0), &cfg).unwrap();
+    for e in history {
+        a.on_event(e, true);
+    }
+    let mut b = SymbolSignals::new(InstrumentId(0), &cfg).unwrap();
+    let inst = InstrumentRef {
+        id: InstrumentId(0),
+        price_scale: 2,
+        qty_scale: 3,
+    };
+    for secs in [900, 300, 60] {
+        let body = klines_body(history, secs);
+        let n = decode_rest_klines(body.as_bytes(), inst, 0, &mut |e| {
+            assert!(b.on_event(&e, true).is_none(), "history never decides");
+        })
+        .unwrap();
+        assert_eq!(n as u64, 28 * 3600 / secs + 1);
+    }
+    // B's order-flow windows are exactly the aggressor sums of the last 15 / 5 / 1 minutes.
+    for (w, mins) in [(Window::Tf3, 15), (Window::Tf2, 5), (Window::Tf1, 1)] {
+        let from = cut - mins * 60_000_000_000;
+        let sum = |side| -> i128 {
+            history
+                .iter()
+                .filter(|t| t.stamps.venue_ns >= from && t.aggressor == side)
+                .map(|t| i128::from(t.qty.0))
+                .sum()
+        };
+        let got = b.order_flow().window(w);
+        assert_eq!(
+            (got.buy_qty, got.sell_qty),
+            (sum(Aggressor::Buy), sum(Aggressor::Sell)),
+            "{w:?}"
+        );
+    }
+    assert!(b.order_flow().cascade().iter().all(Option::is_some));
+
+    // The first live trade closes A's last history candles (A decides on it; B, whose
+    // history ended with that candle closed, does not). From then on both see the same.
+    let mut decisions = 0;
+    let mut cold = SymbolSignals::new(InstrumentId(0), &cfg).unwrap();
+    for (i, e) in live.iter().enumerate() {
+        let da = a.on_event(e, true);
+        let db = b.on_event(e, true);
+        let dc = cold.on_event(e, true);
+        if i == 0 {
+            assert!(da.is_some() && db.is_none());
+            for tf in Timeframe::ALL {
+                assert_eq!(
+                    a.analytics().indicators(tf).latest().adx,
+                    b.analytics().indicators(tf).latest().adx,
+                    "{tf:?}"
+                );
+                let (sa, sb) = (
+                    a.analytics().indicators(tf).latest(),
+                    b.analytics().indicators(tf).latest(),
+                );
+                assert_eq!(
+                    (sa.rsi, sa.atr, sa.hurst, sa.mean_reversion, sa.autocorr),
+                    (sb.rsi, sb.atr, sb.hurst, sb.mean_reversion, sb.autocorr),
+                    "{tf:?}"
+                );
+                assert_eq!(sa.candles, sb.candles, "{tf:?}");
+            }
+            assert_eq!(
+                a.zones().stats().zones_created,
+                b.zones().stats().zones_created
+            );
+            continue;
+        }
+        let (Some(da), Some(db)) = (da, db) else {
+            assert_eq!(da.is_some(), db.is_some());
+            continue;
+        };
+        decisions += 1;
+        // Regime inputs come from candles only: identical.
+        assert_eq!(
+            (
+                da.trend,
+                da.adx.to_bits(),
+                da.hurst.to_bits(),
+                da.atr.to_bits()
+            ),
+            (
+                db.trend,
+                db.adx.to_bits(),
+                db.hurst.to_bits(),
+                db.atr.to_bits()
+            )
+        );
+        assert!(!db.adx.is_nan() && !db.hurst.is_nan());
+        assert!(
+            !db.imbalance_15m.is_nan(),
+            "cascade warm from the first minute"
+        );
+        // A cold start has no regime for 12.5 hours (50 closes of 15m), and its 15m window
+        // holds only what it has seen (the same as the 5m one in its first 5 minutes).
+        let dc = dc.expect("same trades, same candle closes");
+        assert!(dc.hurst.is_nan() && dc.adx.is_nan(), "{dc:?}");
+        if decisions < 4 {
+            assert_eq!(dc.imbalance_15m.to_bits(), dc.imbalance_5m.to_bits());
+            assert_ne!(db.imbalance_15m.to_bits(), db.imbalance_5m.to_bits());
+        }
+    }
+    assert!(decisions > 60, "{decisions}");
+}

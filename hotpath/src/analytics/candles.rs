@@ -46,14 +46,17 @@ use crate::fixed::{Price, Qty, MAX_SCALE};
 /// Nanoseconds per second.
 const NS_PER_SEC: u64 = 1_000_000_000;
 
-/// A candle timeframe of the strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A candle timeframe of the strategy (`"1m"`, `"5m"`, `"15m"` in configuration files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
 pub enum Timeframe {
     /// One minute (level 3 cascade, level 4 trigger).
+    #[serde(rename = "1m")]
     M1 = 0,
     /// Five minutes (level 3 cascade).
+    #[serde(rename = "5m")]
     M5 = 1,
     /// Fifteen minutes (level 1 regime, level 2 zones, level 3 cascade).
+    #[serde(rename = "15m")]
     M15 = 2,
 }
 
@@ -75,6 +78,17 @@ impl Timeframe {
     #[inline]
     pub const fn ns(self) -> u64 {
         self.secs() as u64 * NS_PER_SEC
+    }
+
+    /// The timeframe `secs` long, if it is one of [`Timeframe::ALL`].
+    #[inline]
+    pub const fn from_secs(secs: u32) -> Option<Timeframe> {
+        match secs {
+            60 => Some(Timeframe::M1),
+            300 => Some(Timeframe::M5),
+            900 => Some(Timeframe::M15),
+            _ => None,
+        }
     }
 
     /// Index into per-timeframe arrays (0, 1, 2).
@@ -257,6 +271,40 @@ pub struct Candle {
 }
 
 impl Candle {
+    /// The candle of a venue kline (REST history): taker-buy volume is the buy side, the rest
+    /// the sell side; the kline's trade count is split between them in proportion to volume
+    /// (the venue gives no split). `None` when the kline is not one of [`Timeframe::ALL`].
+    pub fn from_kline(k: &crate::event::Kline, price_scale: u8, qty_scale: u8) -> Option<Candle> {
+        let tf = Timeframe::from_secs(k.interval_secs)?;
+        let buy = k.taker_buy_volume.0.clamp(0, k.volume.0.max(0));
+        let sell = k.volume.0.max(0) - buy;
+        let ticks = u32::try_from(k.trades).unwrap_or(u32::MAX);
+        let buy_ticks = if k.volume.0 > 0 {
+            (u128::from(ticks) * buy as u128 / k.volume.0 as u128) as u32
+        } else {
+            0
+        };
+        Some(Candle {
+            open_time_ns: k.open_time_ns,
+            first_tick_ns: k.open_time_ns,
+            last_tick_ns: k.close_time_ns,
+            open: k.open,
+            high: k.high,
+            low: k.low,
+            close: k.close,
+            volume: Qty(k.volume.0.max(0)),
+            buy_volume: Qty(buy),
+            sell_volume: Qty(sell),
+            ticks,
+            buy_ticks,
+            sell_ticks: ticks - buy_ticks,
+            late_ticks: 0,
+            interval_secs: tf.secs(),
+            price_scale,
+            qty_scale,
+        })
+    }
+
     /// A candle opened by `t` in the bucket starting at `open_time_ns`.
     #[inline]
     fn open_with(t: &Tick, open_time_ns: u64, interval_secs: u32) -> Self {

@@ -428,6 +428,52 @@ impl OrderFlow {
         TradeOutcome::Added { large, late }
     }
 
+    /// Add an aggregate of many trades at event time `t_ns`: `buy`/`sell` aggressor volume and
+    /// `buy_n`/`sell_n` trades, as a candle's taker-buy split gives them (the strategy's warm-up
+    /// from REST klines). Lands in the bucket of `t_ns` like a trade would; no large-trade test
+    /// (an aggregate is not one trade). An aggregate earlier than the latest time, or with a
+    /// negative or overflowing volume, is rejected and counted.
+    pub fn on_aggregate(
+        &mut self,
+        t_ns: u64,
+        buy: Qty,
+        sell: Qty,
+        buy_n: u32,
+        sell_n: u32,
+    ) -> bool {
+        if buy.0 < 0 || sell.0 < 0 || (self.first_ns.is_some() && t_ns < self.now_ns) {
+            self.stats.rejected += 1;
+            return false;
+        }
+        self.advance(t_ns);
+        if self.first_ns.is_none() {
+            self.first_ns = Some(t_ns);
+        }
+        let slot = self.bucket_slot_for_current();
+        let b = &mut self.ring[slot];
+        let (Some(nb), Some(ns)) = (b.buy.checked_add(buy.0), b.sell.checked_add(sell.0)) else {
+            self.stats.rejected += 1;
+            return false;
+        };
+        let delta = Bucket {
+            id: b.id,
+            buy: buy.0,
+            sell: sell.0,
+            buy_n,
+            sell_n,
+            large_n: 0,
+        };
+        b.buy = nb;
+        b.sell = ns;
+        b.buy_n = b.buy_n.saturating_add(buy_n);
+        b.sell_n = b.sell_n.saturating_add(sell_n);
+        for s in &mut self.sums {
+            s.add(&delta);
+        }
+        self.cvd_total += i128::from(buy.0) - i128::from(sell.0);
+        true
+    }
+
     /// Move event time forward to `t_ns` (evicting what left the windows) without a trade,
     /// e.g. on another event of the symbol. Earlier times are ignored.
     pub fn advance_to(&mut self, t_ns: u64) {

@@ -272,6 +272,14 @@ impl SymbolAnalytics {
         out
     }
 
+    /// Take a closed candle of history (a venue kline fetched at start) as if it had closed
+    /// here: the indicators of its timeframe update; the candle builders and the tick z-score
+    /// do not (live ticks build the next candles). Returns the indicators after it.
+    pub fn on_history(&mut self, c: &Candle) -> Option<IndicatorSnapshot> {
+        let tf = Timeframe::from_secs(c.interval_secs)?;
+        Some(self.indicators[tf.index()].on_candle(c))
+    }
+
     /// Close every open candle whose bucket ended at or before event time `now_ns` (see
     /// [`CandleBuilder::advance_to`]); returns the closes with their indicators. Optional: for
     /// prompt closes in quiet markets, with a time on the same clock as the ticks. Does not

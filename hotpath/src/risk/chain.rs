@@ -27,7 +27,8 @@ use crate::event::ReasonCode;
 use super::state::TradingState;
 
 /// Limits of the chain.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChainConfig {
     /// Maximum open positions (entries in flight count).
     pub max_open_positions: u32,

@@ -52,7 +52,8 @@ pub use state::{TradingState, TradingStates};
 pub const PNL_SCALE: u8 = 8;
 
 /// Every threshold of the risk layer (see each part's config for the meaning of its fields).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RiskConfig {
     /// False: entries pass straight through as before (one step of quantity, no chain, no
     /// monitor). Used as the baseline of the benchmark.

@@ -28,7 +28,8 @@ use crate::fixed::Price;
 const SAMPLES: usize = 16;
 
 /// Exit-monitor parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Trailing distance in parts per million of the price (5,000 = 0.5%).
     pub trail_ppm: u32,

@@ -61,7 +61,8 @@ pub fn next_midnight_ns(now_ns: u64) -> u64 {
 }
 
 /// Health-score parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     /// Maximum points of each factor: P&L, quality, concentration, hold time, market.
     pub weights: [f64; 5],
@@ -201,7 +202,8 @@ impl HealthConfig {
 }
 
 /// Portfolio risk parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PortfolioConfig {
     /// Daily drawdown levels (fractions of the day's starting equity).
     pub drawdown_levels: [f64; 4],

@@ -12,7 +12,8 @@
 use crate::fixed::{mantissa_to_f64, Price, Qty};
 
 /// Sizing parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SizingConfig {
     /// Share of equity risked per trade (0.02 = 2%).
     pub risk_per_trade: f64,

@@ -261,6 +261,9 @@ fn unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// How long [`take_lock`] retries a held lock before reporting `Locked`.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Takes the advisory writer lock of `dir` (`journal.lock`), or fails with `Locked`.
 fn take_lock(dir: &Path) -> Result<File, JournalError> {
     let path = dir.join(segment::LOCK_FILE);
@@ -271,17 +274,26 @@ fn take_lock(dir: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .open(&path)
         .map_err(io_err(&path))?;
-    // SAFETY: flock on an fd we own.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    // A flock belongs to the open file description, which a `fork` shares: while any thread of
+    // this process is between `fork` and `exec` (spawning a child), the child holds a copy of
+    // every descriptor, so a lock just released by `drop` can still look held for a moment.
+    // A short bounded retry tells that apart from a journal really open elsewhere.
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        // SAFETY: flock on an fd we own.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(f);
+        }
         let e = std::io::Error::last_os_error();
-        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-            JournalError::Locked { path }
-        } else {
-            JournalError::Io { path, source: e }
-        });
+        if e.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(JournalError::Io { path, source: e });
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(JournalError::Locked { path });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    Ok(f)
 }
 
 impl Appender {

@@ -14,7 +14,8 @@
 //! | `kline` | `@kline_<i>` | one `Kline` from the `k` object | `E` |
 //!
 //! and REST depth snapshots (`{"lastUpdateId":..,"bids":..,"asks":..}`) into `DepthLevel`
-//! events flagged [`FLAG_SNAPSHOT`](MarketEvent::FLAG_SNAPSHOT). Milliseconds become
+//! events flagged [`FLAG_SNAPSHOT`](MarketEvent::FLAG_SNAPSHOT); REST klines bodies (the
+//! strategy's warm-up history) go through [`klines`] instead. Milliseconds become
 //! nanoseconds; the receive TSC is the caller's. Prices and quantities are parsed straight
 //! from the decimal strings to mantissas at the instrument's scales ([`crate::fixed`]); a value
 //! with more decimals than the scale is [`DecodeError::TooPrecise`], never rounded. Instruments
@@ -36,6 +37,7 @@
 
 pub mod error;
 pub mod exchange_info;
+pub mod klines;
 pub mod orders;
 pub mod reference;
 pub mod scanner;

@@ -151,6 +151,11 @@ impl<'t> Scanner<'t> {
         self.stats = DecodeStats::default();
     }
 
+    /// The instrument table the scanner resolves symbols in.
+    pub fn table(&self) -> &'t InstrumentTable {
+        self.table
+    }
+
     /// The venue this scanner decodes for.
     pub fn venue(&self) -> Venue {
         self.venue
