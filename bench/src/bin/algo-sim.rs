@@ -6,19 +6,25 @@
 //!
 //! ```text
 //! algo-sim [--capture PATH --speed 1x|10x|max | --synthetic --seed N]
+//!          [--history none|synthetic[:HOURS]|DIR]
 //!          [--rest-port P --ws-port Q] [--immediate]
 //! ```
+//!
+//! `--history` is the candle history `GET /api/v3/klines` serves before the tape (an engine
+//! warms up from it): `synthetic` (the default, 30 hours; continuous with a synthetic tape,
+//! a rescaled synthetic past for a capture), `synthetic:HOURS`, `none`, or a directory of
+//! data.binance.vision 1m kline CSV files (`BTCUSDT-1m-2024-08-07.csv`, unzipped).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bench::sim::{MarketSource, Pace, SimConfig, SimVenue, StartMode, SynthConfig};
+use bench::sim::{HistorySource, MarketSource, Pace, SimConfig, SimVenue, StartMode, SynthConfig};
 
 fn usage() -> ! {
     eprintln!(
         "usage: algo-sim [--capture PATH --speed 1x|10x|max | --synthetic --seed N] \
-         [--rest-port P --ws-port Q] [--immediate]"
+         [--history none|synthetic[:HOURS]|DIR] [--rest-port P --ws-port Q] [--immediate]"
     );
     std::process::exit(2)
 }
@@ -31,6 +37,7 @@ fn main() {
     let mut rest_port = 0u16;
     let mut ws_port = 0u16;
     let mut start = StartMode::OnFirstSubscriber;
+    let mut history = HistorySource::default();
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -40,12 +47,14 @@ fn main() {
             "--seed" => seed = val().parse().unwrap_or_else(|_| usage()),
             "--rest-port" => rest_port = val().parse().unwrap_or_else(|_| usage()),
             "--ws-port" => ws_port = val().parse().unwrap_or_else(|_| usage()),
+            "--history" => history = HistorySource::parse(&val()).unwrap_or_else(|| usage()),
             "--immediate" => start = StartMode::Immediately,
             _ => usage(),
         }
     }
     let mut cfg = SimConfig {
         start,
+        history,
         close_at_end: false,
         ..SimConfig::default()
     };
@@ -73,6 +82,11 @@ fn main() {
         }
     };
     println!("REST        {}", venue.rest_url());
+    println!(
+        "  klines    {}/api/v3/klines?symbol=BTCUSDT&interval=15m (history built in {} ms)",
+        venue.rest_url(),
+        venue.history_build_time().as_millis()
+    );
     println!("WebSocket   {}", venue.ws_url());
     println!(
         "  streams   {}/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms",

@@ -33,6 +33,7 @@ use std::sync::mpsc::Sender;
 
 use serde_json::{json, Value};
 
+use super::klines::Klines;
 use super::market::{Book, Event, TapeFrame};
 use super::rest::{dec, err, market, ApiError, Market, ONE};
 
@@ -166,6 +167,8 @@ pub(crate) struct Exchange {
     pub events: Option<Sender<Vec<u8>>>,
     /// Market time of the last frame applied, ns.
     pub market_ns: u64,
+    /// Candles: the history plus every trade applied, for REST `klines`.
+    pub klines: Klines,
 }
 
 impl Exchange {
@@ -179,6 +182,7 @@ impl Exchange {
             fees,
             events: None,
             market_ns: 0,
+            klines: Klines::default(),
         }
     }
 
@@ -532,9 +536,11 @@ impl Exchange {
         out
     }
 
-    /// Apply one tape frame: book diffs and snapshots, and fills of resting orders by trades.
+    /// Apply one tape frame: book diffs and snapshots, fills of resting orders by trades, and
+    /// the trade's kline.
     pub fn apply(&mut self, frame: &TapeFrame, now_ms: u64) {
         self.market_ns = self.market_ns.max(frame.time_ns);
+        self.klines.on_frame(frame);
         match &frame.event {
             Event::Depth {
                 symbol,

@@ -70,6 +70,8 @@ pub enum Event {
         qty: i64,
         /// `m`: the buyer was the maker (the aggressor sold).
         buyer_maker: bool,
+        /// Trade time `T` (venue clock), ms: the kline it counts in.
+        time_ms: u64,
     },
     /// Best bid/ask.
     BookTicker {
@@ -187,6 +189,7 @@ pub fn parse_event(stream: &str, data: &Value) -> Event {
                 price,
                 qty,
                 buyer_maker: data["m"].as_bool().unwrap_or(false),
+                time_ms: data["T"].as_u64().or(data["E"].as_u64()).unwrap_or(0),
             },
             _ => Event::Other,
         }
@@ -286,12 +289,12 @@ mod tests {
     #[test]
     fn locates_stream_and_data() {
         let line =
-            br#"{"stream":"btcusdt@trade","data":{"e":"trade","t":5,"p":"1.5","q":"2","m":true}}"#;
+            br#"{"stream":"btcusdt@trade","data":{"e":"trade","t":5,"p":"1.5","q":"2","T":9,"m":true}}"#;
         let f = frame_from_line(7, line, None);
         assert_eq!(f.stream_name(), b"btcusdt@trade");
         assert_eq!(
             f.data_bytes(),
-            br#"{"e":"trade","t":5,"p":"1.5","q":"2","m":true}"#
+            br#"{"e":"trade","t":5,"p":"1.5","q":"2","T":9,"m":true}"#
         );
         assert_eq!(
             f.event,
@@ -300,7 +303,8 @@ mod tests {
                 id: 5,
                 price: 150_000_000,
                 qty: 200_000_000,
-                buyer_maker: true
+                buyer_maker: true,
+                time_ms: 9,
             }
         );
     }

@@ -10,7 +10,7 @@
 //! Parts, as they exist today:
 //!
 //! * [`rest`]: the REST side (HTTP/1.1 with keep-alive): server time, `exchangeInfo` for
-//!   BTCUSDT and ETHUSDT with their real filters, a synthetic depth snapshot, and signed order
+//!   BTCUSDT and ETHUSDT with their real filters, a depth snapshot, klines, and signed order
 //!   entry (new, cancel, query, open orders, account) with Binance's HMAC-SHA256 signature check
 //!   (the gateway's own [`hotpath::venue::binance::sign::Signer`]), `recvWindow`/`timestamp`
 //!   check, request weights, `X-MBX-USED-WEIGHT-1M`, 429 then 418 with `Retry-After`, and
@@ -23,6 +23,11 @@
 //! * [`exchange`]: books, matching (taker sweeps, maker fills from trades after the queue),
 //!   fees in the quote asset, balances, `executionReport`/`outboundAccountPosition` events,
 //!   and the [`LatencyModel`] in market time.
+//! * [`history`] and `klines`: the candles `GET /api/v3/klines` serves, so an engine warms its
+//!   indicators up at start-up as it would against Binance: a history before the tape
+//!   ([`HistorySource`]: by default 30 h generated continuously with a synthetic tape, a
+//!   rescaled synthetic past for a capture, or Binance public-data CSV files) plus every tape
+//!   trade as the driver applies it, kept as 1m aggregates and folded into coarser intervals.
 //! * [`stamps`]: TSC wire stamps of frame writes and order reads for the wire-to-wire
 //!   benchmark.
 //!
@@ -30,6 +35,8 @@
 //! ladder, so limit orders away from it rest and marketable ones fill against it.
 
 pub mod exchange;
+pub mod history;
+mod klines;
 pub mod market;
 pub mod rest;
 pub mod stamps;
@@ -38,7 +45,8 @@ pub mod venue;
 mod ws;
 
 pub use exchange::{Fees, LatencyModel};
+pub use history::{HistorySource, DEFAULT_HISTORY_HOURS};
 pub use rest::{RestConfig, RestServer};
 pub use stamps::{FrameStamp, OrderStamp, WireStamps};
-pub use synth::{Generator, Regime, SynthConfig};
+pub use synth::{Generator, Regime, SynthConfig, SynthTrade};
 pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode};

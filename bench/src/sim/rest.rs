@@ -8,6 +8,7 @@
 //! | GET | `/api/v3/time` | none | 1 |
 //! | GET | `/api/v3/exchangeInfo` | none | 20 |
 //! | GET | `/api/v3/depth` | none | 5 / 25 / 50 / 250 by `limit` (≤100 / ≤500 / ≤1000 / ≤5000) |
+//! | GET | `/api/v3/klines` | none | 2 |
 //! | POST | `/api/v3/order` | signed | 1 |
 //! | DELETE | `/api/v3/order` | signed | 1 |
 //! | GET | `/api/v3/order` | signed | 4 |
@@ -40,6 +41,13 @@
 //!   (`-2010`), which they lock. `newClientOrderId` must be unique among open orders (`-2010`
 //!   "Duplicate order sent."), as on Binance; it may be reused once the order is closed.
 //!   Responses are `ACK`, `RESULT` or `FULL` (the default) shaped exactly like Binance's.
+//! * **Klines**: `symbol` and `interval` (`1m` … `12h`, `1d`, `1w`; `-1120` "Invalid
+//!   interval." otherwise), `limit` (default 500, at most 1000: larger values are served as
+//!   1000, like `depth` above its maximum), `startTime`/`endTime` (bars whose open time lies
+//!   between them; with `startTime` the first `limit` from it, otherwise the last `limit`;
+//!   `-1023` when start is after end) and `timeZone`. Rows are Binance's 12-element arrays; the
+//!   last row of an answer without `endTime` is the bar still open at the venue's market time.
+//!   The candles are the venue's history plus the tape's trades so far (`klines`, `history`).
 //! * **Errors**: Binance's JSON bodies (`{"code":-1121,"msg":"Invalid symbol."}`) and HTTP
 //!   statuses (400 for request errors, 401 for key errors, 429/418 for rate limits).
 //!
@@ -48,7 +56,8 @@
 //! Matching lives in `exchange` (see there); stop orders
 //! are refused (`-1116`); `quoteOrderQty` market orders too. Without a market attached
 //! (a bare `RestServer`), `depth` serves a fixed synthetic ladder around a reference price
-//! per symbol, not a replayed book. No order-count limits (`X-MBX-ORDER-COUNT-*` are reported
+//! per symbol, not a replayed book, and `klines` is empty. `1s`, `3d` and `1M` klines are not
+//! served (`-1120`). No order-count limits (`X-MBX-ORDER-COUNT-*` are reported
 //! but not enforced).
 //!
 //! # Mechanics
@@ -70,6 +79,7 @@ use hotpath::venue::binance::sign::{valid_client_order_id, Signer};
 use serde_json::{json, Value};
 
 use super::exchange::{Exchange, Fees, LatencyModel, NewOrder};
+use super::klines::{dec128, Interval, Query};
 use super::stamps::WireLog;
 
 /// All prices, quantities and balances are kept at Binance's wire scale of 8 decimals.
@@ -700,6 +710,7 @@ enum Endpoint {
     Time,
     ExchangeInfo,
     Depth,
+    Klines,
     NewOrder,
     CancelOrder,
     QueryOrder,
@@ -718,6 +729,7 @@ impl Endpoint {
             ("GET", "/api/v3/time") => Endpoint::Time,
             ("GET", "/api/v3/exchangeInfo") => Endpoint::ExchangeInfo,
             ("GET", "/api/v3/depth") => Endpoint::Depth,
+            ("GET", "/api/v3/klines") => Endpoint::Klines,
             ("POST", "/api/v3/order") => Endpoint::NewOrder,
             ("DELETE", "/api/v3/order") => Endpoint::CancelOrder,
             ("GET", "/api/v3/order") => Endpoint::QueryOrder,
@@ -753,7 +765,10 @@ impl Endpoint {
 
     fn weight(self, params: &Params) -> u32 {
         match self {
-            Endpoint::NewListenKey | Endpoint::KeepListenKey | Endpoint::CloseListenKey => 2,
+            Endpoint::NewListenKey
+            | Endpoint::KeepListenKey
+            | Endpoint::CloseListenKey
+            | Endpoint::Klines => 2,
             Endpoint::Ping | Endpoint::Time | Endpoint::NewOrder | Endpoint::CancelOrder => 1,
             Endpoint::ExchangeInfo | Endpoint::Account | Endpoint::AllOrders => 20,
             Endpoint::QueryOrder => 4,
@@ -1078,6 +1093,7 @@ fn dispatch(
         Endpoint::Time => Ok(json!({"serverTime": shared.now_ms()})),
         Endpoint::ExchangeInfo => exchange_info(shared, params),
         Endpoint::Depth => depth(shared, params),
+        Endpoint::Klines => klines(shared, params),
         Endpoint::NewOrder => new_order(shared, params, headers),
         Endpoint::CancelOrder => cancel_order(shared, params),
         Endpoint::QueryOrder => {
@@ -1265,6 +1281,96 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         None => (Vec::new(), Vec::new(), 0),
     };
     Ok(json!({"lastUpdateId": id, "bids": bids, "asks": asks}))
+}
+
+/// An optional integer parameter; Binance's `-1100` when it is not digits.
+fn int_param(params: &Params, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                err(
+                    400,
+                    -1100,
+                    format!(
+                        "Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `timeZone` as an offset in ms: `H`, `+H`, `-H`, `H:MM`, within [-12:00, +14:00].
+fn time_zone_ms(params: &Params) -> Result<i64, ApiError> {
+    let Some(tz) = params.get("timeZone") else {
+        return Ok(0);
+    };
+    let bad = || {
+        err(
+            400,
+            -1100,
+            "Illegal characters found in parameter 'timeZone'; legal range is '[-12:00 to +14:00]'.",
+        )
+    };
+    let (neg, body) = match tz.as_bytes().first() {
+        Some(b'-') => (true, &tz[1..]),
+        Some(b'+') => (false, &tz[1..]),
+        _ => (false, tz),
+    };
+    let (h, m) = body.split_once(':').unwrap_or((body, "0"));
+    let (h, m): (i64, i64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !(0..60).contains(&m) {
+        return Err(bad());
+    }
+    let minutes = if neg { -(h * 60 + m) } else { h * 60 + m };
+    if !(-12 * 60..=14 * 60).contains(&minutes) {
+        return Err(bad());
+    }
+    Ok(minutes * 60_000)
+}
+
+fn klines(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let m = symbol_param(params)?;
+    let interval = Interval::parse(params.require("interval")?, time_zone_ms(params)?)
+        .ok_or_else(|| err(400, -1120, "Invalid interval."))?;
+    // Binance documents "Default 500; max 1000." and nothing for more; served as the maximum.
+    let limit = int_param(params, "limit")?.map_or(500, |l| l.clamp(1, 1000) as usize);
+    // Far-future times mean "no bound"; capping them keeps the bucket arithmetic in range.
+    let time = |name| int_param(params, name).map(|t| t.map(|t| t.min(1 << 60)));
+    let (start_ms, end_ms) = (time("startTime")?, time("endTime")?);
+    if let (Some(s), Some(e)) = (start_ms, end_ms) {
+        if s > e {
+            return Err(err(400, -1023, "Start time is greater than end time."));
+        }
+    }
+    let q = Query {
+        interval,
+        start_ms,
+        end_ms,
+        limit,
+    };
+    let rows = shared.state().ex.klines.query(m.symbol, &q);
+    Ok(Value::Array(
+        rows.into_iter()
+            .map(|(open, b)| {
+                json!([
+                    open,
+                    dec(b.open),
+                    dec(b.high),
+                    dec(b.low),
+                    dec(b.close),
+                    dec128(b.volume),
+                    open + interval.ms - 1,
+                    dec128(b.quote_volume),
+                    b.trades,
+                    dec128(b.taker_buy_base),
+                    dec128(b.taker_buy_quote),
+                    "0",
+                ])
+            })
+            .collect(),
+    ))
 }
 
 fn random_client_id(shared: &Shared, n: u64) -> String {

@@ -17,6 +17,12 @@
 //! 5-second epoch so unchanged levels keep their size) is diffed against the last one sent:
 //! a `depthUpdate` carries the changes and a `bookTicker` the new top when it moved. The frames
 //! are exactly Binance's JSON shapes, wrapped as combined-stream messages.
+//!
+//! History: [`Generator::with_history`] starts the same market earlier and runs the part before
+//! the tape through a trades-only path ([`Generator::play_history`]: the same RNG draws, no book
+//! and no JSON; 30 h of two symbols take a quarter of a second instead of 14 s at `opt-level`
+//! 2), which the venue turns into REST klines. The tape then continues that market: same price
+//! path, same regime.
 
 use std::fmt::Write as _;
 
@@ -128,11 +134,28 @@ struct Sym {
     sent_top: Option<(i64, i64, i64, i64)>,
 }
 
+/// One trade of the generator's history (see [`Generator::with_history`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SynthTrade {
+    /// Symbol (`BTCUSDT`).
+    pub symbol: &'static str,
+    /// Trade time, ms since the epoch.
+    pub time_ms: u64,
+    /// Price, scale 8.
+    pub price: i64,
+    /// Quantity, scale 8.
+    pub qty: i64,
+    /// The buyer was the maker (the aggressor sold), Binance's `m`.
+    pub buyer_maker: bool,
+}
+
 /// The generator: an iterator of tape frames in market-time order.
 #[derive(Debug)]
 pub struct Generator {
     syms: Vec<Sym>,
     now_ms: u64,
+    /// Where the tape (the frames) starts; before it, history (trades only).
+    tape_start_ms: u64,
     end_ms: u64,
     max_events: Option<usize>,
     emitted: usize,
@@ -184,10 +207,58 @@ impl Generator {
         Generator {
             syms,
             now_ms: cfg.start_ms,
+            tape_start_ms: cfg.start_ms,
             end_ms: cfg.start_ms.saturating_add(cfg.duration_ms),
             max_events: cfg.max_events,
             emitted: 0,
             pending: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// A generator whose market starts `history_ms` before `cfg.start_ms` while its tape still
+    /// starts at `cfg.start_ms` and lasts `cfg.duration_ms`.
+    ///
+    /// Why: a live engine warms its 15m indicators up from a day of REST klines, so the venue
+    /// needs a past that leads into the tape. Generating it with the same generator, as one
+    /// continuous market, means the tape's first trade continues the history's last price and
+    /// regime. The history is not frames: [`Generator::play_history`] runs it through the cheap
+    /// trades-only path (no book, no JSON). Iterating without playing it first skips it.
+    pub fn with_history(cfg: &SynthConfig, history_ms: u64) -> Generator {
+        let early = SynthConfig {
+            start_ms: cfg.start_ms.saturating_sub(history_ms),
+            duration_ms: cfg.duration_ms.saturating_add(history_ms),
+            ..cfg.clone()
+        };
+        let mut g = Generator::new(&early);
+        g.tape_start_ms = cfg.start_ms;
+        g
+    }
+
+    /// Run the history (everything before the tape's start) and hand its trades, in time order
+    /// per symbol, to `sink`. Only trades before the tape's start are handed over; the book is
+    /// not built (it costs more than everything else, and the first tape step publishes a whole
+    /// book anyway, as the generator's first step always does). Does nothing once the tape has
+    /// started.
+    pub fn play_history(&mut self, mut sink: impl FnMut(SynthTrade)) {
+        let until = self.tape_start_ms;
+        while self.now_ms < until {
+            let t0 = self.now_ms;
+            for s in &mut self.syms {
+                s.advance(t0);
+                let symbol = s.symbol;
+                s.draw_trades(t0, |time_ms, _, price, qty, buyer_maker| {
+                    if time_ms < until {
+                        sink(SynthTrade {
+                            symbol,
+                            time_ms,
+                            price,
+                            qty,
+                            buyer_maker,
+                        });
+                    }
+                });
+            }
+            self.now_ms = t0 + STEP_MS;
         }
     }
 
@@ -222,6 +293,9 @@ impl Iterator for Generator {
     fn next(&mut self) -> Option<TapeFrame> {
         if self.max_events.is_some_and(|m| self.emitted >= m) || self.syms.is_empty() {
             return None;
+        }
+        if self.now_ms < self.tape_start_ms {
+            self.play_history(|_| {});
         }
         while self.pending.is_empty() {
             if self.now_ms >= self.end_ms {
@@ -291,13 +365,20 @@ impl Sym {
         (bid, bid + self.tick)
     }
 
-    /// Trades of one step, at the current best prices.
-    fn trades(&mut self, t0: u64) -> Vec<TapeFrame> {
+    /// Draw the trades of one step at the current best prices, moving the mid by their impact,
+    /// and hand each to `sink` as (time ms, trade id, price, qty, buyer is maker). Both the tape
+    /// and the history go through here, so they consume the RNG identically and the history's
+    /// prices run straight into the tape's.
+    fn draw_trades(&mut self, t0: u64, mut sink: impl FnMut(u64, u64, i64, i64, bool)) {
         let burst = self.bursting(t0);
         let lambda = if burst { 1.6 } else { 0.4 };
-        let n = self.rng.poisson(lambda);
-        let mut offsets: Vec<u64> = (0..n).map(|_| self.rng.range(0, STEP_MS)).collect();
-        offsets.sort_unstable();
+        let n = self.rng.poisson(lambda) as usize;
+        // `poisson` stops at 65: a fixed buffer keeps the history path free of allocation.
+        let mut offsets = [0u64; 66];
+        for o in offsets.iter_mut().take(n) {
+            *o = self.rng.range(0, STEP_MS);
+        }
+        offsets[..n].sort_unstable();
         let p_buy = if burst {
             if self.burst_buy {
                 0.88
@@ -311,8 +392,7 @@ impl Sym {
                 Regime::Range => 0.5,
             }
         };
-        let mut out = Vec::with_capacity(offsets.len());
-        for off in offsets {
+        for &off in &offsets[..n] {
             let buy = self.rng.f64() < p_buy;
             let size =
                 self.base_qty * (0.7 * self.rng.normal()).exp() * if burst { 3.0 } else { 1.0 };
@@ -323,27 +403,39 @@ impl Sym {
             let impact = 0.000_002 * size / self.base_qty;
             self.mid *= if buy { 1.0 + impact } else { 1.0 - impact };
             self.trade_id += 1;
-            let t = t0 + off;
+            sink(t0 + off, self.trade_id, price, qty, !buy);
+        }
+    }
+
+    /// Trades of one step, as tape frames.
+    fn trades(&mut self, t0: u64) -> Vec<TapeFrame> {
+        let mut drawn = Vec::new();
+        self.draw_trades(t0, |t, id, price, qty, buyer_maker| {
+            drawn.push((t, id, price, qty, buyer_maker));
+        });
+        let mut out = Vec::with_capacity(drawn.len());
+        for (t, id, price, qty, buyer_maker) in drawn {
             let mut data = String::with_capacity(160);
             let _ = write!(
                 data,
-                "{{\"e\":\"trade\",\"E\":{t},\"s\":\"{}\",\"t\":{},\"p\":\"",
-                self.symbol, self.trade_id
+                "{{\"e\":\"trade\",\"E\":{t},\"s\":\"{}\",\"t\":{id},\"p\":\"",
+                self.symbol
             );
             fmt8(&mut data, price);
             data.push_str("\",\"q\":\"");
             fmt8(&mut data, qty);
-            let _ = write!(data, "\",\"T\":{t},\"m\":{},\"M\":true}}", !buy);
+            let _ = write!(data, "\",\"T\":{t},\"m\":{buyer_maker},\"M\":true}}");
             out.push(self.frame(
                 t,
                 "trade",
                 &data,
                 Event::Trade {
                     symbol: self.symbol,
-                    id: self.trade_id,
+                    id,
                     price,
                     qty,
-                    buyer_maker: !buy,
+                    buyer_maker,
+                    time_ms: t,
                 },
             ));
         }

@@ -8,7 +8,9 @@
 //! driver thread. The driver plays the tape in order: for each frame it activates the orders
 //! whose latency has elapsed in market time, applies the frame to the exchange (book diffs,
 //! fills of resting orders by trades), then writes it to the subscribed clients, pacing by the
-//! frames' timestamps (recorded speed, a multiple, or as fast as the sockets take).
+//! frames' timestamps (recorded speed, a multiple, or as fast as the sockets take). Before any of
+//! that, `start` builds the candle history ([`HistorySource`]) the REST `klines` endpoint
+//! serves, and applying a trade frame also adds it to its 1m kline.
 
 use std::io;
 use std::net::SocketAddr;
@@ -18,9 +20,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use super::exchange::{Fees, LatencyModel};
-use super::market::{load_capture, TapeFrame};
-use super::rest::{RestConfig, RestServer, VenueOpts};
+use super::history::{load_csv, synthetic_for_capture, HistorySource};
+use super::klines::Klines;
+use super::market::{load_capture, Event, TapeFrame};
+use super::rest::{market, RestConfig, RestServer, VenueOpts};
 use super::stamps::{WireLog, WireStamps};
 use super::synth::{Generator, SynthConfig};
 use super::ws::{Hub, WsServer};
@@ -96,6 +102,9 @@ pub struct SimConfig {
     pub ws_bind: SocketAddr,
     /// The market.
     pub market: MarketSource,
+    /// The candle history before the tape, served by REST `klines` (default: 30 h synthetic;
+    /// see [`HistorySource`]). Ignored with [`MarketSource::None`].
+    pub history: HistorySource,
     /// Order latency, in market time.
     pub latency: LatencyModel,
     /// Maker/taker fees.
@@ -109,8 +118,8 @@ pub struct SimConfig {
 }
 
 impl Default for SimConfig {
-    /// Synthetic BTCUSDT + ETHUSDT (seed 1, 24 h) at recorded speed, Binance's default fees,
-    /// no latency, starting when a client subscribes.
+    /// Synthetic BTCUSDT + ETHUSDT (seed 1, 24 h) at recorded speed after 30 h of synthetic
+    /// history, Binance's default fees, no latency, starting when a client subscribes.
     fn default() -> Self {
         SimConfig {
             rest: RestConfig::default(),
@@ -119,6 +128,7 @@ impl Default for SimConfig {
                 config: SynthConfig::default(),
                 pace: Pace::Recorded,
             },
+            history: HistorySource::default(),
             latency: LatencyModel::Zero,
             fees: Fees::default(),
             start: StartMode::OnFirstSubscriber,
@@ -144,6 +154,7 @@ pub struct SimVenue {
     driver: Option<JoinHandle<()>>,
     progress: Arc<Progress>,
     stamps: Arc<WireLog>,
+    history_time: Duration,
 }
 
 impl std::fmt::Debug for SimVenue {
@@ -156,25 +167,45 @@ impl std::fmt::Debug for SimVenue {
 }
 
 impl SimVenue {
-    /// Load the market, bind both servers and start the driver.
+    /// Load the market and its history, bind both servers and start the driver.
     pub fn start(cfg: SimConfig) -> io::Result<SimVenue> {
-        let (tape, pace): (Box<dyn Iterator<Item = TapeFrame> + Send>, Pace) = match &cfg.market {
+        let mut klines = Klines::default();
+        let mut history_time = Duration::ZERO;
+        type Tape = Box<dyn Iterator<Item = TapeFrame> + Send>;
+        let (tape, pace, seeds): (Tape, Pace, Vec<TapeFrame>) = match &cfg.market {
             MarketSource::Capture { path, pace, limit } => {
-                (Box::new(load_capture(path, *limit)?.into_iter()), *pace)
-            }
-            MarketSource::Synthetic { config, pace } => (Box::new(Generator::new(config)), *pace),
-            MarketSource::None => (Box::new(std::iter::empty()), Pace::Max),
-        };
-        // A capture's inline snapshot seeds the book before anything is sent, so REST `depth`
-        // answers (with the snapshot's `lastUpdateId`) even before the stream starts.
-        let (tape, seeds): (Box<dyn Iterator<Item = TapeFrame> + Send>, Vec<TapeFrame>) =
-            if matches!(cfg.market, MarketSource::Capture { .. }) {
-                let all: Vec<TapeFrame> = tape.collect();
+                let all = load_capture(path, *limit)?;
+                let t0 = Instant::now();
+                capture_history(&all, &cfg.history, &mut klines)?;
+                history_time = t0.elapsed();
+                // The inline snapshot seeds the book before anything is sent, so REST `depth`
+                // answers (with the snapshot's `lastUpdateId`) even before the stream starts.
                 let seeds = all.iter().filter(|f| !f.is_sent()).cloned().collect();
-                (Box::new(all.into_iter()), seeds)
-            } else {
-                (tape, Vec::new())
-            };
+                (Box::new(all.into_iter()), *pace, seeds)
+            }
+            MarketSource::Synthetic { config, pace } => {
+                let t0 = Instant::now();
+                let mut gen = match cfg.history.synthetic_ms() {
+                    Some(ms) => Generator::with_history(config, ms),
+                    None => Generator::new(config),
+                };
+                gen.play_history(|t| {
+                    klines.record(t.symbol, t.time_ms, t.price, t.qty, t.buyer_maker);
+                });
+                if let HistorySource::Klines { dir } = &cfg.history {
+                    let symbols: Vec<&'static str> = config
+                        .symbols
+                        .iter()
+                        .filter_map(|s| market(&s.to_ascii_uppercase()).map(|m| m.symbol))
+                        .collect();
+                    load_csv(&mut klines, dir, &symbols, config.start_ms)?;
+                }
+                klines.advance_clock(config.start_ms);
+                history_time = t0.elapsed();
+                (Box::new(gen), *pace, Vec::new())
+            }
+            MarketSource::None => (Box::new(std::iter::empty()), Pace::Max, Vec::new()),
+        };
         let stamps = Arc::new(WireLog::new(cfg.stamp_capacity, cfg.stamp_capacity));
         let (tx, rx) = std::sync::mpsc::channel();
         let rest = RestServer::start_with(
@@ -191,6 +222,7 @@ impl SimVenue {
             let sh = rest.shared();
             let mut st = sh.state();
             let now = sh.now_ms();
+            st.ex.klines = klines;
             for f in &seeds {
                 st.ex.apply(f, now);
             }
@@ -227,7 +259,13 @@ impl SimVenue {
             driver: Some(driver),
             progress,
             stamps,
+            history_time,
         })
+    }
+
+    /// How long loading or generating the candle history took at start.
+    pub fn history_build_time(&self) -> Duration {
+        self.history_time
     }
 
     /// `http://127.0.0.1:PORT` of the REST API.
@@ -329,6 +367,49 @@ impl Drop for SimVenue {
     fn drop(&mut self) {
         self.stop_now();
     }
+}
+
+/// Anchor a capture's klines: the event clock (the capture's receive times are the recorder's
+/// clock, the venue's candles are on its event times), and the history before its first event.
+fn capture_history(
+    frames: &[TapeFrame],
+    history: &HistorySource,
+    klines: &mut Klines,
+) -> io::Result<()> {
+    let first_event = frames.iter().filter(|f| f.is_sent()).find_map(|f| {
+        let v: Value = serde_json::from_slice(f.data_bytes()).ok()?;
+        let ms = v.get("E").or_else(|| v.get("T"))?.as_u64()?;
+        Some((ms, f.time_ns))
+    });
+    let Some((first_ms, recv_ns)) = first_event else {
+        return Ok(());
+    };
+    klines.set_skew(first_ms as i64 - (recv_ns / 1_000_000) as i64);
+    klines.advance_clock(first_ms);
+    let symbol = frames.iter().find_map(|f| match f.event {
+        Event::Trade { symbol, .. }
+        | Event::Depth { symbol, .. }
+        | Event::Snapshot { symbol, .. }
+        | Event::BookTicker { symbol } => Some(symbol),
+        Event::Other => None,
+    });
+    let first_trade = frames.iter().find_map(|f| match f.event {
+        Event::Trade { price, .. } => Some(price),
+        _ => None,
+    });
+    match (history, symbol) {
+        (HistorySource::Synthetic { .. }, Some(symbol)) => {
+            // Rescaled to the first trade's price; without a trade there is nothing to meet.
+            if let (Some(ms), Some(price)) = (history.synthetic_ms(), first_trade) {
+                klines.insert(symbol, synthetic_for_capture(symbol, first_ms, ms, price));
+            }
+        }
+        (HistorySource::Klines { dir }, Some(symbol)) => {
+            load_csv(klines, dir, &[symbol], first_ms)?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn drive(
