@@ -106,6 +106,12 @@ pub struct SimSection {
     pub maker_fee_bps: f64,
     /// Taker fee, basis points.
     pub taker_fee_bps: f64,
+    /// Synthetic market: hours of market time generated (played at `speed`).
+    pub hours: f64,
+    /// Candle history the simulator serves from before its tape (`GET /api/v3/klines`, the
+    /// strategy's warm-up): `none`, `synthetic[:HOURS]`, or a directory of Binance public-data
+    /// 1m kline CSVs.
+    pub history: String,
 }
 
 /// `[metrics]`.
@@ -224,6 +230,9 @@ impl Config {
             .any(|f| f.is_nan() || *f < 0.0)
         {
             bail!("[sim] fees must be >= 0");
+        }
+        if !(self.sim.hours > 0.0 && self.sim.hours <= 24.0 * 365.0) {
+            bail!("[sim] hours must be > 0");
         }
         if self.engine.status_interval_secs.is_nan() || self.engine.status_interval_secs < 0.0 {
             bail!("[engine] status_interval_secs must be >= 0");

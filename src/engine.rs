@@ -11,7 +11,9 @@
 //! it prints a summary.
 
 use anyhow::{bail, Context, Result};
-use bench::sim::{Fees, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, SynthConfig};
+use bench::sim::{
+    Fees, HistorySource, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, SynthConfig,
+};
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::event::ExecEvent;
 use hotpath::feed::BinanceFeedDecoder;
@@ -66,11 +68,18 @@ fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
             config: SynthConfig {
                 seed: cfg.sim.seed,
                 symbols: cfg.venue.symbols.clone(),
+                duration_ms: (cfg.sim.hours * 3_600_000.0) as u64,
                 ..SynthConfig::default()
             },
             pace,
         },
     };
+    let history = HistorySource::parse(&cfg.sim.history).with_context(|| {
+        format!(
+            "[sim] history = {:?}: use none, synthetic[:HOURS] or a directory",
+            cfg.sim.history
+        )
+    })?;
     // Fee rates are at scale 8: 1 bp = 0.0001 = 10_000e-8.
     let bps = |b: f64| (b * 10_000.0).round() as i64;
     Ok(SimConfig {
@@ -84,6 +93,7 @@ fn sim_config(cfg: &Config, args: &RunArgs) -> Result<SimConfig> {
             maker: bps(cfg.sim.maker_fee_bps),
             taker: bps(cfg.sim.taker_fee_bps),
         },
+        history,
         ..SimConfig::default()
     })
 }

@@ -372,6 +372,83 @@ fn replay_refuses_a_journal_without_its_instrument_table() {
     assert_clean_error(&out, "no instruments.json");
 }
 
+/// A configuration whose simulator replays the recorded BTCUSDT capture (the default market is
+/// synthetic), written into `dir`.
+fn capture_config(dir: &Path) -> std::path::PathBuf {
+    let cfg = dir.join("capture.toml");
+    std::fs::write(&cfg, "[sim]\nmarket = \"capture\"\n").unwrap();
+    cfg
+}
+
+/// The number after `label` in a summary line such as `..., 7 intents, 3 closed trades`.
+fn count_before(line: &str, label: &str) -> u64 {
+    let at = line
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} in {line}"));
+    line[..at]
+        .trim_end()
+        .rsplit([' ', '('])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("{label:?} in {line}"))
+}
+
+/// The embedded default trades: the strategy warms up from the simulator's klines, enters on
+/// the synthetic market's trends, the gateway's orders fill at the venue through real sockets,
+/// positions close with their P&L journaled, and a replay of the journal reproduces every
+/// decision, intent and closed trade byte for byte, fills applied where they landed.
+#[test]
+fn default_run_trades_and_its_replay_reproduces_every_fill_driven_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[metrics]\nenabled = false\n").unwrap();
+    let out = engine(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+        "--duration",
+        "600",
+    ]);
+    let s = text(&out.stdout);
+    assert!(out.status.success(), "{s}{}", text(&out.stderr));
+    assert!(s.contains("run ended: the simulator's market ended"), "{s}");
+    let strategy = s.lines().find(|l| l.starts_with("strategy:")).unwrap();
+    let gateway = s.lines().find(|l| l.starts_with("gateway:")).unwrap();
+    let sent = count_before(gateway, "orders sent");
+    let closed = count_before(strategy, "closed trades");
+    assert!(sent > 0 && closed > 0, "{s}");
+    assert!(
+        count_before(strategy, "executions") >= 2 * closed,
+        "{strategy}"
+    );
+    assert_eq!(count_before(gateway, "venue rejects"), 0, "{gateway}");
+    // The journal holds exactly the closed trades the summary counts.
+    let mut t = Tailer::open(&journal.join("strategy"), Some(codec::SCHEMA_HASH)).unwrap();
+    let mut closes = 0;
+    while let Some(r) = t.next().unwrap() {
+        if r.kind == RecordKind::TradeClose.as_u16() {
+            let c: hotpath::risk::TradeClose = codec::decode(r.payload).unwrap();
+            assert!(c.fills >= 2 && c.close_ns >= c.open_ns, "{c:?}");
+            assert_eq!(c.net_pnl, c.gross_pnl - c.fees, "{c:?}");
+            closes += 1;
+        }
+    }
+    assert_eq!(closes, closed);
+    let replay = engine(&[
+        "replay",
+        journal.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+    ]);
+    let r = text(&replay.stdout);
+    assert_eq!(replay.status.code(), Some(0), "{r}{}", text(&replay.stderr));
+    assert!(r.contains("identical:"), "{r}");
+}
+
 #[test]
 fn run_trades_against_the_embedded_simulator_through_real_sockets() {
     let Some(_) = hotpath::datadir::capture("binance/spot/btcusdt_20240808.gz") else {
@@ -379,10 +456,13 @@ fn run_trades_against_the_embedded_simulator_through_real_sockets() {
     };
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    // The embedded default: the simulator replays the BTCUSDT capture at max pace over its
-    // WebSocket; the engine connects as to Binance (stream + REST snapshot + order gateway).
+    // The simulator replays the BTCUSDT capture at max pace over its WebSocket; the engine
+    // connects as to Binance (klines warm-up + stream + REST snapshot + order gateway).
+    let cfg = capture_config(dir.path());
     let out = engine(&[
         "run",
+        "--config",
+        cfg.to_str().unwrap(),
         "--journal",
         journal.to_str().unwrap(),
         "--duration",
@@ -395,7 +475,8 @@ fn run_trades_against_the_embedded_simulator_through_real_sockets() {
         .lines()
         .find(|l| l.starts_with("feed:"))
         .expect("feed line");
-    // Every stream frame of the capture arrived (41,248) plus the REST snapshots.
+    // Every stream frame of the capture arrived (41,248) plus the REST snapshots and the
+    // three klines bodies of the warm-up.
     let frames: u64 = feed["feed: ".len()..]
         .split(' ')
         .next()
@@ -455,7 +536,7 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        format!("[sim]\nspeed = \"1x\"\n[metrics]\nlisten = \"{addr}\"\n"),
+        format!("[sim]\nmarket = \"capture\"\nspeed = \"1x\"\n[metrics]\nlisten = \"{addr}\"\n"),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
@@ -528,7 +609,7 @@ fn admin_halt_reaches_the_strategy_through_the_control_ring_and_is_journaled() {
     std::fs::write(
         &cfg,
         format!(
-            "[sim]\nspeed = \"1x\"\n[metrics]\nlisten = \"{metrics}\"\n[admin]\nenabled = true\nlisten = \"{admin}\"\n"
+            "[sim]\nmarket = \"capture\"\nspeed = \"1x\"\n[metrics]\nlisten = \"{metrics}\"\n[admin]\nenabled = true\nlisten = \"{admin}\"\n"
         ),
     )
     .unwrap();
@@ -646,8 +727,11 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
         }
         app.flush().unwrap();
     }
+    let cfg = capture_config(dir.path());
     let out = engine(&[
         "run",
+        "--config",
+        cfg.to_str().unwrap(),
         "--journal",
         journal.to_str().unwrap(),
         "--duration",
@@ -726,7 +810,7 @@ fn run_delivers_a_critical_alert_to_a_webhook_when_market_data_is_lost() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "[metrics]\nenabled = false\n[notify]\nwarning_batch_secs = 0\ninfo_digest_secs = 0\n\
+        "[sim]\nmarket = \"capture\"\n[metrics]\nenabled = false\n[notify]\nwarning_batch_secs = 0\ninfo_digest_secs = 0\n\
          [notify.routing]\ncritical = [\"hook\"]\nwarning = [\"hook\"]\ninfo = []\n\
          [[notify.channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl_env = \"ALGO_TEST_HOOK_URL\"\n",
     )
@@ -773,7 +857,7 @@ fn run_exports_parquet_per_symbol_when_configured() {
     std::fs::write(
         &cfg,
         format!(
-            "[metrics]\nenabled = false\n[export]\nenabled = true\nout = \"{}\"\n",
+            "[sim]\nmarket = \"capture\"\n[metrics]\nenabled = false\n[export]\nenabled = true\nout = \"{}\"\n",
             out_root.display()
         ),
     )
