@@ -204,7 +204,8 @@ impl Config {
             );
         }
         let r = &self.risk;
-        if !(r.starting_equity > 0.0) || !(r.sizing.leverage > 0.0) {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(r.starting_equity) || !positive(r.sizing.leverage) {
             bail!("[risk] starting_equity and sizing.leverage must be > 0");
         }
         if !matches!(
@@ -231,8 +232,8 @@ impl Config {
         {
             bail!("[sim] fees must be >= 0");
         }
-        if !(self.sim.hours > 0.0 && self.sim.hours <= 24.0 * 365.0) {
-            bail!("[sim] hours must be > 0");
+        if !self.sim.hours.is_finite() || self.sim.hours <= 0.0 || self.sim.hours > 24.0 * 365.0 {
+            bail!("[sim] hours must be > 0 (and at most a year)");
         }
         if self.engine.status_interval_secs.is_nan() || self.engine.status_interval_secs < 0.0 {
             bail!("[engine] status_interval_secs must be >= 0");
