@@ -44,6 +44,13 @@ pub enum Command {
     /// decision and order intent is byte-identical to the recorded ones (exit 1 at the first
     /// difference, which is printed).
     Replay(crate::replay_cmd::ReplayArgs),
+    /// Run the engine against the simulator like `run` (live status off), then report the
+    /// run from its journals: report.md, trades.csv, summary.json, equity.svg, drawdown.svg.
+    Backtest(crate::backtest_cmd::BacktestArgs),
+    /// Run backtests over a parameter grid (`--grid tuning/sweeps/<name>.toml`) or an A/B pair
+    /// (`--ab A.toml B.toml`) on the same markets, in parallel child processes; rank them
+    /// (sweep.md, sweep.csv) and, for A/B, compare per-trade returns (Welch, bootstrap).
+    Sweep(crate::backtest_cmd::SweepArgs),
     /// Print the embedded default configuration (the base every --config file is merged over).
     Config,
 }
@@ -104,6 +111,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Analytics(args) => crate::analytics_cmd::run(args),
         Command::Explain(args) => crate::explain_cmd::run(args),
         Command::Replay(args) => crate::replay_cmd::run(args),
+        Command::Backtest(args) => crate::backtest_cmd::run_backtest(args),
+        Command::Sweep(args) => crate::backtest_cmd::run_sweep(args),
         Command::Config => {
             print!("{}", crate::config::DEFAULT_TOML);
             Ok(ExitCode::SUCCESS)

@@ -3,10 +3,12 @@
 //! Each subcommand is a thin layer over the crates: `journal` over `coldpath::inspect`,
 //! `run` over the stage runtime in `hotpath::runtime` with the wiring in [`pipeline`], `record`
 //! over the same stages with the live source of `hotpath::live` ([`record_cmd`]), `replay` over
-//! the same stages fed from a journal, checked for identical decisions ([`replay_cmd`]).
+//! the same stages fed from a journal, checked for identical decisions ([`replay_cmd`]);
+//! `backtest` and `sweep` over `run` and `coldpath::backtest` ([`backtest_cmd`]).
 //! Errors surface as one line on stderr and a non-zero exit status, never as a panic.
 
 mod analytics_cmd;
+mod backtest_cmd;
 mod cli;
 mod config;
 mod engine;

@@ -15,10 +15,14 @@
 //! status, positions, halt/resume, config reload), sending commands to the hot path through the
 //! control ring and journaling them. [`export`] tails the journals and writes per-symbol Parquet
 //! files (trades, 1m/5m/15m candles, decisions, executions) under
-//! `data/{exchange}/{market_type}/{symbol}/`, applying the retention rules. Storage export, notifications, reconciliation, metrics and the admin API join it as further
+//! `data/{exchange}/{market_type}/{symbol}/`, applying the retention rules. [`backtest`] reads a
+//! finished run's journals into a report (P&L, Sharpe/Sortino, drawdown, exits, slippage;
+//! Markdown, CSV, JSON, SVG) and holds the parameter-sweep and A/B statistics of
+//! `algo-engine backtest|sweep`. Storage export, notifications, reconciliation, metrics and the admin API join it as further
 //! tailers.
 
 pub mod admin;
+pub mod backtest;
 pub mod capture;
 pub mod cursor;
 pub mod export;
