@@ -106,25 +106,6 @@ fn unix_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The configuration of `files` layered in order over the embedded default. Several files are
-/// merged into `<out>/backtest-config.toml` first, which is then loaded like any `--config`.
-fn load_layered(files: &[PathBuf], out: &Path) -> Result<Config> {
-    match files {
-        [] => Config::load(None),
-        [one] => Config::load(Some(one)),
-        many => {
-            let mut t = toml::Table::new();
-            for f in many {
-                sweep::merge_tables(&mut t, read_table(f)?);
-            }
-            let p = out.join("backtest-config.toml");
-            std::fs::write(&p, toml::to_string(&t)?)
-                .with_context(|| format!("writing {}", p.display()))?;
-            Config::load(Some(&p))
-        }
-    }
-}
-
 /// `algo-engine backtest`.
 pub fn run_backtest(args: BacktestArgs) -> Result<ExitCode> {
     let out = args
@@ -140,7 +121,7 @@ pub fn run_backtest(args: BacktestArgs) -> Result<ExitCode> {
                 journal.display()
             );
         }
-        let mut cfg = load_layered(&args.config, &out)?;
+        let mut cfg = Config::load_layers(&args.config)?;
         if cfg.venue.kind != "sim" {
             bail!(
                 "a backtest trades against the simulator, but [venue] kind = {:?}: use `run` for a live venue",

@@ -147,35 +147,36 @@ pub struct ExportSection {
     pub out: PathBuf,
 }
 
-/// Merges `over` into `base`: tables key by key, anything else replaced.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-}
-
 impl Config {
     /// The default configuration with the file at `path` (if any) merged over it.
     pub fn load(path: Option<&Path>) -> Result<Config> {
+        Self::load_layers(path.as_slice())
+    }
+
+    /// The default configuration with `paths` merged over it in order (later files override
+    /// earlier ones, table by table, by the same rule `sweep` layers its grids with).
+    pub fn load_layers<P: AsRef<Path>>(paths: &[P]) -> Result<Config> {
         let mut table: toml::Table =
             toml::from_str(DEFAULT_TOML).context("the embedded default configuration")?;
-        if let Some(path) = path {
+        for path in paths {
+            let path = path.as_ref();
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             let user: toml::Table =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-            merge(&mut table, user);
+            coldpath::backtest::sweep::merge_tables(&mut table, user);
         }
         let mut cfg: Config = toml::Value::Table(table.clone())
             .try_into()
-            .with_context(|| match path {
-                Some(p) => format!("configuration {}", p.display()),
-                None => "the embedded default configuration".into(),
+            .with_context(|| match paths {
+                [] => "the embedded default configuration".into(),
+                ps => format!(
+                    "configuration {}",
+                    ps.iter()
+                        .map(|p| p.as_ref().display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                ),
             })?;
         cfg.validate()?;
         cfg.merged = table;

@@ -599,16 +599,7 @@ fn ccxt_fetches_15m_candles() {
         return;
     };
     let v = SimVenue::start(synthetic(1, None, &["BTCUSDT"])).unwrap();
-    let out = std::process::Command::new(py)
-        .args(["-c", CCXT_SCRIPT, &v.rest_addr().port().to_string()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ccxt failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = testkit::run_script(&py, CCXT_SCRIPT, &[&v.rest_addr().port().to_string()]);
     let r: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(r["n"], 100, "{r}");
     assert_eq!(r["step"].as_u64(), Some(15 * MIN));

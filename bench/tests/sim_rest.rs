@@ -679,21 +679,10 @@ fn ccxt_places_fetches_and_cancels_a_limit_order() {
         return;
     };
     let server = RestServer::start(config()).unwrap();
-    let out = Command::new(py)
-        .args([
-            "-c",
-            CCXT_SCRIPT,
-            &server.addr().port().to_string(),
-            KEY,
-            SECRET,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "ccxt failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = testkit::run_script(
+        &py,
+        CCXT_SCRIPT,
+        &[&server.addr().port().to_string(), KEY, SECRET],
     );
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["markets"], serde_json::json!(["BTC/USDT", "ETH/USDT"]));

@@ -1,23 +1,10 @@
 //! `algo-engine backtest` and `algo-engine sweep` as a user runs them: the real binary against
 //! the embedded simulator, and the report checked against the journals it was computed from.
 
-use hotpath::codec::{self, RecordKind};
-use hotpath::risk::TradeClose;
-use ringbuffers::journal::Tailer;
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run algo-engine")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{engine, journal_closes, text};
 
 /// Thresholds loose enough that the four-level decision enters often (the order-flow cascade
 /// still has to be ordered), so a short synthetic market yields closed trades.
@@ -25,18 +12,6 @@ const LOOSE: &str = "[metrics]\nenabled = false\n\
     [strategy]\nadx_min = 0.0\nhurst_min = 0.0\nmean_reversion_max = 100.0\natr_floor_frac = 0.0\n\
     value_area_tolerance = 0.05\ncascade_long_min = 0.0\ncascade_short_max = 100.0\n\
     bounce_min = 0.0\nvolume_spike_min = 0.0\nmin_confluence = 0.0\n";
-
-/// Every `TradeClose` of the run's strategy journal, decoded here without the report code.
-fn journal_closes(journal: &Path) -> Vec<TradeClose> {
-    let mut t = Tailer::open(&journal.join("strategy"), Some(codec::SCHEMA_HASH)).unwrap();
-    let mut out = Vec::new();
-    while let Some(r) = t.next().unwrap() {
-        if r.kind == RecordKind::TradeClose.as_u16() {
-            out.push(codec::decode::<TradeClose>(r.payload).unwrap());
-        }
-    }
-    out
-}
 
 /// A decimal string as a mantissa at 8 decimals (the P&L scale of `TradeClose`).
 fn mantissa8(s: &str) -> i128 {

@@ -6,17 +6,8 @@ use ringbuffers::journal::{Appender, JournalConfig, Tailer};
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run algo-engine")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{engine, text};
 
 /// Errors are one line on stderr starting with `error:`, exit status 2, and never a panic.
 fn assert_clean_error(out: &Output, needle: &str) {
@@ -427,17 +418,12 @@ fn default_run_trades_and_its_replay_reproduces_every_fill_driven_decision() {
     );
     assert_eq!(count_before(gateway, "venue rejects"), 0, "{gateway}");
     // The journal holds exactly the closed trades the summary counts.
-    let mut t = Tailer::open(&journal.join("strategy"), Some(codec::SCHEMA_HASH)).unwrap();
-    let mut closes = 0;
-    while let Some(r) = t.next().unwrap() {
-        if r.kind == RecordKind::TradeClose.as_u16() {
-            let c: hotpath::risk::TradeClose = codec::decode(r.payload).unwrap();
-            assert!(c.fills >= 2 && c.close_ns >= c.open_ns, "{c:?}");
-            assert_eq!(c.net_pnl, c.gross_pnl - c.fees, "{c:?}");
-            closes += 1;
-        }
+    let closes = common::journal_closes(&journal);
+    for c in &closes {
+        assert!(c.fills >= 2 && c.close_ns >= c.open_ns, "{c:?}");
+        assert_eq!(c.net_pnl, c.gross_pnl - c.fees, "{c:?}");
     }
-    assert_eq!(closes, closed);
+    assert_eq!(closes.len() as u64, closed);
     let replay = engine(&[
         "replay",
         journal.to_str().unwrap(),

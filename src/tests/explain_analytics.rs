@@ -6,19 +6,9 @@
 use hotpath::codec::{self, RecordKind};
 use hotpath::event::{MarketEvent, MarketKind};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run algo-engine")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+mod common;
+use common::{engine, text};
 
 /// Import the BTCUSDT spot capture into `<tmp>/j`; `None` when the capture is missing.
 fn imported(tmp: &Path) -> Option<PathBuf> {

@@ -191,6 +191,25 @@ pub fn python(module: &str) -> Option<PathBuf> {
     }
 }
 
+/// Runs `py -c script args...` and returns its stdout; panics with both streams when the script
+/// fails, so a peer's own error message is what the test failure shows.
+pub fn run_script(py: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python script failed ({}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
