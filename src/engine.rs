@@ -22,7 +22,7 @@ use hotpath::gateway::{
 };
 use hotpath::instrument::{InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
-use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::runtime::{Profile, Stage};
 use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
 use hotpath::venue::binance::sign::Credentials;
 use hotpath::venue::binance::Scanner;
@@ -192,6 +192,8 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let decoder = BinanceFeedDecoder::new(Scanner::new(table, venue), None);
     let ring = cfg.engine.ring.max(2).next_power_of_two();
     let (tx, rx) = ringbuffers::spsc::channel(ring);
+    // Read-only views of every hot ring for the metrics exporter's `algo_ring_depth`.
+    let mut rings = coldpath::metrics::RingDepths::default().with("feed_strategy", tx.probe());
     let (feed, feed_done, feed_report) = crate::pipeline::feed_stage(
         source,
         decoder,
@@ -205,6 +207,9 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let (exec_tx, exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(ring);
     // Operator commands (admin API) reach the strategy through an SPSC control ring.
     let (control_tx, control_rx) = ringbuffers::spsc::channel::<hotpath::event::Control>(256);
+    rings = rings
+        .with("gateway_strategy_execs", exec_tx.probe())
+        .with("admin_strategy_control", control_tx.probe());
     let mut seat = StrategySeat::with_rings(
         table,
         &crate::pipeline::StrategyParams::from_config(&cfg),
@@ -219,6 +224,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
 
     let gateway_report = Arc::new(Mutex::new(GatewayReport::default()));
     let intents = std::mem::replace(&mut seat.intents, ringbuffers::spsc::channel(2).1);
+    rings = rings.with("strategy_gateway_intents", intents.probe());
     let gw_dir = journal.join("gateway");
     std::fs::create_dir_all(&gw_dir).with_context(|| format!("creating {}", gw_dir.display()))?;
     let gw_journal =
@@ -314,7 +320,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         match coldpath::metrics::spawn(
             mcfg,
             coldpath::metrics::JournalSource::engine_layout(&journal),
-            None,
+            Some(Arc::new(rings)),
         ) {
             Ok(h) => {
                 eprintln!("metrics: http://{}/metrics", h.addr());
@@ -390,7 +396,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let rt = Runtime::spawn(&profile, stages, stop.clone())?;
+    let rt = crate::pipeline::start_hot_threads(&profile, stages, stop.clone())?;
     let mut status = StatusTail::new(&run_journals(&journal));
     let interval = Duration::from_secs_f64(cfg.engine.status_interval_secs);
     let tty = std::io::stdout().is_terminal();

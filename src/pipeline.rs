@@ -130,7 +130,7 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
-    let rt = Runtime::spawn(&profile, stages, stop.clone())?;
+    let rt = crate::pipeline::start_hot_threads(&profile, stages, stop.clone())?;
     let mut stopped_early = false;
     while !rt.is_done() {
         if args
@@ -356,6 +356,24 @@ pub fn print_threads(profile: &Profile, threads: &[ThreadReport]) -> Result<()> 
         );
     }
     Ok(())
+}
+
+/// Starts the hot threads the way every command does: first every thread the process has by
+/// now (all cold: tailers, HTTP servers, fetchers, this one) is confined to the profile's
+/// housekeeping cores, so none of them can preempt a pinned stage, then the stages start on
+/// their own cores (see `hotpath::affinity`). A machine without a free core runs unconfined,
+/// with a warning.
+pub fn start_hot_threads(
+    profile: &Profile,
+    stages: Vec<Box<dyn Stage>>,
+    stop: Arc<AtomicBool>,
+) -> Result<Runtime> {
+    match profile.confine_cold_threads() {
+        Ok(c) if c.skipped.is_some() => tracing::warn!("{c}"),
+        Ok(c) => tracing::info!("{c}"),
+        Err(e) => tracing::warn!(error = %e, "cold threads not confined"),
+    }
+    Ok(Runtime::spawn(profile, stages, stop)?)
 }
 
 /// The strategy's counters and the feed -> strategy latency percentiles.

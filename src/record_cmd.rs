@@ -29,7 +29,7 @@ use hotpath::book::{BookSet, SyncMode};
 use hotpath::feed::BinanceFeedDecoder;
 use hotpath::instrument::{InstrumentSpec, InstrumentTable, Venue};
 use hotpath::live::{DriverKind, LiveConfig, LiveSource, StreamKind, SystemClock};
-use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::runtime::{Profile, Stage};
 use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
 use hotpath::venue::binance::{ExchangeInfo, ScalePolicy, Scanner};
 use std::path::{Path, PathBuf};
@@ -265,7 +265,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
-    let rt = Runtime::spawn(&profile, stages, stop.clone())?;
+    let rt = crate::pipeline::start_hot_threads(&profile, stages, stop.clone())?;
     let mut next_status = Duration::from_secs(10);
     let mut timed_out = false;
     while !rt.is_done() {

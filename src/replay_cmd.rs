@@ -31,7 +31,7 @@ use hotpath::codec::{decode, open_tailer, summarize, RecordKind};
 use hotpath::event::{Decision, OrderIntent, Stamps};
 use hotpath::feed::{raw_frame_rest, BinanceFeedDecoder, ReplaySource, RestBody};
 use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
-use hotpath::runtime::{Profile, Runtime, Stage};
+use hotpath::runtime::{Profile, Stage};
 use hotpath::strategy::{Schedule, Scheduled};
 use hotpath::venue::binance::Scanner;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -346,7 +346,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
     let started = Instant::now();
-    let rt = Runtime::spawn(&profile, stages, stop.clone())?;
+    let rt = crate::pipeline::start_hot_threads(&profile, stages, stop.clone())?;
     // Progress comes from the replay's own journal (a cold tailer), not from the hot threads.
     let bar = ProgressBar::new(total);
     bar.set_style(

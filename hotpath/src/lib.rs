@@ -57,6 +57,7 @@ macro_rules! atomic_counters {
     };
 }
 
+pub mod affinity;
 pub mod analytics;
 pub mod book;
 pub mod codec;

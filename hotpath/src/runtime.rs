@@ -76,6 +76,10 @@ pub struct Profile {
     pub strict_pinning: bool,
     /// The threads.
     pub threads: Vec<ThreadSpec>,
+    /// Cores (indexes, like [`ThreadSpec::core`]) the cold threads are confined to by
+    /// [`crate::affinity::confine_cold_threads`]. Unset: every core no hot thread is pinned to.
+    #[serde(default)]
+    pub housekeeping: Option<Vec<usize>>,
 }
 
 /// Why a profile cannot be used or the runtime could not start.
@@ -158,6 +162,25 @@ impl Profile {
         Self::from_toml(&text, &path.display().to_string())
     }
 
+    /// The cores (indexes into [`crate::affinity::process_cores`]) left to the cold path:
+    /// the profile's `housekeeping` list, or every existing core no hot thread is pinned to.
+    pub fn housekeeping_cores(&self) -> Vec<usize> {
+        let available = crate::affinity::process_cores().len();
+        match &self.housekeeping {
+            Some(list) => list.iter().copied().filter(|&c| c < available).collect(),
+            None => (0..available)
+                .filter(|c| !self.threads.iter().any(|t| t.core == Some(*c)))
+                .collect(),
+        }
+    }
+
+    /// Confines every current thread of the process (all cold at this point) to
+    /// [`housekeeping_cores`](Self::housekeeping_cores); see [`crate::affinity`]. Call it just
+    /// before [`Runtime::spawn`].
+    pub fn confine_cold_threads(&self) -> std::io::Result<crate::affinity::Confinement> {
+        crate::affinity::confine_cold_threads(&self.housekeeping_cores())
+    }
+
     /// Checks that every stage in `stages` is placed on exactly one thread and that the profile
     /// names no stage outside [`KNOWN_STAGES`]. A known stage that this run does not have (the
     /// gateway in an offline replay or a market-data recording) is skipped, so one profile
@@ -237,7 +260,8 @@ impl Runtime {
         let names: Vec<String> = stages.iter().map(|s| s.name().to_string()).collect();
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         profile.check_placement(&name_refs)?;
-        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        // The list as it was before any confinement narrowed this thread's own mask.
+        let cores = crate::affinity::process_cores();
 
         let mut pool: Vec<Option<Box<dyn Stage>>> = stages.into_iter().map(Some).collect();
         let mut handles = Vec::with_capacity(profile.threads.len());
@@ -341,6 +365,13 @@ fn run_thread(
     let pinned = core.is_some_and(core_affinity::set_for_current);
     if core.is_some() && !pinned {
         tracing::warn!(thread = %spec.name, "pinning refused by the OS; running unpinned");
+    }
+    if !pinned {
+        // An unpinned hot thread inherited the housekeeping mask from the thread that started
+        // it; it belongs on every core, not squeezed in with the cold path.
+        if let Err(e) = crate::affinity::release_current_thread() {
+            tracing::warn!(thread = %spec.name, error = %e, "cannot widen the CPU mask");
+        }
     }
     let mut waiter = wait.waiter();
     let (mut rounds, mut idle_rounds, mut items) = (0u64, 0u64, 0u64);

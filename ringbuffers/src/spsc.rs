@@ -98,6 +98,15 @@
 //! assert_eq!(seen, [2, 3, 4]);
 //! ```
 //!
+//! # Observing depth from a third thread
+//!
+//! [`Producer::probe`] and [`Consumer::probe`] hand out a [`DepthProbe`]: a cloneable,
+//! read-only view a cold thread (the metrics exporter) uses to sample how many events wait in
+//! the ring. It only loads the two counters, so it cannot break the single-writer rule; the
+//! cost it puts on the hot side is that each sample pulls the counters' cache lines into the
+//! sampling core in the shared state, and the next store by the owning side pays one
+//! invalidation. At a scrape every few seconds that is noise.
+//!
 //! # Loom
 //!
 //! Under `--cfg loom` the atomics, `Arc` and the slot cells come from `loom`, which then checks
@@ -191,6 +200,64 @@ struct Shared<T> {
 // threads at once, so `T: Sync` is not needed.
 unsafe impl<T: Send> Sync for Shared<T> {}
 
+/// What a [`DepthProbe`] needs of a ring, without its element type. (Not under loom: loom's
+/// `Arc` cannot be coerced to a trait object, and the models do not use probes.)
+#[cfg(not(loom))]
+trait Occupancy: Send + Sync {
+    fn depth(&self) -> usize;
+    fn capacity(&self) -> usize;
+}
+
+#[cfg(not(loom))]
+impl<T: Send> Occupancy for Shared<T> {
+    fn depth(&self) -> usize {
+        // Relaxed on both: the probe reads no slot, so it needs no happens-before edge with
+        // either side; the two loads are a snapshot that may be skewed by in-flight pushes or
+        // pops. Reading `head` first keeps the skew on the safe side of zero (`tail` can only
+        // have advanced since), and the clamp covers a `head` that moved past the `tail` we
+        // saw on a weakly ordered machine.
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Relaxed);
+        tail.wrapping_sub(head).min(self.slots.len())
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+/// A read-only view of a ring's occupancy for a thread that is neither its producer nor its
+/// consumer (see the module docs). Cloneable and `Sync`; keeps the ring's buffer alive while it
+/// exists, and never reads a slot.
+#[cfg(not(loom))]
+#[derive(Clone)]
+pub struct DepthProbe {
+    ring: Arc<dyn Occupancy>,
+}
+
+#[cfg(not(loom))]
+impl DepthProbe {
+    /// Events published and not yet consumed, as of some instant during the call.
+    pub fn depth(&self) -> usize {
+        self.ring.depth()
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+}
+
+#[cfg(not(loom))]
+impl fmt::Debug for DepthProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DepthProbe")
+            .field("depth", &self.depth())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
 /// Creates a ring of `capacity` slots and returns its two ends.
 ///
 /// The buffer is allocated here, once; no call on either handle allocates afterwards.
@@ -282,6 +349,17 @@ impl<T: Copy> Producer<T> {
     #[inline]
     pub fn is_full(&self) -> bool {
         self.len() == self.capacity()
+    }
+
+    /// A read-only occupancy view for a cold thread (metrics); see [`DepthProbe`].
+    #[cfg(not(loom))]
+    pub fn probe(&self) -> DepthProbe
+    where
+        T: Send + 'static,
+    {
+        DepthProbe {
+            ring: self.shared.clone(),
+        }
     }
 
     /// True once the [`Consumer`] has been dropped: nothing pushed from now on will be read.
@@ -537,6 +615,17 @@ impl<T: Copy> Consumer<T> {
         self.len() == 0
     }
 
+    /// A read-only occupancy view for a cold thread (metrics); see [`DepthProbe`].
+    #[cfg(not(loom))]
+    pub fn probe(&self) -> DepthProbe
+    where
+        T: Send + 'static,
+    {
+        DepthProbe {
+            ring: self.shared.clone(),
+        }
+    }
+
     /// True once the [`Producer`] has been dropped. Events it published before that may still
     /// be in the ring; check [`is_empty`](Self::is_empty) or keep popping.
     #[inline]
@@ -727,6 +816,31 @@ impl<T: Copy> fmt::Debug for Consumer<T> {
 mod tests {
     use super::*;
     use crate::wait::WaitStrategy;
+
+    #[test]
+    fn probe_sees_depth_from_another_thread_and_outlives_the_handles() {
+        let (mut tx, mut rx) = channel::<u64>(8);
+        let probe = tx.probe();
+        let from_consumer = rx.probe();
+        assert_eq!((probe.depth(), probe.capacity()), (0, 8));
+        for i in 0..5 {
+            tx.try_push(i).unwrap();
+        }
+        let seen = std::thread::spawn({
+            let p = probe.clone();
+            move || p.depth()
+        })
+        .join()
+        .unwrap();
+        assert_eq!((seen, from_consumer.depth()), (5, 5));
+        rx.try_pop().unwrap();
+        assert_eq!(probe.depth(), 4);
+        // A full ring reads as exactly its capacity, never more.
+        while tx.try_push(7).is_ok() {}
+        assert_eq!(probe.depth(), 8);
+        drop((tx, rx));
+        assert_eq!(probe.depth(), 8);
+    }
 
     #[test]
     fn fills_to_capacity_then_refuses() {

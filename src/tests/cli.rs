@@ -545,11 +545,64 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // While it runs: the hot thread alone on its core, every other thread (exporter, admin,
+    // simulator, fetcher, main) confined to the rest (hotpath::affinity).
+    let masks = thread_masks(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let page = seen.expect("no /metrics page with BTCUSDT series while the engine ran");
     assert!(page.starts_with("HTTP/1."), "{page}");
     assert!(page.contains("# TYPE "), "{page}");
+    for ring in [
+        "feed_strategy",
+        "strategy_gateway_intents",
+        "gateway_strategy_execs",
+        "admin_strategy_control",
+    ] {
+        let depth = format!("algo_ring_depth{{ring=\"{ring}\"}} ");
+        let cap = format!("algo_ring_capacity{{ring=\"{ring}\"}} ");
+        assert!(page.contains(&depth) && page.contains(&cap), "{ring}: {page}");
+    }
+    assert!(page.contains("algo_ring_capacity{ring=\"feed_strategy\"} 4096"), "{page}");
+
+    let cores = hotpath::affinity::current_thread_cpus().unwrap();
+    if cores.len() >= 2 {
+        let hot: Vec<_> = masks.iter().filter(|(n, _)| n == "hot").collect();
+        assert_eq!(hot.len(), 1, "{masks:?}");
+        assert_eq!(hot[0].1, vec![cores[1]], "{masks:?}");
+        let housekeeping: Vec<usize> = cores.iter().copied().filter(|&c| c != cores[1]).collect();
+        let cold: Vec<_> = masks.iter().filter(|(n, _)| n != "hot").collect();
+        assert!(cold.len() >= 4, "{masks:?}");
+        for (name, mask) in cold {
+            assert_eq!(mask, &housekeeping, "thread {name} may run on the hot core: {masks:?}");
+        }
+    }
+}
+
+/// Name and allowed CPUs of every thread of process `pid` (from /proc).
+fn thread_masks(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(status)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("status")),
+        ) else {
+            continue; // the thread exited meanwhile
+        };
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim();
+        let mut cpus = Vec::new();
+        for part in list.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+        }
+        out.push((comm.trim().to_string(), cpus));
+    }
+    out
 }
 
 /// An HTTP/1.0 request on loopback with an optional bearer token and body; returns the whole

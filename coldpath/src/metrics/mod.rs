@@ -38,6 +38,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ringbuffers::journal::JournalError;
+use ringbuffers::spsc::DepthProbe;
 
 pub use derive::JournalMetrics;
 pub use exposition::{Exposition, LatencyHistogram, MetricType, BUCKETS_NS};
@@ -162,6 +163,48 @@ pub trait LiveSource: Send + Sync + 'static {
 impl<F: Fn(&mut Vec<LiveSample>) + Send + Sync + 'static> LiveSource for F {
     fn collect(&self, out: &mut Vec<LiveSample>) {
         self(out)
+    }
+}
+
+/// The hot path's SPSC rings as a [`LiveSource`]: `algo_ring_depth{ring}` (events waiting) and
+/// `algo_ring_capacity{ring}` at each scrape, read through [`DepthProbe`]s (two relaxed loads
+/// a ring; the hot side is not told). A depth that stays near the capacity means the consumer
+/// stage cannot keep up and the producer is about to stall.
+#[derive(Clone, Debug, Default)]
+pub struct RingDepths {
+    rings: Vec<(&'static str, DepthProbe)>,
+}
+
+impl RingDepths {
+    /// Adds a ring under the `ring` label `name` (`feed_strategy`, `strategy_gateway`, ...).
+    pub fn with(mut self, name: &'static str, probe: DepthProbe) -> Self {
+        self.rings.push((name, probe));
+        self
+    }
+}
+
+impl LiveSource for RingDepths {
+    fn collect(&self, out: &mut Vec<LiveSample>) {
+        for (name, p) in &self.rings {
+            out.push(
+                LiveSample::gauge(
+                    "algo_ring_depth",
+                    "Events published to a hot-path ring and not yet consumed.",
+                    p.depth() as f64,
+                )
+                .label("ring", *name),
+            );
+        }
+        for (name, p) in &self.rings {
+            out.push(
+                LiveSample::gauge(
+                    "algo_ring_capacity",
+                    "Slots of a hot-path ring.",
+                    p.capacity() as f64,
+                )
+                .label("ring", *name),
+            );
+        }
     }
 }
 
