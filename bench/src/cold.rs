@@ -8,9 +8,11 @@
 //! promise instead of asserting it: the hot path's own stamps (receive -> decoded, decoded ->
 //! strategy, from the strategy stage's `LatencyReport`) with the metrics exporter (HTTP server +
 //! one tailer per journal), the notifier (tailing, no channels) and the Parquet exporter all
-//! running, against the same run without them, alternating, at max pace and paced. On a 2-core
-//! machine the cold threads share core 0 with the kernel while the hot thread owns core 1, so
-//! what shows up is cache and memory-bandwidth interference, not CPU contention.
+//! running, against the same run without them, alternating, at max pace and paced. As in
+//! `algo-engine run`, every thread but the pinned hot one is confined to the housekeeping cores
+//! first (`hotpath::affinity`): on a 2-core machine the cold threads share core 0 with the
+//! kernel while the hot thread owns core 1, so what shows up is cache and memory-bandwidth
+//! interference, not CPU contention.
 
 use crate::harness::{Clock, LatencyHist, Machine, Report, Row, SuiteOpts};
 use crate::layout::{profile_dir, ruler, run_with, CAPTURE};
@@ -86,7 +88,26 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             rows: Vec::new(),
         });
     };
-    let input = coldpath::replay::load_hftbacktest(&path, opts.quick.then_some(QUICK_FRAMES))
+    // As `algo-engine run` does: every thread but the pinned hot one stays off the hot core.
+    // The cold consumers are started by this thread and inherit its (confined) mask, for the
+    // runs alone and with them alike; the mask is widened again when the suite ends.
+    let confined = profile.confine_cold_threads()?;
+    let result = measure(opts, &clock, ov, machine, &profile, &path, &confined);
+    let everything: Vec<usize> = (0..hotpath::affinity::process_cores().len()).collect();
+    hotpath::affinity::confine_cold_threads(&everything)?;
+    result
+}
+
+fn measure(
+    opts: &SuiteOpts,
+    clock: &Clock,
+    ov: crate::harness::Percentiles,
+    machine: Machine,
+    profile: &Profile,
+    path: &Path,
+    confined: &hotpath::affinity::Confinement,
+) -> anyhow::Result<Report> {
+    let input = coldpath::replay::load_hftbacktest(path, opts.quick.then_some(QUICK_FRAMES))
         .with_context(|| format!("loading {}", path.display()))?;
     let span_s = match (input.frames.first(), input.frames.last()) {
         (Some(a), Some(b)) => b.0.saturating_sub(a.0) as f64 / 1e9,
@@ -106,14 +127,14 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         .collect();
     {
         let tmp = tempfile::tempdir()?;
-        run_with(&profile, &input, None, tmp.path(), &clock, |_| Ok(()))?;
+        run_with(profile, &input, None, tmp.path(), clock, |_| Ok(()))?;
     }
     for _ in 0..opts.reps.max(1) {
         for (ai, (_, speed)) in paces.iter().enumerate() {
             for with in [false, true] {
                 let tmp = tempfile::tempdir()?;
                 let mut cold = None;
-                let r = run_with(&profile, &input, *speed, tmp.path(), &clock, |d| {
+                let r = run_with(profile, &input, *speed, tmp.path(), clock, |d| {
                     if with {
                         cold = Some(Cold::start(d)?);
                     }
@@ -170,7 +191,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          alternately alone and with the metrics exporter, the notifier and the Parquet exporter \
          tailing the run's journals; latencies from the strategy stage's LatencyReport (the \
          engine's own stamps), merged over {} repetitions, overhead p50 subtracted. Paces: max, \
-         and the recorded timeline {paced:.0}x faster.",
+         and the recorded timeline {paced:.0}x faster. {confined}.",
         input.frames.len(),
         if opts.quick {
             " (QUICK run: not for quoting)"

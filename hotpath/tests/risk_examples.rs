@@ -343,6 +343,48 @@ fn halted_lets_exits_through_and_resume_reopens() {
 }
 
 #[test]
+fn the_watchlist_gates_entries_not_exits() {
+    let t = table();
+    let eth = t.instrument_ref(InstrumentId(1));
+    let btc = t.instrument_ref(InstrumentId(0));
+    let mut r = engine(&t, RiskConfig::default());
+    let none = |_| [None; 3];
+    let watch = |kind, id, arg| Control::new(kind, id, arg, 0, Stamps::default());
+    r.on_market(&trade(eth, T0, px(3_000.0)), none);
+    // A configured symbol is watched until removed.
+    assert_eq!(r.state_of(eth.id), TradingState::Active);
+    assert!(r.on_entry(eth.id, Side::Buy, px(3_000.0), T0, 1, Stamps::default()));
+    let e = r.outbox().intents()[0];
+    r.outbox_mut().clear();
+    r.on_exec(&fill(eth, Side::Buy, e.client_order_id, px(3_000.0), e.qty, T0 + 1));
+
+    // Removed: no new entry (REDUCING, journaled with the state reason), the open position
+    // still exits on its stop; BTC is not affected.
+    r.on_control(&watch(ControlKind::WatchlistRemove, eth.id, 0));
+    assert_eq!(r.state_of(eth.id), TradingState::Reducing);
+    assert_eq!(r.state_of(btc.id), TradingState::Active);
+    assert!(!r.on_entry(eth.id, Side::Sell, px(3_000.0), T0 + 2, 2, Stamps::default()));
+    let rej = r.outbox().rejects()[0];
+    assert_eq!(rej.reason, ReasonCode::RISK_REJECT_STATE);
+    assert_eq!(rej.state, TradingState::Reducing.as_u8());
+    r.outbox_mut().clear();
+    r.on_market(&trade(eth, T0 + 3, px(2_900.0)), none);
+    assert_eq!(r.outbox().intents()[0].reason, ReasonCode::EXIT_TRAILING_STOP);
+    r.outbox_mut().clear();
+
+    // Added back with an expiry: watched until then, REDUCING from that instant on; a renew
+    // moves the expiry.
+    let expiry = T0 + 10_000_000_000;
+    r.on_control(&watch(ControlKind::WatchlistAdd, eth.id, expiry));
+    r.on_market(&trade(eth, expiry - 1, px(2_900.0)), none);
+    assert_eq!(r.state_of(eth.id), TradingState::Active);
+    r.on_market(&trade(eth, expiry, px(2_900.0)), none);
+    assert_eq!(r.state_of(eth.id), TradingState::Reducing);
+    r.on_control(&watch(ControlKind::WatchlistRenew, eth.id, expiry * 2));
+    assert_eq!(r.state_of(eth.id), TradingState::Active);
+}
+
+#[test]
 fn drawdown_halt_closes_all_until_midnight() {
     let t = table();
     let btc = t.instrument_ref(InstrumentId(0));

@@ -1031,8 +1031,22 @@ impl RiskEngine {
 
     /// A control command: Halt / Resume for the account ([`InstrumentId::NONE`]) or one
     /// symbol. Halt stops entries only; exits keep flowing. Resume lifts the admin halt (a
-    /// drawdown halt stays until 00:00 UTC).
+    /// drawdown halt stays until 00:00 UTC). Watchlist add / renew set a symbol's watch expiry
+    /// (the command's argument) and remove ends it now: off the watchlist a symbol is REDUCING
+    /// (see [`super::state`]).
     pub fn on_control(&mut self, c: &crate::event::Control) {
+        let watch_expires_ns = match c.kind {
+            ControlKind::WatchlistAdd | ControlKind::WatchlistRenew => Some(c.arg),
+            ControlKind::WatchlistRemove => Some(0),
+            _ => None,
+        };
+        if let Some(expires) = watch_expires_ns {
+            // The watchlist is per symbol; the admin API never sends it account-wide.
+            if let Some(s) = self.states.symbol_mut(c.instrument.0 as usize) {
+                s.watch_expires_ns = expires;
+            }
+            return;
+        }
         let halt = match c.kind {
             ControlKind::Halt => true,
             ControlKind::Resume => false,

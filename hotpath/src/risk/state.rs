@@ -6,6 +6,10 @@
 //! symbol is the most restrictive of the account's and the symbol's. Entries need ACTIVE;
 //! exits pass in every state (a halted book must still be able to flatten).
 //!
+//! The watchlist is one more latch: a symbol off the watchlist (removed by the operator, or
+//! its 24-hour entry expired) is REDUCING: no new positions, while one already open is still
+//! managed and closed by its exits. The configured symbols are watched until removed.
+//!
 //! Time is event time: `halt_until_ns` latches (the 5% drawdown halt until 00:00 UTC, breaker
 //! cool-downs) are compared against the timestamps of the events being processed.
 
@@ -52,7 +56,7 @@ impl TradingState {
 }
 
 /// The latches of one scope (the account, or one symbol).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScopeState {
     /// The admin kill switch (`Control` Halt until Resume).
     pub admin_halt: bool,
@@ -63,6 +67,23 @@ pub struct ScopeState {
     /// Reducing while set (drawdown at or above the close-worst-half level, health below the
     /// stop-entries level); recomputed by the portfolio manager.
     pub reducing: bool,
+    /// Time (ns since the epoch) the scope leaves the watchlist: `u64::MAX` for a configured
+    /// symbol (watched until removed), the entry's expiry after an admin add or renew, 0 once
+    /// removed. At and after it the scope is REDUCING.
+    pub watch_expires_ns: u64,
+}
+
+impl Default for ScopeState {
+    /// ACTIVE, and watched until removed.
+    fn default() -> Self {
+        ScopeState {
+            admin_halt: false,
+            halt_until_ns: 0,
+            reduce_until_ns: 0,
+            reducing: false,
+            watch_expires_ns: u64::MAX,
+        }
+    }
 }
 
 impl ScopeState {
@@ -71,7 +92,8 @@ impl ScopeState {
     pub fn at(&self, now_ns: u64) -> TradingState {
         if self.admin_halt || now_ns < self.halt_until_ns {
             TradingState::Halted
-        } else if self.reducing || now_ns < self.reduce_until_ns {
+        } else if self.reducing || now_ns < self.reduce_until_ns || now_ns >= self.watch_expires_ns
+        {
             TradingState::Reducing
         } else {
             TradingState::Active
