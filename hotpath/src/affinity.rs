@@ -135,9 +135,8 @@ mod imp {
         let set = cpu_set(cpus)?;
         // SAFETY: `set` is a valid, initialised cpu_set_t and the size passed is its size; the
         // call only reads it.
-        let rc = unsafe {
-            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-        };
+        let rc =
+            unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
         if rc == 0 {
             Ok(())
         } else {

@@ -10,10 +10,13 @@ use std::sync::{Arc, Mutex};
 use hotpath::affinity::{current_thread_cpus, process_cores};
 use hotpath::runtime::{Profile, Runtime, Stage};
 
+/// Where a [`MaskProbe`] leaves the CPU mask it saw.
+type Seen = Arc<Mutex<Option<Vec<usize>>>>;
+
 /// Records the CPU mask of the thread it runs on, then finishes.
 struct MaskProbe {
     name: &'static str,
-    seen: Arc<Mutex<Option<Vec<usize>>>>,
+    seen: Seen,
     done: bool,
 }
 
@@ -34,7 +37,7 @@ impl Stage for MaskProbe {
     }
 }
 
-fn probe(name: &'static str) -> (Box<dyn Stage>, Arc<Mutex<Option<Vec<usize>>>>) {
+fn probe(name: &'static str) -> (Box<dyn Stage>, Seen) {
     let seen = Arc::new(Mutex::new(None));
     let stage = MaskProbe {
         name,
@@ -91,12 +94,23 @@ fn cold_threads_leave_the_hot_core_and_hot_threads_keep_it() {
     assert!(c.threads >= 2, "this thread and the cold one: {c}");
 
     ask_tx.send(()).unwrap();
-    assert_eq!(mask_rx.recv().unwrap(), housekeeping, "an existing cold thread");
-    assert_eq!(current_thread_cpus().unwrap(), housekeeping, "the confining thread");
+    assert_eq!(
+        mask_rx.recv().unwrap(),
+        housekeeping,
+        "an existing cold thread"
+    );
+    assert_eq!(
+        current_thread_cpus().unwrap(),
+        housekeeping,
+        "the confining thread"
+    );
     let later = std::thread::spawn(|| current_thread_cpus().unwrap())
         .join()
         .unwrap();
-    assert_eq!(later, housekeeping, "a thread started afterwards inherits the mask");
+    assert_eq!(
+        later, housekeeping,
+        "a thread started afterwards inherits the mask"
+    );
 
     // The core numbering is the one from before confinement, so the hot thread still gets the
     // core the profile names, and a hot thread that cannot be pinned gets every core back.
@@ -135,7 +149,8 @@ fn explicit_housekeeping_list_wins_and_missing_cores_are_dropped() {
     let expect: Vec<usize> = [0usize, 64].into_iter().filter(|&c| c < n).collect();
     assert_eq!(p.housekeeping_cores(), expect);
     let fused = Profile::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tuning/profiles/fused-2core.toml"),
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tuning/profiles/fused-2core.toml"),
     )
     .unwrap();
     // The shipped 2-core profile leaves core 0 (and any core beyond 1) to the cold path.

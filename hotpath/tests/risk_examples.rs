@@ -215,6 +215,22 @@ fn fill(inst: InstrumentRef, side: Side, cid: u64, p: Price, q: Qty, ts: u64) ->
         .with_fee(Decimal::new(4, 0), false)
 }
 
+/// Opens a long at `price` (time `T0`) and fills it in full at `T0 + 1`.
+fn open_long(r: &mut RiskEngine, inst: InstrumentRef, price: f64) {
+    r.on_market(&trade(inst, T0, px(price)), |_| [None; 3]);
+    assert!(r.on_entry(inst.id, Side::Buy, px(price), T0, 1, Stamps::default()));
+    let e = r.outbox().intents()[0];
+    r.outbox_mut().clear();
+    r.on_exec(&fill(
+        inst,
+        Side::Buy,
+        e.client_order_id,
+        px(price),
+        e.qty,
+        T0 + 1,
+    ));
+}
+
 #[test]
 fn engine_entry_fill_stop_and_trade_log() {
     let t = table();
@@ -290,18 +306,7 @@ fn halted_lets_exits_through_and_resume_reopens() {
     let eth = t.instrument_ref(InstrumentId(1));
     let mut r = engine(&t, RiskConfig::default());
     let none = |_| [None; 3];
-    r.on_market(&trade(eth, T0, px(3_000.0)), none);
-    assert!(r.on_entry(eth.id, Side::Buy, px(3_000.0), T0, 1, Stamps::default()));
-    let e = r.outbox().intents()[0];
-    r.outbox_mut().clear();
-    r.on_exec(&fill(
-        eth,
-        Side::Buy,
-        e.client_order_id,
-        px(3_000.0),
-        e.qty,
-        T0 + 1,
-    ));
+    open_long(&mut r, eth, 3_000.0);
     let halt = Control::new(
         ControlKind::Halt,
         InstrumentId::NONE,
@@ -350,26 +355,32 @@ fn the_watchlist_gates_entries_not_exits() {
     let mut r = engine(&t, RiskConfig::default());
     let none = |_| [None; 3];
     let watch = |kind, id, arg| Control::new(kind, id, arg, 0, Stamps::default());
-    r.on_market(&trade(eth, T0, px(3_000.0)), none);
+    open_long(&mut r, eth, 3_000.0);
     // A configured symbol is watched until removed.
     assert_eq!(r.state_of(eth.id), TradingState::Active);
-    assert!(r.on_entry(eth.id, Side::Buy, px(3_000.0), T0, 1, Stamps::default()));
-    let e = r.outbox().intents()[0];
-    r.outbox_mut().clear();
-    r.on_exec(&fill(eth, Side::Buy, e.client_order_id, px(3_000.0), e.qty, T0 + 1));
 
     // Removed: no new entry (REDUCING, journaled with the state reason), the open position
     // still exits on its stop; BTC is not affected.
     r.on_control(&watch(ControlKind::WatchlistRemove, eth.id, 0));
     assert_eq!(r.state_of(eth.id), TradingState::Reducing);
     assert_eq!(r.state_of(btc.id), TradingState::Active);
-    assert!(!r.on_entry(eth.id, Side::Sell, px(3_000.0), T0 + 2, 2, Stamps::default()));
+    assert!(!r.on_entry(
+        eth.id,
+        Side::Sell,
+        px(3_000.0),
+        T0 + 2,
+        2,
+        Stamps::default()
+    ));
     let rej = r.outbox().rejects()[0];
     assert_eq!(rej.reason, ReasonCode::RISK_REJECT_STATE);
     assert_eq!(rej.state, TradingState::Reducing.as_u8());
     r.outbox_mut().clear();
     r.on_market(&trade(eth, T0 + 3, px(2_900.0)), none);
-    assert_eq!(r.outbox().intents()[0].reason, ReasonCode::EXIT_TRAILING_STOP);
+    assert_eq!(
+        r.outbox().intents()[0].reason,
+        ReasonCode::EXIT_TRAILING_STOP
+    );
     r.outbox_mut().clear();
 
     // Added back with an expiry: watched until then, REDUCING from that instant on; a renew
@@ -392,18 +403,7 @@ fn drawdown_halt_closes_all_until_midnight() {
     cfg.monitor.trail_ppm = 200_000; // keep the stop out of the way
     let mut r = engine(&t, cfg);
     let none = |_| [None; 3];
-    r.on_market(&trade(btc, T0, px(50_000.0)), none);
-    assert!(r.on_entry(btc.id, Side::Buy, px(50_000.0), T0, 1, Stamps::default()));
-    let e = r.outbox().intents()[0];
-    r.outbox_mut().clear();
-    r.on_exec(&fill(
-        btc,
-        Side::Buy,
-        e.client_order_id,
-        px(50_000.0),
-        e.qty,
-        T0 + 1,
-    ));
+    open_long(&mut r, btc, 50_000.0);
     // 8,000 notional; a 6.5% drop loses 520 = 5.2% of 10,000.
     r.on_market(&trade(btc, T0 + 2, px(46_750.0)), none);
     assert_eq!(r.drawdown_level(), DrawdownLevel::Halt);

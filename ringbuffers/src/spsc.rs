@@ -237,6 +237,12 @@ pub struct DepthProbe {
 
 #[cfg(not(loom))]
 impl DepthProbe {
+    fn of<T: Send + 'static>(shared: &Arc<Shared<T>>) -> Self {
+        DepthProbe {
+            ring: shared.clone(),
+        }
+    }
+
     /// Events published and not yet consumed, as of some instant during the call.
     pub fn depth(&self) -> usize {
         self.ring.depth()
@@ -357,9 +363,7 @@ impl<T: Copy> Producer<T> {
     where
         T: Send + 'static,
     {
-        DepthProbe {
-            ring: self.shared.clone(),
-        }
+        DepthProbe::of(&self.shared)
     }
 
     /// True once the [`Consumer`] has been dropped: nothing pushed from now on will be read.
@@ -621,9 +625,7 @@ impl<T: Copy> Consumer<T> {
     where
         T: Send + 'static,
     {
-        DepthProbe {
-            ring: self.shared.clone(),
-        }
+        DepthProbe::of(&self.shared)
     }
 
     /// True once the [`Producer`] has been dropped. Events it published before that may still

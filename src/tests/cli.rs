@@ -561,9 +561,15 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
     ] {
         let depth = format!("algo_ring_depth{{ring=\"{ring}\"}} ");
         let cap = format!("algo_ring_capacity{{ring=\"{ring}\"}} ");
-        assert!(page.contains(&depth) && page.contains(&cap), "{ring}: {page}");
+        assert!(
+            page.contains(&depth) && page.contains(&cap),
+            "{ring}: {page}"
+        );
     }
-    assert!(page.contains("algo_ring_capacity{ring=\"feed_strategy\"} 4096"), "{page}");
+    assert!(
+        page.contains("algo_ring_capacity{ring=\"feed_strategy\"} 4096"),
+        "{page}"
+    );
 
     let cores = hotpath::affinity::current_thread_cpus().unwrap();
     if cores.len() >= 2 {
@@ -574,7 +580,10 @@ fn run_serves_prometheus_metrics_derived_from_its_journals() {
         let cold: Vec<_> = masks.iter().filter(|(n, _)| n != "hot").collect();
         assert!(cold.len() >= 4, "{masks:?}");
         for (name, mask) in cold {
-            assert_eq!(mask, &housekeeping, "thread {name} may run on the hot core: {masks:?}");
+            assert_eq!(
+                mask, &housekeeping,
+                "thread {name} may run on the hot core: {masks:?}"
+            );
         }
     }
 }

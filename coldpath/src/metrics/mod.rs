@@ -185,25 +185,24 @@ impl RingDepths {
 
 impl LiveSource for RingDepths {
     fn collect(&self, out: &mut Vec<LiveSample>) {
-        for (name, p) in &self.rings {
-            out.push(
-                LiveSample::gauge(
-                    "algo_ring_depth",
-                    "Events published to a hot-path ring and not yet consumed.",
-                    p.depth() as f64,
-                )
-                .label("ring", *name),
-            );
-        }
-        for (name, p) in &self.rings {
-            out.push(
-                LiveSample::gauge(
-                    "algo_ring_capacity",
-                    "Slots of a hot-path ring.",
-                    p.capacity() as f64,
-                )
-                .label("ring", *name),
-            );
+        // One family after the other: the exposition wants a family's samples together.
+        type Family = (&'static str, &'static str, fn(&DepthProbe) -> usize);
+        let families: [Family; 2] = [
+            (
+                "algo_ring_depth",
+                "Events published to a hot-path ring and not yet consumed.",
+                DepthProbe::depth,
+            ),
+            (
+                "algo_ring_capacity",
+                "Slots of a hot-path ring.",
+                DepthProbe::capacity,
+            ),
+        ];
+        for (metric, help, read) in families {
+            for (ring, p) in &self.rings {
+                out.push(LiveSample::gauge(metric, help, read(p) as f64).label("ring", *ring));
+            }
         }
     }
 }
