@@ -833,3 +833,123 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         rows,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::stamps::WireLog;
+
+    /// Real frames of the capture (BTCUSDT spot, 2024-08-08): two trades and a bookTicker.
+    const TRADE_1: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}"#;
+    const TICKER: &str = r#"{"stream":"btcusdt@bookTicker","data":{"u":50093239219,"s":"BTCUSDT","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.60520000"}}"#;
+    const TRADE_2: &str = r#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255410,"s":"BTCUSDT","t":3735683260,"p":"61837.64000000","q":"0.00100000","T":1723161255409,"m":false,"M":true}}"#;
+
+    fn decode_into(
+        scanner: &mut Scanner<'_>,
+        frame: &str,
+        tsc: u64,
+        out: &mut Producer<MarketEvent>,
+    ) {
+        scanner
+            .decode(frame.as_bytes(), tsc, &mut |mut e: MarketEvent| {
+                e.stamps.stamp(StampStage::Decoded, tsc + 10);
+                out.try_push(e).unwrap();
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn firing_stage_answers_trades_one_order_at_a_time() {
+        let (table, id) = instruments().unwrap();
+        let mut scanner = Scanner::new(table, Venue::BinanceSpot);
+        let (mut feed, events) = ringbuffers::spsc::channel::<MarketEvent>(64);
+        let (intents_tx, mut intents) = ringbuffers::spsc::channel::<OrderIntent>(64);
+        let (mut execs, execs_rx) = ringbuffers::spsc::channel::<ExecEvent>(64);
+        let out = Arc::new(Mutex::new(FiringLog::default()));
+        let mut stage = Firing::new(table, id, (events, intents_tx, execs_rx), 8, out.clone());
+
+        decode_into(&mut scanner, TICKER, 100, &mut feed);
+        decode_into(&mut scanner, TRADE_1, 200, &mut feed);
+        stage.poll();
+        let i = intents.try_pop().expect("the trade fires");
+        assert!(intents.try_pop().is_none(), "the book ticker does not");
+        assert_eq!(i.client_order_id, 3_735_683_259);
+        assert_eq!((i.side, i.order_type), (Side::Buy, OrderType::Limit));
+        assert_eq!(i.time_in_force, TimeInForce::Ioc);
+        // 1% below 61837.63 (61219.2537), down to the 0.01 tick, for 0.001 BTC (scale 8).
+        let spec = table.get(id);
+        assert_eq!((spec.price_scale, i.price.0), (8, 6_121_925_000_000));
+        assert_eq!((spec.qty_scale, i.qty.0), (8, 100_000));
+        assert_eq!(i.stamps.recv_tsc, 200);
+        let (sin, sout) = (
+            i.stamps.at(StampStage::StrategyIn).unwrap(),
+            i.stamps.at(StampStage::StrategyOut).unwrap(),
+        );
+        assert!(sin > 0 && sout >= sin);
+
+        // Unanswered: the next trade is skipped.
+        decode_into(&mut scanner, TRADE_2, 300, &mut feed);
+        stage.poll();
+        assert!(intents.try_pop().is_none());
+        // An ack is not an answer; the expiry is.
+        let inst = table.instrument_ref(id);
+        for kind in [ExecKind::Ack, ExecKind::Expired] {
+            let x = ExecEvent::new(inst, kind, Side::Buy, i.client_order_id, 1, Stamps::default());
+            execs.try_push(x).unwrap();
+        }
+        decode_into(&mut scanner, TRADE_2, 400, &mut feed);
+        stage.poll();
+        let j = intents.try_pop().expect("free to fire again");
+        assert_eq!(j.client_order_id, 3_735_683_260);
+
+        stage.shutdown();
+        let log = out.lock().unwrap();
+        assert_eq!(log.fired.len(), 2);
+        assert_eq!(log.fired[0].cid, 3_735_683_259);
+        assert_eq!(log.fired[0].stamps, i.stamps);
+        assert_eq!((log.skipped, log.answered, log.rejected), (1, 1, 0));
+        assert_eq!(log.events, 4);
+    }
+
+    #[test]
+    fn join_matches_orders_to_their_trade_frames() {
+        let clock = Clock::new();
+        let log = WireLog::new(8, 8);
+        log.frame(1_000, 0, 0, 0); // a depth frame: no trade id
+        log.frame(2_000, 1, 42, 0);
+        log.frame(3_000, 2, 43, 0);
+        let mut cid = [0u8; 36];
+        for (tsc, id) in [(6_000u64, 42u64), (7_000, 43), (8_000, 0xff)] {
+            let n = hotpath::gateway::client_id_text(PREFIX, id, &mut cid);
+            log.order(tsc, &cid[..n]);
+        }
+        log.order(9_000, b"");
+        let fired = |cid, recv: u64| {
+            let mut s = Stamps::new(0, recv);
+            s.stamp(StampStage::Decoded, recv + 100);
+            s.stamp(StampStage::StrategyIn, recv + 150);
+            s.stamp(StampStage::StrategyOut, recv + 170);
+            Fired { cid, stamps: s }
+        };
+        // 43 was read by the engine before the venue's write returned.
+        let fired = [fired(42, 2_500), fired(43, 2_900)];
+        let stamps = log.snapshot();
+
+        let (samples, unmatched) = join(&clock, &stamps, &fired, 0);
+        assert_eq!(unmatched, 2, "unknown id and no id");
+        assert_eq!(samples.len(), 2);
+        let a = samples[0];
+        assert_eq!(a.wire, clock.delta_ns(2_000, 6_000));
+        assert_eq!(a.inbound, clock.delta_ns(2_000, 2_500) as i64);
+        assert_eq!(a.decode, clock.delta_ns(2_500, 2_600));
+        assert_eq!(a.outbound, clock.delta_ns(2_670, 6_000));
+        assert_eq!(a.internal(), a.decode + a.hop + a.strategy);
+        assert!(samples[1].inbound < 0);
+        assert_eq!(samples[1].wire, clock.delta_ns(3_000, 7_000));
+
+        // Warm-up counts orders read, matched or not.
+        let (samples, _) = join(&clock, &stamps, &fired, 1);
+        assert_eq!(samples.len(), 1);
+        assert_eq!(samples[0].wire, clock.delta_ns(3_000, 7_000));
+    }
+}
