@@ -43,7 +43,8 @@
 //! The peer is the kernel: a TCP ping-pong over loopback in the same run, the engine's end on
 //! the hot thread's core with the engine's socket settings (`net::socket`, mio, busy-polled,
 //! `TCP_NODELAY`), the far end a blocking thread with `TCP_NODELAY` (as the simulator's REST
-//! connections are), a request-sized message out and a frame-sized one back. Wire-to-wire
+//! connections are) on the other core (where the simulator's threads run while the hot thread
+//! busy-spins on its own), a request-sized message out and a frame-sized one back. Wire-to-wire
 //! crosses the kernel twice, as one such round trip does.
 //!
 //! Method: every repetition starts a fresh simulator and engine; the tape plays at [`PACE`]
@@ -517,59 +518,84 @@ fn run_rep(
     })
 }
 
-/// TCP round trips over loopback: this thread (pinned to `core`) writes [`PING_OUT`] bytes
-/// with the engine's socket settings and busy-polls for [`PING_BACK`] bytes from a blocking
-/// peer thread with `TCP_NODELAY`. Records the whole round trip.
+/// TCP round trips over loopback: a thread pinned to `core` (the hot thread's) writes
+/// [`PING_OUT`] bytes with the engine's socket settings and busy-polls for [`PING_BACK`] bytes
+/// from a blocking peer thread with `TCP_NODELAY` pinned to `peer_core` (where the simulator's
+/// threads run while the hot thread owns its core). Records the whole round trip. Both are
+/// threads of their own: pinning the harness's thread would narrow the affinity every later
+/// thread (the next repetition's simulator and engine) inherits.
 fn loopback_rtt(
-    core: usize,
+    (core, peer_core): (usize, usize),
     clock: &Clock,
     samples: usize,
     hist: &mut LatencyHist,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr: SocketAddr = listener.local_addr()?;
-    let peer = std::thread::spawn(move || -> std::io::Result<()> {
-        let (mut s, _) = listener.accept()?;
-        s.set_nodelay(true)?;
-        let mut req = [0u8; PING_OUT];
-        let back = [7u8; PING_BACK];
-        loop {
-            match s.read_exact(&mut req) {
-                Ok(()) => s.write_all(&back)?,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e),
+    let stuck = Duration::from_secs(10);
+    std::thread::scope(|sc| {
+        let peer = sc.spawn(move || -> std::io::Result<()> {
+            pin_to(peer_core);
+            // Not blocking in accept, so a client that failed to connect cannot hang the suite.
+            listener.set_nonblocking(true)?;
+            let deadline = Instant::now() + stuck;
+            let mut s = loop {
+                match listener.accept() {
+                    Ok((s, _)) => break s,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if Instant::now() > deadline {
+                            return Err(std::io::Error::other("no connection arrived"));
+                        }
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            s.set_nonblocking(false)?;
+            s.set_nodelay(true)?;
+            let mut req = [0u8; PING_OUT];
+            let back = [7u8; PING_BACK];
+            loop {
+                match s.read_exact(&mut req) {
+                    Ok(()) => s.write_all(&back)?,
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                    Err(e) => return Err(e),
+                }
             }
-        }
-    });
-    let result = (|| -> anyhow::Result<()> {
-        pin_to(core);
-        let mut t = net::socket::connect(addr, &SocketConfig::default())?;
-        net::socket::wait_connected(&mut t, Duration::from_secs(10))?;
-        let out = [1u8; PING_OUT];
-        let mut back = [0u8; PING_BACK];
-        for i in 0..PING_WARMUP + samples {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            let t0 = clock.raw();
-            write_full(&mut t, &out, deadline)?;
-            read_full(&mut t, &mut back, deadline)?;
-            let t1 = clock.raw();
-            if i >= PING_WARMUP {
-                hist.record(clock.delta_ns(t0, t1));
+        });
+        let client = sc.spawn(move || -> anyhow::Result<()> {
+            pin_to(core);
+            let mut t = net::socket::connect(addr, &SocketConfig::default())?;
+            net::socket::wait_connected(&mut t, stuck)?;
+            let out = [1u8; PING_OUT];
+            let mut back = [0u8; PING_BACK];
+            for i in 0..PING_WARMUP + samples {
+                let deadline = Instant::now() + stuck;
+                let t0 = clock.raw();
+                write_full(&mut t, &out, deadline)?;
+                read_full(&mut t, &mut back, deadline)?;
+                let t1 = clock.raw();
+                if i >= PING_WARMUP {
+                    hist.record(clock.delta_ns(t0, t1));
+                }
             }
-        }
-        let _ = t.shutdown_write();
+            let _ = t.shutdown_write();
+            Ok(())
+        });
+        let c = client
+            .join()
+            .map_err(|_| anyhow::anyhow!("loopback client panicked"))?;
+        let p = peer
+            .join()
+            .map_err(|_| anyhow::anyhow!("loopback peer panicked"))?;
+        c.context("loopback client")?;
+        p.context("loopback peer")?;
         Ok(())
-    })();
-    let peer = peer
-        .join()
-        .map_err(|_| anyhow::anyhow!("loopback peer panicked"))?;
-    result?;
-    peer.context("loopback peer")?;
-    Ok(())
+    })
 }
 
-/// The gateway's encode + HMAC-SHA256 sign of one order on this thread: what "order bytes
-/// ready" costs after the intent is taken off the ring.
+/// The gateway's encode + HMAC-SHA256 sign of one order on the calling thread: what "order
+/// bytes ready" costs after the intent is taken off the ring.
 fn encode_cost(
     clock: &Clock,
     table: &InstrumentTable,
@@ -644,6 +670,11 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         .first()
         .and_then(|t| t.core)
         .unwrap_or(opts.core_b);
+    let peer_core = if hot_core == opts.core_a {
+        opts.core_b
+    } else {
+        opts.core_a
+    };
     let limit = opts.quick.then_some(QUICK_FRAMES);
     let reps = opts.reps.max(1);
     let inst = instruments()?;
@@ -696,16 +727,24 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         } else {
             PING_SAMPLES.1
         };
-        loopback_rtt(hot_core, &clock, n, &mut h)?;
+        loopback_rtt((hot_core, peer_core), &clock, n, &mut h)?;
         rtt.add(&h);
         last = Some(r);
     }
-    let encode = encode_cost(
-        &clock,
-        inst.0,
-        inst.1,
-        if opts.quick { 20_000 } else { 100_000 },
-    )?;
+    // On a thread of its own, pinned like the hot thread (see `loopback_rtt` for why not here).
+    let encode = std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_to(hot_core);
+            encode_cost(
+                &clock,
+                inst.0,
+                inst.1,
+                if opts.quick { 20_000 } else { 100_000 },
+            )
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("encode measurement panicked"))?
+    })?;
     let last = last.context("no repetition ran")?;
 
     std::fs::create_dir_all(&opts.out_dir)?;
@@ -799,8 +838,8 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          write TSC (stamped after write returns); segments from the intent's stamps. {reps} reps, \
          fresh simulator and engine each, first {WARMUP_ORDERS} orders per rep dropped, merged \
          HDR (wire-*.hdr.txt), overhead = two back-to-back TSC reads, p50 subtracted. Peer: TCP \
-         ping-pong on loopback from the hot core, same socket settings, run after each engine \
-         run. Last rep: {} frames, {} events, {} trades skipped while an order was out, {} \
+         ping-pong on loopback from the hot core to a blocking peer on core {peer_core}, same \
+         socket settings, run after each engine run. Last rep: {} frames, {} events, {} trades skipped while an order was out, {} \
          orders fired, {} answered ({} rejected), {} timeouts, gateway sent {} ({} local \
          rejects, {} venue rejects), {} stamps dropped.",
         last.feed.frames,
