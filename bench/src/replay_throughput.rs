@@ -32,7 +32,7 @@ use hotpath::codec::{open_tailer, RecordKind};
 use hotpath::feed::raw_frame_rest;
 use hotpath::runtime::Profile;
 
-use crate::harness::{median, Clock, LatencyHist, Machine, Report, Row, SuiteOpts};
+use crate::harness::{load_average, median, Clock, LatencyHist, Machine, Report, Row, SuiteOpts};
 use crate::layout::{profile_dir, ruler, run_with, CAPTURE};
 
 /// Frames of the capture recorded in a `--quick` run.
@@ -122,6 +122,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             rows: Vec::new(),
         });
     };
+    let load_start = load_average();
     let profile = Profile::load(&profile_dir().join("fused-2core.toml"))?;
     let capture = coldpath::replay::load_hftbacktest(&path, opts.quick.then_some(QUICK_FRAMES))
         .with_context(|| format!("loading {}", path.display()))?;
@@ -258,13 +259,15 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          to join. Peer: a read-only Tailer scan of the recorded feed journal. {reps} repetitions \
          after one untimed replay and scan, scan and replay alternating; throughputs are medians, \
          per-event latencies merged HDR (replay-*.hdr.txt), overhead = two back-to-back TSC reads, \
-         p50 subtracted. Each replay must repeat the recording's decision count.",
+         p50 subtracted. Each replay must repeat the recording's decision count. Load average \
+         {load_start} at the start, {load_end} at the end.",
         quick = if opts.quick {
             format!(" (first {QUICK_FRAMES} frames; QUICK run: not for quoting)")
         } else {
             String::new()
         },
         load = load_ns as f64 / 1e6,
+        load_end = load_average(),
     );
     Ok(Report {
         suite: "replay".into(),

@@ -81,7 +81,9 @@ use hotpath::venue::binance::Scanner;
 use net::socket::{SocketConfig, Transport};
 use ringbuffers::spsc::{Consumer, Producer};
 
-use crate::harness::{median, pin_to, Clock, LatencyHist, Machine, Report, Row, SuiteOpts};
+use crate::harness::{
+    load_average, median, pin_to, Clock, LatencyHist, Machine, Report, Row, SuiteOpts,
+};
 use crate::layout::{profile_dir, ruler, CAPTURE};
 use crate::sim::{HistorySource, MarketSource, Pace, RestConfig, SimConfig, SimVenue};
 use crate::sockets::{read_full, write_full};
@@ -678,6 +680,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
     let limit = opts.quick.then_some(QUICK_FRAMES);
     let reps = opts.reps.max(1);
     let inst = instruments()?;
+    let load_start = load_average();
 
     // [wire, inbound, decode, hop, strategy, internal, outbound]
     let mut segs: Vec<Seg> = (0..7).map(|_| Seg::default()).collect();
@@ -841,7 +844,8 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
          ping-pong on loopback from the hot core to a blocking peer on core {peer_core}, same \
          socket settings, run after each engine run. Last rep: {} frames, {} events, {} trades skipped while an order was out, {} \
          orders fired, {} answered ({} rejected), {} timeouts, gateway sent {} ({} local \
-         rejects, {} venue rejects), {} stamps dropped.",
+         rejects, {} venue rejects), {} stamps dropped. Load average {load_start} at the start, \
+         {} at the end.",
         last.feed.frames,
         l.events,
         l.skipped,
@@ -853,6 +857,7 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
         last.gateway.local_rejects,
         last.gateway.venue_rejects,
         last.dropped_stamps,
+        load_average(),
         quick = if opts.quick {
             " (first 12000 frames; QUICK run: not for quoting)"
         } else {
@@ -933,7 +938,14 @@ mod tests {
         // An ack is not an answer; the expiry is.
         let inst = table.instrument_ref(id);
         for kind in [ExecKind::Ack, ExecKind::Expired] {
-            let x = ExecEvent::new(inst, kind, Side::Buy, i.client_order_id, 1, Stamps::default());
+            let x = ExecEvent::new(
+                inst,
+                kind,
+                Side::Buy,
+                i.client_order_id,
+                1,
+                Stamps::default(),
+            );
             execs.try_push(x).unwrap();
         }
         decode_into(&mut scanner, TRADE_2, 400, &mut feed);
