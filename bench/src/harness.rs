@@ -25,6 +25,18 @@ pub fn core_count() -> usize {
     core_affinity::get_core_ids().map_or(1, |v| v.len())
 }
 
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), or `unknown`. Suites whose numbers
+/// depend on the scheduler (anything crossing threads or sockets on a small machine) print it
+/// at their start and end: a latency tail measured while other work competes for the cores
+/// reads differently from one measured on an idle machine.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// A TSC clock: `raw()` is one `rdtsc`, converted to nanoseconds only when recorded.
 pub struct Clock {
     inner: quanta::Clock,

@@ -11,8 +11,11 @@
 //! `strategy` (the whole strategy per market event, and its scaling with active symbols), `risk`
 //! (the strategy with and without the risk chain and position monitor), `layout` (the fused and
 //! split thread profiles side by side), `tick` (in-process tick-to-order: frame in the receive
-//! buffer to signed order bytes) and `cold` (the hot path's latency alone and with every
-//! cold-path consumer tailing its journals). `report` turns a run into `report.md` with SVG plots.
+//! buffer to signed order bytes), `cold` (the hot path's latency alone and with every
+//! cold-path consumer tailing its journals), `replay` (`replay_throughput`: a recorded journal
+//! replayed through the stages at max pace against a read-only scan of it) and `wire`
+//! (wire-to-wire through the venue simulator, the engine's hot path between its sockets, against
+//! the kernel's loopback round trip). `report` turns a run into `report.md` with SVG plots.
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 //!
 //! `sim` is the venue simulator (a Binance-compatible venue on loopback; see its module docs).
@@ -23,6 +26,7 @@ pub mod feed;
 pub mod harness;
 pub mod journal;
 pub mod layout;
+pub mod replay_throughput;
 pub mod report;
 pub mod rings;
 pub mod risk;
@@ -30,3 +34,4 @@ pub mod sim;
 pub mod sockets;
 pub mod strategy;
 pub mod tick_to_order;
+pub mod wire;

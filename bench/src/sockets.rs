@@ -126,7 +126,7 @@ impl PinLog {
 /// Writes all of `buf`, spinning on `WouldBlock`, then pushes it out (`flush` matters only for
 /// io_uring, where it reaps the previous send and submits a pending one).
 #[inline]
-fn write_full<T: Transport>(t: &mut T, buf: &[u8], deadline: Instant) -> io::Result<()> {
+pub(crate) fn write_full<T: Transport>(t: &mut T, buf: &[u8], deadline: Instant) -> io::Result<()> {
     let mut off = 0;
     let mut spins = 0u32;
     while off < buf.len() {
@@ -150,7 +150,11 @@ fn write_full<T: Transport>(t: &mut T, buf: &[u8], deadline: Instant) -> io::Res
 
 /// Fills `buf` completely, spinning on `WouldBlock` (a blocking transport blocks instead).
 #[inline]
-fn read_full<T: Transport>(t: &mut T, buf: &mut [u8], deadline: Instant) -> io::Result<()> {
+pub(crate) fn read_full<T: Transport>(
+    t: &mut T,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> io::Result<()> {
     let mut got = 0;
     let mut spins = 0u32;
     while got < buf.len() {

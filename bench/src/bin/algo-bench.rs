@@ -13,6 +13,7 @@ use std::path::PathBuf;
 /// `match` in `main`.
 const SUITES: &[&str] = &[
     "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick", "cold",
+    "replay", "wire",
 ];
 
 #[derive(Parser, Debug)]
@@ -94,6 +95,8 @@ fn main() -> Result<()> {
             "layout" => bench::layout::run(&opts)?,
             "cold" => bench::cold::run(&opts)?,
             "tick" => bench::tick_to_order::run(&opts)?,
+            "replay" => bench::replay_throughput::run(&opts)?,
+            "wire" => bench::wire::run(&opts)?,
             other => bail!("suite '{other}' is listed in SUITES but not wired in main"),
         };
         restore_affinity(&affinity);
