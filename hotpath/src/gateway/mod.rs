@@ -50,6 +50,7 @@
 
 pub mod conn;
 pub mod limits;
+mod recover;
 pub mod state;
 
 use std::collections::VecDeque;
@@ -79,6 +80,7 @@ use crate::venue::binance::sign::{
 use crate::venue::binance::user_stream::{decode_user_event, ExecType, UserEvent};
 
 pub use conn::{tls_connector, Target};
+pub use recover::{JournaledOrder, RecoverError, VenueAnswer};
 pub use state::{OrderAlert, OrderState, OrderTable, OrderUpdate, UpdateCause};
 
 use conn::{Conn, Head};
@@ -248,15 +250,39 @@ impl GatewayConfig {
 
     /// Defaults for the live venue over TLS: `host:443` resolved now.
     pub fn tls(market: Market, host: &str) -> Result<Self, GatewayError> {
-        use std::net::ToSocketAddrs;
-        let addr = (host, 443)
-            .to_socket_addrs()
-            .map_err(|e| GatewayError::Config(format!("cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| GatewayError::Config(format!("{host} has no address")))?;
-        let mut c = GatewayConfig::plain(market, addr);
-        c.rest.host = host.to_string();
-        c.rest.tls = Some(tls_connector(host).map_err(|e| GatewayError::Config(e.to_string()))?);
+        Self::endpoints(market, &format!("https://{host}"), None)
+    }
+
+    /// Defaults for the venue whose REST API is at `rest_url` (`http://host[:port]`: plain
+    /// TCP, `https://host[:port]`: TLS to that host), with the user-data stream on the
+    /// WebSocket server at `ws_url` (`ws[s]://host[:port]`; a path in it, such as the market
+    /// data's `/stream`, is ignored: the user stream is `/ws/<listenKey>` on that server).
+    /// Host names are resolved now. The gateway's request paths are fixed, so `rest_url` may
+    /// not carry a path.
+    pub fn endpoints(
+        market: Market,
+        rest_url: &str,
+        ws_url: Option<&str>,
+    ) -> Result<Self, GatewayError> {
+        let config = |e: &dyn std::fmt::Display| GatewayError::Config(e.to_string());
+        let rest = crate::snapshot::RestEndpoint::parse(rest_url).map_err(|e| config(&e))?;
+        if !rest.prefix.is_empty() {
+            return Err(GatewayError::Config(format!(
+                "REST endpoint '{rest_url}': the order gateway's paths are fixed; give the base URL without a path"
+            )));
+        }
+        let rest = Target::resolve(&rest.host, rest.port, rest.tls, rest.host_header())
+            .map_err(|e| config(&e))?;
+        let mut c = GatewayConfig::plain(market, rest.addr);
+        c.rest = rest;
+        if let Some(url) = ws_url {
+            let ws = crate::live::Endpoint::parse(url).map_err(|e| config(&e))?;
+            c.user_stream = Some(UserStreamConfig {
+                ws: Target::resolve(&ws.host, ws.port, ws.tls, ws.host_header())
+                    .map_err(|e| config(&e))?,
+                keepalive: Duration::from_secs(30 * 60),
+            });
+        }
         Ok(c)
     }
 }
