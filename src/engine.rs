@@ -277,9 +277,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     // journal holds open that the venue does not list. The venue wins; every discrepancy is
     // journaled under <journal>/reconcile, then the gateway journals the venue's final state of
     // each resolved order and tracks the ones still open.
-    if venue == Venue::BinanceUsdM {
-        bail!("start-up reconciliation is implemented for spot only; USD-M trading is refused until it is");
-    }
     let client = coldpath::reconcile::VenueClient::connect(&rest_endpoint, market, &credentials)
         .context("start-up reconciliation: asking the venue")?;
     let journal_orders = coldpath::reconcile::journal_state(&gw_dir)?;
@@ -332,6 +329,9 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     );
     for f in &recon.findings {
         tracing::warn!(finding = %serde_json::to_string(f).unwrap_or_default(), "reconciliation discrepancy");
+    }
+    for p in &recon.positions {
+        tracing::info!(symbol = %p.symbol, side = %p.side, amount = %p.amount, entry_price = %p.entry_price, "position at the venue");
     }
     drop(credentials);
     stages.push(Box::new(gateway));

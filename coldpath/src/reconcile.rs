@@ -9,7 +9,8 @@
 //! How the pieces fit: [`journal_state`] replays the gateway journal's `OrderUpdate` records to
 //! the last state of every order ([`JournaledOrder`]); a [`VenueClient`] asks the venue over
 //! signed REST (blocking, cold path; clock offset from `GET time`) for its open orders and
-//! balances ([`VenueClient::state`]), and [`query_journal_only`] asks `GET order` by client
+//! balances, and on USD-M its positions ([`VenueClient::state`]: spot `/api/v3/openOrders` and
+//! `/api/v3/account`, USD-M `/fapi/v1/openOrders` and `/fapi/v2/account`), and [`query_journal_only`] asks `GET order` by client
 //! order id about every order the journal holds open that the venue does not list as open
 //! (filled, canceled or expired while no engine listened, or never arrived: `-2013`).
 //! [`reconcile`] compares them by client order id (the gateway derives `newClientOrderId` from
@@ -86,13 +87,29 @@ impl VenueOrder {
     }
 }
 
+/// One open position of a derivatives account (USD-M), as the venue prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VenuePosition {
+    /// Symbol.
+    pub symbol: String,
+    /// `positionSide`: `BOTH` in one-way mode, `LONG`/`SHORT` in hedge mode.
+    pub side: String,
+    /// `positionAmt`: signed, negative for a short.
+    pub amount: String,
+    /// `entryPrice`.
+    pub entry_price: String,
+}
+
 /// What the venue says.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VenueState {
     /// Open orders.
     pub open_orders: Vec<VenueOrder>,
-    /// Balances with anything free or locked: (asset, free, locked), as printed.
+    /// Balances with anything in them, as printed: spot (asset, free, locked); USD-M (asset,
+    /// wallet balance, available balance).
     pub balances: Vec<(String, String, String)>,
+    /// Open positions (USD-M; spot positions are balances).
+    pub positions: Vec<VenuePosition>,
     /// Venue time minus local time at the request, ms.
     pub clock_offset_ms: i64,
 }
@@ -204,6 +221,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The venue's balances (journaled for the record; spot positions are balances).
     pub balances: Vec<(String, String, String)>,
+    /// The venue's open positions (USD-M), journaled for the record.
+    pub positions: Vec<VenuePosition>,
     /// What the gateway applies before trading: every order of ours the venue lists as open
     /// (to be tracked) and every journal-open order the venue answered for (to be closed).
     #[serde(skip)]
@@ -266,8 +285,9 @@ pub struct VenueClient {
 }
 
 impl VenueClient {
-    /// A client of the venue at `rest_url` (`https://api.binance.com`, or the simulator),
-    /// signing with `creds`; asks the venue's time for the clock offset.
+    /// A client of `market`'s API at `rest_url` (`https://api.binance.com`,
+    /// `https://fapi.binance.com`, or the simulator), signing with `creds`; asks the venue's
+    /// time for the clock offset.
     pub fn connect(
         rest_url: &str,
         market: Market,
@@ -383,18 +403,45 @@ impl VenueClient {
         let account = self.get(self.path("account"), "", true)?;
         let nonzero = |s: &str| s.bytes().any(|b| (b'1'..=b'9').contains(&b));
         let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
-        let balances = account["balances"]
-            .as_array()
-            .map(|bs| {
-                bs.iter()
+        let list = |k: &str| {
+            account[k]
+                .as_array()
+                .ok_or_else(|| ReconcileError::Venue(format!("account: no {k} list")))
+        };
+        let (balances, positions) = match self.market {
+            Market::Spot => (
+                list("balances")?
+                    .iter()
                     .map(|b| (text(b, "asset"), text(b, "free"), text(b, "locked")))
                     .filter(|(_, f, l)| nonzero(f) || nonzero(l))
-                    .collect()
-            })
-            .unwrap_or_default();
+                    .collect(),
+                Vec::new(),
+            ),
+            Market::UsdM => (
+                list("assets")?
+                    .iter()
+                    .map(|b| {
+                        let t = |k| text(b, k);
+                        (t("asset"), t("walletBalance"), t("availableBalance"))
+                    })
+                    .filter(|(_, w, a)| nonzero(w) || nonzero(a))
+                    .collect(),
+                list("positions")?
+                    .iter()
+                    .map(|p| VenuePosition {
+                        symbol: text(p, "symbol"),
+                        side: text(p, "positionSide"),
+                        amount: text(p, "positionAmt"),
+                        entry_price: text(p, "entryPrice"),
+                    })
+                    .filter(|p| nonzero(&p.amount))
+                    .collect(),
+            ),
+        };
         Ok(VenueState {
             open_orders,
             balances,
+            positions,
             clock_offset_ms: self.offset_ms,
         })
     }
@@ -492,6 +539,7 @@ pub fn reconcile(
 ) -> Report {
     let mut report = Report {
         balances: venue.balances.clone(),
+        positions: venue.positions.clone(),
         ..Report::default()
     };
     let mut seen = BTreeSet::new();
@@ -566,6 +614,7 @@ pub fn journal_report(dir: &Path, report: &Report) -> Result<(), ReconcileError>
         "matched": report.matched,
         "discrepancies": report.findings.len(),
         "balances": report.balances,
+        "positions": report.positions,
     });
     let body = serde_json::to_vec(&summary).map_err(|e| jerr(e.to_string()))?;
     codec::append_bytes(&mut app, RecordKind::Reconcile, 0, ts, &body)
@@ -773,8 +822,8 @@ mod tests {
         assert!(again.recover.is_empty());
     }
 
-    /// A venue on loopback answering `GET /api/v3/time` and, per request to
-    /// `/api/v3/order`, the next of `orders` (status, body); records the request targets.
+    /// A venue on loopback answering `GET .../time` and, per other request, the next of
+    /// `orders` (status, body); records the request targets.
     fn fake_venue(orders: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -797,7 +846,7 @@ mod tests {
                 }
                 let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
                 log.lock().unwrap().push(target.clone());
-                let (status, body) = if target.starts_with("/api/v3/time") {
+                let (status, body) = if target.ends_with("/time") {
                     (200, format!(r#"{{"serverTime":{}}}"#, now_ms()))
                 } else {
                     let (st, b) = orders
@@ -893,5 +942,80 @@ mod tests {
             .query_order("BTCUSDT", "ae-0000000000000001")
             .unwrap_err();
         assert!(e.to_string().contains("-1021"), "{e}");
+    }
+
+    #[test]
+    fn usd_m_reconciliation_asks_the_futures_api_and_journals_assets_and_positions() {
+        // Shapes of Binance's USD-M documentation.
+        const OPEN: &str = r#"[{"avgPrice":"0.00000","clientOrderId":"ae-0000000000000001","cumQuote":"0","executedQty":"0","orderId":1917641,"origQty":"0.010","origType":"LIMIT","price":"50000","reduceOnly":false,"side":"BUY","positionSide":"BOTH","status":"NEW","stopPrice":"0","closePosition":false,"symbol":"BTCUSDT","time":1579276756075,"timeInForce":"GTC","type":"LIMIT","updateTime":1579276756075,"workingType":"CONTRACT_PRICE","priceProtect":false}]"#;
+        const ACCOUNT: &str = r#"{"totalWalletBalance":"23.72469206","assets":[{"asset":"USDT","walletBalance":"23.72469206","unrealizedProfit":"0.00000000","marginBalance":"23.72469206","availableBalance":"23.72469206"},{"asset":"BNB","walletBalance":"0.00000000","availableBalance":"0.00000000"}],"positions":[{"symbol":"BTCUSDT","initialMargin":"0","positionAmt":"-0.010","entryPrice":"51000.0","positionSide":"BOTH"},{"symbol":"ETHUSDT","positionAmt":"0.000","entryPrice":"0.0","positionSide":"BOTH"}]}"#;
+        const ORDER: &str = r#"{"avgPrice":"51000.00","clientOrderId":"ae-0000000000000002","cumQuote":"510.00000","executedQty":"0.010","orderId":1917642,"origQty":"0.010","side":"SELL","positionSide":"BOTH","status":"FILLED","symbol":"BTCUSDT","type":"MARKET","updateTime":1579276756080}"#;
+        let (url, seen) = fake_venue(vec![(200, OPEN), (200, ACCOUNT), (200, ORDER)]);
+        let creds = Credentials::new("key", "secret").unwrap();
+        let client = VenueClient::connect(&url, Market::UsdM, &creds).unwrap();
+        let st = client.state().unwrap();
+        assert_eq!(
+            st.open_orders
+                .iter()
+                .map(|o| (o.client_order_id.as_str(), o.status.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("ae-0000000000000001", "NEW")]
+        );
+        assert_eq!(
+            st.balances,
+            vec![("USDT".into(), "23.72469206".into(), "23.72469206".into())]
+        );
+        assert_eq!(
+            st.positions,
+            vec![VenuePosition {
+                symbol: "BTCUSDT".into(),
+                side: "BOTH".into(),
+                amount: "-0.010".into(),
+                entry_price: "51000.0".into(),
+            }]
+        );
+        let mut j = JournalState::default();
+        j.orders.insert(1, jo(1, OrderState::Acked));
+        j.orders.insert(2, jo(2, OrderState::Submitted));
+        let answers = query_journal_only(
+            &client,
+            &j,
+            &st,
+            "ae-",
+            |_| Some("BTCUSDT".to_string()),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let Answer::Known(o) = &answers[&2] else {
+            panic!("{answers:?}");
+        };
+        assert_eq!((o.status.as_str(), o.order_id), ("FILLED", 1917642));
+        let paths: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|t| t.split('?').next().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/fapi/v1/time",
+                "/fapi/v1/openOrders",
+                "/fapi/v2/account",
+                "/fapi/v1/order"
+            ]
+        );
+        let r = reconcile(&j, &st, &answers, "ae-");
+        assert_eq!((r.matched, r.findings.len(), r.recover.len()), (1, 1, 2));
+        let dir = tempfile::tempdir().unwrap();
+        journal_report(dir.path(), &r).unwrap();
+        let mut t = open_tailer(dir.path()).unwrap();
+        let mut last = Vec::new();
+        while let Some(rec) = t.next().unwrap() {
+            last = rec.payload.to_vec();
+        }
+        let summary: Value = serde_json::from_slice(&last).unwrap();
+        assert_eq!(summary["finding"], "summary");
+        assert_eq!(summary["positions"][0]["amount"], "-0.010", "{summary}");
     }
 }
