@@ -80,10 +80,14 @@ pub struct VenueSection {
     /// Live credentials file (0600), instead of the environment.
     #[serde(default)]
     pub credentials_file: Option<PathBuf>,
-    /// Live REST endpoint override.
+    /// Live REST base URL (`https://host[:port]`, or `http://` for a venue without TLS): depth
+    /// snapshots and candles, the order gateway, its listen key and start-up reconciliation.
+    /// Default: Binance's production host of `kind`.
     #[serde(default)]
     pub rest_endpoint: Option<String>,
-    /// Live WebSocket endpoint override.
+    /// Live WebSocket base URL (`wss://host[:port][/stream]`, or `ws://`): the market-data
+    /// streams (at its path, `/stream` by default) and the user-data stream (`/ws/<listenKey>`
+    /// on the same server). Default: Binance's production host of `kind`.
     #[serde(default)]
     pub ws_endpoint: Option<String>,
 }

@@ -18,7 +18,7 @@ use hotpath::book::{BookSet, SyncMode};
 use hotpath::event::ExecEvent;
 use hotpath::feed::BinanceFeedDecoder;
 use hotpath::gateway::{
-    GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, Target, UserStreamConfig,
+    GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, RecoverError, VenueAnswer,
 };
 use hotpath::instrument::{InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
@@ -143,11 +143,21 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         eprintln!("venue: {} (live)", venue.name());
         None
     };
+    // One pair of endpoints for everything that talks to the venue: market data, depth
+    // snapshots and candles, the order gateway with its user-data stream, reconciliation.
     let (ws_endpoint, rest_endpoint) = match &sim {
-        Some(s) => (Some(s.ws_url()), Some(s.rest_url())),
+        Some(s) => (s.ws_url(), s.rest_url()),
         None => (
-            cfg.venue.ws_endpoint.clone(),
-            cfg.venue.rest_endpoint.clone(),
+            cfg.venue
+                .ws_endpoint
+                .clone()
+                .or_else(|| hotpath::live::default_endpoint(venue).map(String::from))
+                .context("no WebSocket endpoint for this venue")?,
+            cfg.venue
+                .rest_endpoint
+                .clone()
+                .or_else(|| hotpath::snapshot::default_rest_endpoint(venue).map(String::from))
+                .context("no REST endpoint for this venue")?,
         ),
     };
 
@@ -158,10 +168,10 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         StreamKind::Depth(None),
     ];
     let mut live = LiveConfig::new(venue, &sym_refs, &streams);
-    live.endpoint = ws_endpoint;
+    live.endpoint = Some(ws_endpoint.clone());
     let mut source = LiveSource::new(&live, SystemClock::new())?;
     let mut snap = SnapshotConfig::new(venue);
-    snap.endpoint = rest_endpoint;
+    snap.endpoint = Some(rest_endpoint.clone());
     let fetcher = SnapshotFetcher::spawn(&snap)?;
     let fetchable: Vec<_> = table.iter().map(|(id, spec)| (id, spec.symbol)).collect();
     source = source.with_snapshots(fetcher, &fetchable);
@@ -186,6 +196,14 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     std::fs::create_dir_all(&journal).with_context(|| format!("creating {}", journal.display()))?;
     let appender = ringbuffers::journal::Appender::open(&journal, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", journal.display()))?;
+    // The instrument ids in the journal are those of the run that wrote it: reconciliation
+    // names the symbols of earlier runs' orders by that run's table.
+    let journaled_symbols: std::collections::BTreeMap<u32, String> =
+        coldpath::import::read_instruments(&journal)
+            .with_context(|| format!("reading the instruments of {}", journal.display()))?
+            .into_iter()
+            .map(|i| (i.id, i.symbol))
+            .collect();
     coldpath::import::write_instruments(&journal, &table, "builtin")?;
     cfg.write_beside(&journal)?;
     let table: &'static InstrumentTable = Box::leak(Box::new(table));
@@ -235,32 +253,18 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     } else {
         Market::Spot
     };
-    let (gw_cfg, credentials) = match &sim {
-        Some(s) => {
-            let mut c = GatewayConfig::plain(market, s.rest_addr());
-            c.user_stream = Some(UserStreamConfig {
-                ws: Target {
-                    addr: s.ws_addr(),
-                    host: s.ws_addr().to_string(),
-                    tls: None,
-                    socket: Default::default(),
-                },
-                keepalive: Duration::from_secs(30 * 60),
-            });
-            let creds = Credentials::new(s.api_key(), s.api_secret())
-                .map_err(|e| anyhow::anyhow!("simulator credentials: {e}"))?;
-            (c, creds)
-        }
-        None => {
-            let host = match venue {
-                Venue::BinanceUsdM => "fapi.binance.com",
-                _ => "api.binance.com",
-            };
-            let c = GatewayConfig::tls(market, host)?;
-            (c, live_credentials.take().context("live credentials")?)
-        }
+    let gw_cfg = GatewayConfig::endpoints(market, &rest_endpoint, Some(&ws_endpoint))
+        .context("the order gateway's endpoints")?;
+    let prefix = gw_cfg.client_id_prefix.clone();
+    // Past this long after it was sent an order can no longer reach the venue (its
+    // `recvWindow` has passed), with a margin for the venue's own queues.
+    let settle = Duration::from_millis(u64::from(gw_cfg.recv_window_ms)) + Duration::from_secs(2);
+    let credentials = match &sim {
+        Some(s) => Credentials::new(s.api_key(), s.api_secret())
+            .map_err(|e| anyhow::anyhow!("simulator credentials: {e}"))?,
+        None => live_credentials.take().context("live credentials")?,
     };
-    let gateway = GatewayStage::connect(
+    let mut gateway = GatewayStage::connect(
         gw_cfg,
         &credentials,
         table,
@@ -275,24 +279,52 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     .context("connecting the order gateway")?;
 
     // Start-up reconciliation, before any hot thread runs: the venue's open orders and balances
-    // against the gateway journal's last order states. The venue wins; every discrepancy is
-    // journaled under <journal>/reconcile.
-    let rest_url = match &sim {
-        Some(s) => s.rest_url(),
-        None => cfg
-            .venue
-            .rest_endpoint
-            .clone()
-            .unwrap_or_else(|| "https://api.binance.com".into()),
-    };
-    if venue == Venue::BinanceUsdM {
-        bail!("start-up reconciliation is implemented for spot only; USD-M trading is refused until it is");
-    }
-    let venue_state = coldpath::reconcile::fetch_venue_state(&rest_url, &credentials)
+    // against the gateway journal's last order states, and the venue's word on every order the
+    // journal holds open that the venue does not list. The venue wins; every discrepancy is
+    // journaled under <journal>/reconcile, then the gateway journals the venue's final state of
+    // each resolved order and tracks the ones still open.
+    let client = coldpath::reconcile::VenueClient::connect(&rest_endpoint, market, &credentials)
         .context("start-up reconciliation: asking the venue")?;
     let journal_orders = coldpath::reconcile::journal_state(&gw_dir)?;
-    let recon = coldpath::reconcile::reconcile(&journal_orders, &venue_state, "ae-");
+    let venue_state = client
+        .state()
+        .context("start-up reconciliation: asking the venue")?;
+    let answers = coldpath::reconcile::query_journal_only(
+        &client,
+        &journal_orders,
+        &venue_state,
+        &prefix,
+        |id| {
+            let symbol = match journaled_symbols.get(&id.0) {
+                Some(s) => s.clone(),
+                None if journaled_symbols.is_empty() => {
+                    table.try_get(id)?.symbol.as_str().to_string()
+                }
+                None => return None,
+            };
+            // Only symbols this run trades: the gateway tracks orders of its own instruments.
+            table.lookup(venue, symbol.as_bytes()).map(|_| symbol)
+        },
+        settle,
+    )
+    .context("start-up reconciliation: asking the venue about the journal's open orders")?;
+    let recon = coldpath::reconcile::reconcile(&journal_orders, &venue_state, &answers, &prefix);
     coldpath::reconcile::journal_report(&journal.join("reconcile"), &recon)?;
+    for r in &recon.recover {
+        let answer = match &r.venue {
+            Some(o) => VenueAnswer::Known(o.raw.as_bytes()),
+            None => VenueAnswer::Unknown,
+        };
+        match gateway.recover(r.client_order_id, r.journaled.as_ref(), answer) {
+            Ok(_) => {}
+            // Open at the venue on a symbol this run does not trade: journaled as a finding,
+            // left to the venue (and to a run that trades it).
+            Err(e @ RecoverError::UnknownSymbol { .. }) => {
+                tracing::warn!(error = %e, "order not tracked by this run");
+            }
+            Err(e) => return Err(e).context("start-up reconciliation: applying the venue's state"),
+        }
+    }
     println!(
         "reconciliation: {} open orders at the venue, {} open in the journal, {} matched, {} discrepancies (venue wins; journaled), venue clock offset {} ms",
         venue_state.open_orders.len(),
@@ -303,6 +335,9 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     );
     for f in &recon.findings {
         tracing::warn!(finding = %serde_json::to_string(f).unwrap_or_default(), "reconciliation discrepancy");
+    }
+    for p in &recon.positions {
+        tracing::info!(symbol = %p.symbol, side = %p.side, amount = %p.amount, entry_price = %p.entry_price, "position at the venue");
     }
     drop(credentials);
     stages.push(Box::new(gateway));
@@ -347,9 +382,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
             admin_status.clone(),
         );
         let mut acfg = AdminConfig::new(cfg.admin.listen, Some(token));
-        if let Some(s) = &sim {
-            acfg.venue_rest_url = s.rest_url();
-        }
+        acfg.venue_rest_url = rest_endpoint.clone();
         let h = coldpath::admin::spawn(acfg, state).context("starting the admin API")?;
         eprintln!("admin API: http://{}/api/v1/status", h.addr());
         Some(h)

@@ -806,7 +806,8 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
     assert_eq!(bodies.len(), 2, "{bodies:?}");
     assert!(
         bodies[0].contains("\"finding\":\"journal_only\"")
-            && bodies[0].contains("\"client_order_id\":5"),
+            && bodies[0].contains("\"client_order_id\":5")
+            && bodies[0].contains("\"resolution\":\"never_acknowledged\""),
         "{}",
         bodies[0]
     );
@@ -815,6 +816,12 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
         "{}",
         bodies[1]
     );
+    // The resolution is in the gateway journal: order 5 is closed (the venue never had it),
+    // so the next start does not report it again.
+    let st = coldpath::reconcile::journal_state(&journal.join("gateway")).unwrap();
+    assert_eq!(st.open().count(), 0, "{:?}", st.orders);
+    assert_eq!(st.orders[&5].state, OrderState::Rejected);
+    assert_eq!(st.orders[&6].state, OrderState::Filled);
 }
 
 #[test]

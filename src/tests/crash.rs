@@ -47,10 +47,16 @@ const START_BTC: i128 = 10 * 100_000_000;
 /// The engine's configuration: the simulator as a live Binance spot venue, a strategy that
 /// enters every few seconds of wall time, nothing else running.
 fn engine_config(rest: &str, ws: &str) -> String {
+    format!("{}{TRADING}", venue_config(rest, ws, 110))
+}
+
+/// The simulator as a live Binance spot venue, nothing but the feed, the strategy (with its
+/// default thresholds) and the gateway running.
+fn venue_config(rest: &str, ws: &str, warmup_candles: u32) -> String {
     format!(
         r#"[engine]
 status_interval_secs = 0
-warmup_candles = 110
+warmup_candles = {warmup_candles}
 
 [venue]
 kind = "binance-spot"
@@ -66,7 +72,12 @@ enabled = false
 
 [export]
 enabled = false
+"#
+    )
+}
 
+/// A strategy that enters every few seconds of wall time, straight to the gateway.
+const TRADING: &str = r#"
 # Every level that a threshold can open is opened: the regime needs only two 15m candles of
 # structure, any profile level is "at the zone", any ordered cascade and any up/down candle
 # triggers. What remains (structure, the cascade's order, the candle's direction) lets about
@@ -87,14 +98,20 @@ min_confluence = 0.0
 # Entries straight to the gateway (no chain, no exit monitor): every entry is an order.
 [risk]
 enabled = false
-"#
-    )
-}
+"#;
 
 /// The venue: synthetic BTCUSDT for 48 hours of market time at 300x (longer than the test),
 /// after the default 30 hours of candle history; an order latency of 20 s of market time
 /// (~67 ms of wall time).
 fn start_venue() -> SimVenue {
+    start_venue_with(
+        LatencyModel::Fixed(Duration::from_secs(20)),
+        StartMode::OnFirstSubscriber,
+    )
+}
+
+/// [`start_venue`] with another order latency and start.
+fn start_venue_with(latency: LatencyModel, start: StartMode) -> SimVenue {
     let mut rest = RestConfig {
         // The test's own queries and the engines' share 127.0.0.1's weight counter: keep the
         // venue's limit out of the way (the gateway budgets itself anyway).
@@ -114,8 +131,8 @@ fn start_venue() -> SimVenue {
             pace: Pace::parse("300x").expect("pace"),
         },
         history: HistorySource::default(),
-        latency: LatencyModel::Fixed(Duration::from_secs(20)),
-        start: StartMode::OnFirstSubscriber,
+        latency,
+        start,
         close_at_end: false,
         ..SimConfig::default()
     };
@@ -202,22 +219,27 @@ impl VenueClient {
         }
     }
 
+    /// The signed target `path?params&recvWindow&timestamp&signature`.
+    fn signed(&self, path: &str, params: &str) -> String {
+        let query = format!(
+            "{params}{}recvWindow=60000&timestamp={}",
+            if params.is_empty() { "" } else { "&" },
+            now_ms()
+        );
+        let mut hex = [0u8; SIGNATURE_HEX_LEN];
+        self.signer.sign_into(&[query.as_bytes()], &mut hex);
+        format!(
+            "{path}?{query}&signature={}",
+            std::str::from_utf8(&hex).unwrap()
+        )
+    }
+
     fn get(&self, path: &str, params: &str) -> Value {
         let mut last = String::new();
         // A loaded machine may be slow to answer: a few attempts, then fail with the last error.
         for _ in 0..5 {
-            let query = format!(
-                "{params}{}recvWindow=60000&timestamp={}",
-                if params.is_empty() { "" } else { "&" },
-                now_ms()
-            );
-            let mut hex = [0u8; SIGNATURE_HEX_LEN];
-            self.signer.sign_into(&[query.as_bytes()], &mut hex);
-            let target = format!(
-                "{path}?{query}&signature={}",
-                std::str::from_utf8(&hex).unwrap()
-            );
-            match http_get(&self.addr, &target, &self.key) {
+            let target = self.signed(path, params);
+            match http(&self.addr, "GET", &target, &self.key) {
                 Ok((200, body)) => return serde_json::from_str(&body).expect("venue JSON"),
                 Ok((status, body)) => last = format!("HTTP {status}: {body}"),
                 Err(e) => last = e.to_string(),
@@ -225,6 +247,15 @@ impl VenueClient {
             std::thread::sleep(Duration::from_millis(500));
         }
         panic!("GET {path} at the venue failed: {last}");
+    }
+
+    /// One signed `POST`/`DELETE` (not repeated: it is not idempotent); the venue's answer.
+    fn send(&self, method: &str, path: &str, params: &str) -> Value {
+        let target = self.signed(path, params);
+        match http(&self.addr, method, &target, &self.key) {
+            Ok((200, body)) => serde_json::from_str(&body).expect("venue JSON"),
+            other => panic!("{method} {path}?{params}: {other:?}"),
+        }
     }
 
     /// Every order of BTCUSDT the venue ever accepted.
@@ -262,13 +293,18 @@ impl VenueClient {
     }
 }
 
-/// `GET target` on `addr` with the API key; (status, body).
-fn http_get(addr: &str, target: &str, key: &str) -> std::io::Result<(u16, String)> {
+/// `method target` on `addr` with the API key; (status, body).
+fn http(addr: &str, method: &str, target: &str, key: &str) -> std::io::Result<(u16, String)> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let length = if method == "GET" {
+        ""
+    } else {
+        "Content-Length: 0\r\n"
+    };
     write!(
         s,
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nX-MBX-APIKEY: {key}\r\nConnection: close\r\n\r\n"
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nX-MBX-APIKEY: {key}\r\n{length}Connection: close\r\n\r\n"
     )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
@@ -368,7 +404,8 @@ struct JournalOrder {
 fn journal_orders(updates: &[OrderUpdate]) -> BTreeMap<u64, JournalOrder> {
     let mut m: BTreeMap<u64, JournalOrder> = BTreeMap::new();
     for u in updates {
-        if u.client_order_id == 0 {
+        // An alert about a report for an id the gateway did not know carries no order state.
+        if u.client_order_id == 0 || u.to == OrderState::Unknown {
             continue;
         }
         let cum = to_scale8(u.cum_qty.0, u.qty_scale);
@@ -950,7 +987,9 @@ fn sigkill_mid_run_with_orders_in_flight_loses_nothing_and_sends_nothing_twice()
             reopened.push(format!("start {run}: {}", again.join(", ")));
         }
         closed_before.extend(closed_now);
-        if let Some(m) = position_mismatch(&venue_before, &updates_before) {
+        // The journal as reconciliation left it: the gateway journals what it resolved before
+        // the summary line is printed.
+        if let Some(m) = position_mismatch(&venue_before, &order_updates(&gw)) {
             position_mismatches.push(format!("start {run}: {m}"));
         }
 
@@ -1149,4 +1188,200 @@ fn sigkill_mid_run_with_orders_in_flight_loses_nothing_and_sends_nothing_twice()
         failures.len(),
         failures.join("\n- ")
     );
+}
+
+/// A gateway journal record: order `cid` (BTCUSDT, instrument 0, 0.001 BTC) moving from
+/// `from` to `to` at `time_ns`, as the gateway writes it.
+fn journaled(
+    cid: u64,
+    from: OrderState,
+    to: OrderState,
+    qty_scale: u8,
+    time_ns: u64,
+) -> OrderUpdate {
+    OrderUpdate {
+        client_order_id: cid,
+        venue_order_id: 0,
+        cum_qty: hotpath::fixed::Qty(0),
+        orig_qty: hotpath::fixed::Qty(10i64.pow(u32::from(qty_scale)) / 1000),
+        time_ns,
+        venue_error: 0,
+        instrument: hotpath::instrument::InstrumentId(0),
+        from,
+        to,
+        cause: hotpath::gateway::UpdateCause::Intent,
+        alert: hotpath::gateway::OrderAlert::None,
+        qty_scale,
+        reserved: [0; 3],
+    }
+}
+
+/// Runs the engine on `journal` until its start-up reconciliation, stops it with SIGINT and
+/// returns its `reconciliation:` line.
+fn start_and_stop(
+    cfg: &Path,
+    journal: &Path,
+    stderr: PathBuf,
+    venue: &SimVenue,
+    run: usize,
+) -> String {
+    let mut engine = Engine::start(cfg, journal, stderr, venue);
+    let line = engine.wait_reconciled(run, Duration::from_secs(60));
+    engine.signal(libc::SIGINT);
+    let status = engine.wait(Duration::from_secs(30));
+    assert!(
+        status.success(),
+        "run {run}: {status}\n{}\n{}",
+        engine.stdout(),
+        engine.stderr_tail()
+    );
+    line
+}
+
+#[test]
+fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_reports_it_once() {
+    use hotpath::event::{ExecEvent, ExecKind};
+    use OrderState::*;
+    let venue = start_venue_with(LatencyModel::Zero, StartMode::Immediately);
+    let client = VenueClient::new(&venue);
+    // A book to trade against.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let best_bid = loop {
+        let (_, body) = http(
+            &client.addr,
+            "GET",
+            "/api/v3/depth?symbol=BTCUSDT&limit=5",
+            &client.key,
+        )
+        .expect("depth");
+        let v: Value = serde_json::from_str(&body).expect("depth JSON");
+        let bid = v["bids"][0][0].as_str().map(dec8);
+        if let (Some(bid), false) = (bid, v["asks"].as_array().is_none_or(|a| a.is_empty())) {
+            break bid;
+        }
+        assert!(Instant::now() < deadline, "the simulator has no book: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Far below the market: it rests. Whole dollars are on the tick.
+    let low = format!("{}", best_bid * 8 / 10 / 100_000_000);
+    let qs = coldpath::import::builtin_spec(hotpath::instrument::Venue::BinanceSpot, "BTCUSDT")
+        .expect("BTCUSDT")
+        .qty_scale;
+    let (a, b, c, d) = (0xa1u64, 0xb2u64, 0xc3u64, 0xd4u64);
+    let order = |cid: u64, rest: &str| {
+        client.send(
+            "POST",
+            "/api/v3/order",
+            &format!(
+                "symbol=BTCUSDT&side=BUY&quantity=0.001&newClientOrderId={}&{rest}",
+                cid_text(cid)
+            ),
+        )
+    };
+    // a: in flight when the engine died; the venue filled it.
+    let filled = order(a, "type=MARKET");
+    assert_eq!(filled["status"], "FILLED", "{filled}");
+    // b: acknowledged and resting at the venue.
+    order(b, &format!("type=LIMIT&timeInForce=GTC&price={low}"));
+    // d: acknowledged, then canceled at the venue while no engine listened.
+    order(d, &format!("type=LIMIT&timeInForce=GTC&price={low}"));
+    let canceled = client.send(
+        "DELETE",
+        "/api/v3/order",
+        &format!("symbol=BTCUSDT&origClientOrderId={}", cid_text(d)),
+    );
+    assert_eq!(canceled["status"], "CANCELED", "{canceled}");
+    // c: journaled as sent long ago, never reached the venue.
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let gw = journal.join("gateway");
+    std::fs::create_dir_all(&gw).unwrap();
+    {
+        let mut app =
+            ringbuffers::journal::Appender::open(&gw, codec::journal_config()).expect("journal");
+        let now = now_ms() * 1_000_000;
+        for (cid, states, t) in [
+            (a, &[New, Submitted][..], now),
+            (b, &[New, Submitted, Acked][..], now),
+            (c, &[New, Submitted][..], 1_000_000),
+            (d, &[New, Submitted, Acked][..], now),
+        ] {
+            let mut from = OrderState::Unknown;
+            for &to in states {
+                codec::append(&mut app, &journaled(cid, from, to, qs, t), 0, t).unwrap();
+                from = to;
+            }
+        }
+        app.flush().unwrap();
+    }
+    let cfg = dir.path().join("venue.toml");
+    std::fs::write(&cfg, venue_config(&venue.rest_url(), &venue.ws_url(), 0)).unwrap();
+
+    let line = start_and_stop(&cfg, &journal, dir.path().join("run0.stderr"), &venue, 0);
+    assert!(
+        line.starts_with(
+            "reconciliation: 1 open orders at the venue, 4 open in the journal, 1 matched, 3 discrepancies"
+        ),
+        "{line}"
+    );
+    // Each journal-only order with what the venue said about it.
+    let findings: BTreeMap<u64, (String, String)> = reconcile_records(&journal.join("reconcile"))
+        .into_iter()
+        .filter(|(_, f)| f["finding"] == "journal_only")
+        .map(|(_, f)| {
+            let text = |v: &Value| v.as_str().unwrap_or("-").to_string();
+            (
+                f["client_order_id"].as_u64().unwrap(),
+                (text(&f["resolution"]), text(&f["venue"]["status"])),
+            )
+        })
+        .collect();
+    let expect = |r: &str, s: &str| (r.to_string(), s.to_string());
+    assert_eq!(
+        findings,
+        BTreeMap::from([
+            (a, expect("closed_at_venue", "FILLED")),
+            (c, expect("never_acknowledged", "-")),
+            (d, expect("closed_at_venue", "CANCELED")),
+        ])
+    );
+    // The gateway journal now has the venue's final states and a's fill.
+    let updates = order_updates(&gw);
+    let orders = journal_orders(&updates);
+    let state = |cid: u64| orders[&cid].state;
+    assert_eq!(
+        [state(a), state(b), state(c), state(d)],
+        [Filled, Acked, Rejected, Canceled]
+    );
+    let snapshot = client.snapshot();
+    let executed = dec8(filled["executedQty"].as_str().unwrap());
+    assert_eq!(orders[&a].cum, executed);
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.client_order_id == c && u.to == Rejected && u.venue_error == -2013),
+        "c closed as unknown to the venue"
+    );
+    assert_eq!(position_mismatch(&snapshot, &updates), None);
+    let mut fills = Vec::new();
+    let mut t = codec::open_tailer(&gw).unwrap();
+    while let Some(r) = t.next().unwrap() {
+        if r.kind == RecordKind::Exec.as_u16() {
+            let x: ExecEvent = codec::decode(r.payload).unwrap();
+            if x.client_order_id == a && x.kind == ExecKind::Fill {
+                fills.push(to_scale8(x.cum_qty.0, x.qty_scale));
+            }
+        }
+    }
+    assert_eq!(fills, vec![executed], "a's fill, once");
+
+    // The next start finds them closed: only b, still open at the venue and in the journal.
+    let line = start_and_stop(&cfg, &journal, dir.path().join("run1.stderr"), &venue, 1);
+    assert!(
+        line.starts_with(
+            "reconciliation: 1 open orders at the venue, 1 open in the journal, 1 matched, 0 discrepancies"
+        ),
+        "{line}"
+    );
+    venue.shutdown();
 }

@@ -59,6 +59,34 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
+    /// `host:port` resolved now, over TLS to `host` (SNI and certificate name) when `tls`;
+    /// `host_header` is what the `Host` header says (the port included unless it is the
+    /// scheme's default).
+    pub fn resolve(
+        host: &str,
+        port: u16,
+        tls: bool,
+        host_header: String,
+    ) -> Result<Target, String> {
+        use std::net::ToSocketAddrs;
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))?;
+        let tls = if tls {
+            Some(tls_connector(host).map_err(|e| format!("TLS to {host}: {e}"))?)
+        } else {
+            None
+        };
+        Ok(Target {
+            addr,
+            host: host_header,
+            tls,
+            socket: SocketConfig::default(),
+        })
+    }
+
     /// Opens a connection (non-blocking connect; drive it with [`Transport::poll_connect`]).
     pub fn open(&self) -> Result<MaybeTls, NetError> {
         let t = net::connect(self.addr, &self.socket)?;

@@ -36,6 +36,14 @@
 //! answer. A `-1021` (timestamp outside `recvWindow`) re-synchronises the clock and sends the
 //! order once more; a second one rejects it.
 //!
+//! # Restarts
+//!
+//! [`GatewayConfig::endpoints`] builds the configuration from the venue's REST and WebSocket
+//! base URLs (the simulator's or Binance's, plain or TLS). Before the stage runs, start-up
+//! reconciliation hands it the venue's word on every order an earlier run left open and every
+//! order of ours open at the venue ([`GatewayStage::recover`]): the venue's
+//! final states and fills are journaled and published, open orders are tracked again.
+//!
 //! # Local rejections
 //!
 //! An intent the gateway refuses itself becomes an [`ExecEvent`] of kind `Rejected` whose
@@ -50,6 +58,7 @@
 
 pub mod conn;
 pub mod limits;
+mod recover;
 pub mod state;
 
 use std::collections::VecDeque;
@@ -79,6 +88,7 @@ use crate::venue::binance::sign::{
 use crate::venue::binance::user_stream::{decode_user_event, ExecType, UserEvent};
 
 pub use conn::{tls_connector, Target};
+pub use recover::{JournaledOrder, RecoverError, VenueAnswer};
 pub use state::{OrderAlert, OrderState, OrderTable, OrderUpdate, UpdateCause};
 
 use conn::{Conn, Head};
@@ -248,15 +258,39 @@ impl GatewayConfig {
 
     /// Defaults for the live venue over TLS: `host:443` resolved now.
     pub fn tls(market: Market, host: &str) -> Result<Self, GatewayError> {
-        use std::net::ToSocketAddrs;
-        let addr = (host, 443)
-            .to_socket_addrs()
-            .map_err(|e| GatewayError::Config(format!("cannot resolve {host}: {e}")))?
-            .next()
-            .ok_or_else(|| GatewayError::Config(format!("{host} has no address")))?;
-        let mut c = GatewayConfig::plain(market, addr);
-        c.rest.host = host.to_string();
-        c.rest.tls = Some(tls_connector(host).map_err(|e| GatewayError::Config(e.to_string()))?);
+        Self::endpoints(market, &format!("https://{host}"), None)
+    }
+
+    /// Defaults for the venue whose REST API is at `rest_url` (`http://host[:port]`: plain
+    /// TCP, `https://host[:port]`: TLS to that host), with the user-data stream on the
+    /// WebSocket server at `ws_url` (`ws[s]://host[:port]`; a path in it, such as the market
+    /// data's `/stream`, is ignored: the user stream is `/ws/<listenKey>` on that server).
+    /// Host names are resolved now. The gateway's request paths are fixed, so `rest_url` may
+    /// not carry a path.
+    pub fn endpoints(
+        market: Market,
+        rest_url: &str,
+        ws_url: Option<&str>,
+    ) -> Result<Self, GatewayError> {
+        let config = |e: &dyn std::fmt::Display| GatewayError::Config(e.to_string());
+        let rest = crate::snapshot::RestEndpoint::parse(rest_url).map_err(|e| config(&e))?;
+        if !rest.prefix.is_empty() {
+            return Err(GatewayError::Config(format!(
+                "REST endpoint '{rest_url}': the order gateway's paths are fixed; give the base URL without a path"
+            )));
+        }
+        let rest = Target::resolve(&rest.host, rest.port, rest.tls, rest.host_header())
+            .map_err(|e| config(&e))?;
+        let mut c = GatewayConfig::plain(market, rest.addr);
+        c.rest = rest;
+        if let Some(url) = ws_url {
+            let ws = crate::live::Endpoint::parse(url).map_err(|e| config(&e))?;
+            c.user_stream = Some(UserStreamConfig {
+                ws: Target::resolve(&ws.host, ws.port, ws.tls, ws.host_header())
+                    .map_err(|e| config(&e))?,
+                keepalive: Duration::from_secs(30 * 60),
+            });
+        }
         Ok(c)
     }
 }
@@ -1799,6 +1833,92 @@ mod tests {
         assert_eq!(parse_client_id(b"ae-", b"ae-0123"), None);
         assert_eq!(parse_client_id(b"ae-", b"xx-0123456789abcdef"), None);
         assert_eq!(parse_client_id(b"ae-", b"ae-0123456789abcdeZ"), None);
+    }
+
+    #[test]
+    fn endpoints_give_plain_or_tls_targets_and_the_user_stream_server() {
+        let c = GatewayConfig::endpoints(
+            Market::Spot,
+            "http://127.0.0.1:9000",
+            Some("ws://127.0.0.1:9001/stream"),
+        )
+        .unwrap();
+        assert_eq!(c.rest.addr, "127.0.0.1:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!(c.rest.host, "127.0.0.1:9000");
+        assert!(c.rest.tls.is_none());
+        let us = c.user_stream.expect("user stream");
+        assert_eq!(us.ws.addr, "127.0.0.1:9001".parse::<SocketAddr>().unwrap());
+        assert!(us.ws.tls.is_none());
+
+        let c = GatewayConfig::endpoints(
+            Market::UsdM,
+            "https://localhost:8443/",
+            Some("wss://localhost"),
+        )
+        .unwrap();
+        assert_eq!(c.rest.addr.port(), 8443);
+        assert_eq!(
+            c.rest.host, "localhost:8443",
+            "the Host header carries the port"
+        );
+        assert!(c.rest.tls.is_some());
+        let us = c.user_stream.expect("user stream");
+        assert_eq!((us.ws.addr.port(), us.ws.host.as_str()), (443, "localhost"));
+        assert!(us.ws.tls.is_some());
+        assert!(
+            GatewayConfig::endpoints(Market::Spot, "http://127.0.0.1:1", None)
+                .unwrap()
+                .user_stream
+                .is_none()
+        );
+
+        for (rest, ws) in [
+            ("http://127.0.0.1:9000/api", None),
+            ("ftp://127.0.0.1", None),
+            ("http://127.0.0.1:9000", Some("http://127.0.0.1:9001")),
+        ] {
+            let e = GatewayConfig::endpoints(Market::Spot, rest, ws).unwrap_err();
+            assert!(matches!(e, GatewayError::Config(_)), "{rest} {ws:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_journal_fold_keeps_the_last_state_and_skips_stateless_alerts() {
+        let u = |to, cum, venue_id, alert| OrderUpdate {
+            client_order_id: 9,
+            venue_order_id: venue_id,
+            cum_qty: Qty(cum),
+            orig_qty: Qty(100),
+            time_ns: 5,
+            venue_error: 0,
+            instrument: crate::instrument::InstrumentId(2),
+            from: OrderState::Unknown,
+            to,
+            cause: UpdateCause::Intent,
+            alert,
+            qty_scale: 5,
+            reserved: [0; 3],
+        };
+        assert_eq!(
+            JournaledOrder::from_update(&u(OrderState::Unknown, 0, 0, OrderAlert::UnknownOrder)),
+            None
+        );
+        let mut o =
+            JournaledOrder::from_update(&u(OrderState::New, 0, 0, OrderAlert::None)).unwrap();
+        for x in [
+            u(OrderState::Submitted, 0, 0, OrderAlert::None),
+            u(OrderState::Acked, 0, 77, OrderAlert::None),
+            u(OrderState::PartiallyFilled, 40, 0, OrderAlert::None),
+            // A report the gateway could not place: no order state.
+            u(OrderState::Unknown, 0, 0, OrderAlert::UnknownOrder),
+            u(OrderState::PartiallyFilled, 40, 0, OrderAlert::Timeout),
+        ] {
+            o.apply(&x);
+        }
+        assert_eq!(
+            (o.state, o.cum_qty, o.venue_order_id, o.instrument.0),
+            (OrderState::PartiallyFilled, Qty(40), 77, 2)
+        );
     }
 
     #[test]
