@@ -24,8 +24,11 @@
 //! * **Malformed requests**: invalid JSON or a non-object `params` get status 400 with `-1135`,
 //!   an unknown method `-1020`; the connection stays open.
 //!
+//! `"returnRateLimits": false` leaves `rateLimits` out of that response.
+//!
 //! Not simulated: `session.logon` (every signed request carries its own signature here),
-//! `returnRateLimits`, and the 2 weight Binance charges for opening the connection.
+//! the connection-wide `returnRateLimits` URL parameter, and the 2 weight Binance charges for
+//! opening the connection.
 
 use std::net::IpAddr;
 
@@ -51,7 +54,6 @@ pub(crate) fn handle(
             shared,
             &Value::Null,
             &err(400, -1135, "Invalid JSON request."),
-            Vec::new(),
         );
     };
     let id = match req.get("id") {
@@ -62,7 +64,6 @@ pub(crate) fn handle(
                 shared,
                 &Value::Null,
                 &err(400, -1135, "Invalid 'id' in JSON request."),
-                Vec::new(),
             )
         }
     };
@@ -79,7 +80,6 @@ pub(crate) fn handle(
                     -1135,
                     "Invalid 'params' in JSON request; expected an object.",
                 ),
-                Vec::new(),
             )
         }
     };
@@ -92,7 +92,6 @@ pub(crate) fn handle(
             shared,
             &id,
             &err(400, -1020, "This operation is not supported."),
-            Vec::new(),
         );
     };
     let pairs: Vec<(String, String)> = obj.iter().map(|(k, v)| (k.clone(), text(v))).collect();
@@ -113,16 +112,22 @@ pub(crate) fn handle(
         }
         Ok(())
     });
-    match result {
+    let show_limits = params.get("returnRateLimits") != Some("false");
+    let mut frame = match result {
         Ok(v) => json!({
             "id": id,
             "status": 200,
             "result": v,
             "rateLimits": rate_limits(shared, &headers),
-        })
-        .to_string(),
-        Err(e) => error_frame(shared, &id, &e, headers),
+        }),
+        Err(e) => error_value(shared, &id, &e, headers),
+    };
+    if !show_limits {
+        if let Some(o) = frame.as_object_mut() {
+            o.remove("rateLimits");
+        }
     }
+    frame.to_string()
 }
 
 /// A parameter's value as it is signed: a string's contents, any other value's JSON text.
@@ -179,12 +184,12 @@ fn rate_limits(shared: &Shared, headers: &[(&'static str, String)]) -> Value {
 
 /// An error response; 429 and 418 carry `data: {serverTime, retryAfter}` (epoch ms), from
 /// `Retry-After`.
-fn error_frame(
+fn error_value(
     shared: &Shared,
     id: &Value,
     e: &ApiError,
     headers: Vec<(&'static str, String)>,
-) -> String {
+) -> Value {
     let mut frame = json!({"id": id, "status": e.status, "error": {"code": e.code, "msg": e.msg}});
     let retry_s = headers
         .iter()
@@ -197,7 +202,12 @@ fn error_frame(
     if !headers.is_empty() {
         frame["rateLimits"] = rate_limits(shared, &headers);
     }
-    frame.to_string()
+    frame
+}
+
+/// [`error_value`] for a request that never reached the endpoints, as text.
+fn error_frame(shared: &Shared, id: &Value, e: &ApiError) -> String {
+    error_value(shared, id, e, Vec::new()).to_string()
 }
 
 #[cfg(test)]

@@ -273,7 +273,7 @@ impl WsApi {
         }
         for p in self.pending.iter_mut() {
             let lost = p.is_some_and(|x| broken || now.duration_since(x.since) > timeout);
-            if let (true, Some(x)) = (lost, p.take()) {
+            if let Some(x) = p.take_if(|_| lost) {
                 self.in_flight -= 1;
                 core.r.timeouts += 1;
                 core.on_lost(x.f);
