@@ -19,6 +19,7 @@ use hotpath::event::ExecEvent;
 use hotpath::feed::BinanceFeedDecoder;
 use hotpath::gateway::{
     GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, Target, UserStreamConfig,
+    WsApiConfig,
 };
 use hotpath::instrument::{InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
@@ -229,7 +230,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     } else {
         Market::Spot
     };
-    let (gw_cfg, credentials) = match &sim {
+    let (mut gw_cfg, credentials) = match &sim {
         Some(s) => {
             let mut c = GatewayConfig::plain(market, s.rest_addr());
             c.user_stream = Some(UserStreamConfig {
@@ -254,6 +255,12 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
             (c, live_credentials.take().context("live credentials")?)
         }
     };
+    if cfg.gateway.transport == crate::config::OrderTransport::Ws {
+        gw_cfg.ws_api = Some(match &sim {
+            Some(s) => WsApiConfig::plain(s.ws_addr()),
+            None => WsApiConfig::tls(market)?,
+        });
+    }
     let gateway = GatewayStage::connect(
         gw_cfg,
         &credentials,
