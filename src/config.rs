@@ -310,7 +310,10 @@ mod tests {
         assert!(e.contains("ftx"), "{e}");
         std::fs::write(&p, "[gateway]\ntransport = \"fix\"\n").unwrap();
         let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
-        assert!(e.contains("fix") && e.contains("rest") && e.contains("ws"), "{e}");
+        assert!(
+            e.contains("fix") && e.contains("rest") && e.contains("ws"),
+            "{e}"
+        );
     }
 
     #[test]

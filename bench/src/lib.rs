@@ -11,8 +11,9 @@
 //! `strategy` (the whole strategy per market event, and its scaling with active symbols), `risk`
 //! (the strategy with and without the risk chain and position monitor), `layout` (the fused and
 //! split thread profiles side by side), `tick` (in-process tick-to-order: frame in the receive
-//! buffer to signed order bytes) and `cold` (the hot path's latency alone and with every
-//! cold-path consumer tailing its journals). `report` turns a run into `report.md` with SVG plots.
+//! buffer to signed order bytes), `cold` (the hot path's latency alone and with every
+//! cold-path consumer tailing its journals) and `order_transport` (the gateway's place->ack
+//! round trip over REST and over the WebSocket API against the simulator). `report` turns a run into `report.md` with SVG plots.
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 //!
 //! `sim` is the venue simulator (a Binance-compatible venue on loopback; see its module docs).
@@ -23,6 +24,7 @@ pub mod feed;
 pub mod harness;
 pub mod journal;
 pub mod layout;
+pub mod order_transport;
 pub mod report;
 pub mod rings;
 pub mod risk;

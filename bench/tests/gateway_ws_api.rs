@@ -266,7 +266,10 @@ fn place_ack_fill_cancel_over_the_ws_api_with_the_state_machine_and_journal() {
     r.send(r.limit_buy(12, Price(ask_px / 1_000_000), qty));
     let fill = r.wait_for(12, ExecKind::Fill);
     assert_eq!(fill.last_px, Price(ask_px / 1_000_000));
-    assert_eq!((fill.last_qty, fill.cum_qty, fill.leaves_qty), (Qty(qty), Qty(qty), Qty(0)));
+    assert_eq!(
+        (fill.last_qty, fill.cum_qty, fill.leaves_qty),
+        (Qty(qty), Qty(qty), Qty(0))
+    );
     assert!(fill.fee > 0, "taker fee charged: {fill:?}");
     assert_eq!(r.gw.order_state(12), Some(OrderState::Filled));
 
@@ -277,7 +280,12 @@ fn place_ack_fill_cancel_over_the_ws_api_with_the_state_machine_and_journal() {
     assert_eq!(v.rest().open_order_count(), 0);
     let rep = r.gw.report();
     assert_eq!(
-        (rep.orders_sent, rep.cancels_sent, rep.timeouts, rep.malformed),
+        (
+            rep.orders_sent,
+            rep.cancels_sent,
+            rep.timeouts,
+            rep.malformed
+        ),
         (2, 1, 0, 0),
         "{rep:?}"
     );
@@ -333,15 +341,23 @@ fn place_ack_fill_cancel_over_the_ws_api_with_the_state_machine_and_journal() {
         )
     );
     assert!(p["timestamp"].is_u64() && p["signature"].as_str().unwrap().len() == 64);
-    assert!(p.get("apiKey").is_none(), "the journaled request keeps no API key");
+    assert!(
+        p.get("apiKey").is_none(),
+        "the journaled request keeps no API key"
+    );
     let cancel: Value = serde_json::from_str(&outs[3]).unwrap();
     assert_eq!(cancel["method"], "order.cancel");
     assert_eq!(cancel["params"]["origClientOrderId"], "ae-000000000000000b");
     // Responses are journaled whole, with their rate limits.
     assert!(ins.iter().any(|f| f.contains("\"status\":\"CANCELED\"")));
-    assert!(ins.iter().any(|f| f.contains("\"rateLimitType\":\"ORDERS\"")));
+    assert!(ins
+        .iter()
+        .any(|f| f.contains("\"rateLimitType\":\"ORDERS\"")));
     assert!(!contains(&bytes, KEY.as_bytes()), "API key in the journal");
-    assert!(!contains(&bytes, SECRET.as_bytes()), "API secret in the journal");
+    assert!(
+        !contains(&bytes, SECRET.as_bytes()),
+        "API secret in the journal"
+    );
 }
 
 #[test]
@@ -356,10 +372,12 @@ fn bad_signature_is_a_venue_rejection_with_minus_1022() {
     assert_eq!((rep.venue_rejects, rep.orders_sent), (1, 1), "{rep:?}");
     assert_eq!(v.rest().open_order_count(), 0);
     let (ups, _, ins, _) = r.journal();
-    assert!(ups
+    assert!(ups.iter().any(|u| u.client_order_id == 21
+        && u.to == OrderState::Rejected
+        && u.venue_error == -1022));
+    assert!(ins
         .iter()
-        .any(|u| u.client_order_id == 21 && u.to == OrderState::Rejected && u.venue_error == -1022));
-    assert!(ins.iter().any(|f| f.contains("\"status\":400") && f.contains("-1022")));
+        .any(|f| f.contains("\"status\":400") && f.contains("-1022")));
 }
 
 #[test]
@@ -377,7 +395,11 @@ fn stale_timestamp_gets_minus_1021_then_a_resync_with_time_and_one_resend() {
     let ack = r.wait_for(31, ExecKind::Ack);
     assert!(ack.venue_order_id > 0);
     let rep = r.gw.report();
-    assert_eq!((rep.clock_resyncs, rep.orders_sent, rep.time_syncs), (1, 2, 1), "{rep:?}");
+    assert_eq!(
+        (rep.clock_resyncs, rep.orders_sent, rep.time_syncs),
+        (1, 2, 1),
+        "{rep:?}"
+    );
     let off = r.gw.clock_offset_ms();
     assert!((-31_000..=-29_000).contains(&off), "offset {off}");
     assert_eq!(v.rest().open_order_count(), 1);
@@ -387,7 +409,12 @@ fn stale_timestamp_gets_minus_1021_then_a_resync_with_time_and_one_resend() {
         && u.venue_error == -1021));
     let methods: Vec<String> = outs
         .iter()
-        .map(|o| serde_json::from_str::<Value>(o).unwrap()["method"].as_str().unwrap().to_owned())
+        .map(|o| {
+            serde_json::from_str::<Value>(o).unwrap()["method"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(methods, ["order.place", "time", "order.place"]);
 }
@@ -566,7 +593,11 @@ fn lossy_case(loss: Loss) -> (Rig, SimVenue) {
     let ack = r.wait_for(41, ExecKind::Ack);
     assert!(ack.venue_order_id > 0);
     assert_eq!(p.lost.load(Ordering::SeqCst), 1);
-    assert_eq!(v.rest().open_order_count(), 1, "exactly one order at the venue");
+    assert_eq!(
+        v.rest().open_order_count(),
+        1,
+        "exactly one order at the venue"
+    );
     let rep = r.gw.report();
     assert_eq!((rep.timeouts, rep.queries_sent), (1, 1), "{rep:?}");
     (r, v)
@@ -583,10 +614,17 @@ fn requests(outs: &[String]) -> Vec<Value> {
 fn lost_request_is_resolved_by_order_status_and_resent_with_the_same_client_id() {
     let (mut r, _v) = lossy_case(Loss::Request);
     let rep = r.gw.report();
-    assert_eq!((rep.resends, rep.orders_sent, rep.reconnects), (1, 2, 0), "{rep:?}");
+    assert_eq!(
+        (rep.resends, rep.orders_sent, rep.reconnects),
+        (1, 2, 0),
+        "{rep:?}"
+    );
     let (ups, outs, ins, _) = r.journal();
     let sent = requests(&outs);
-    let places: Vec<&Value> = sent.iter().filter(|o| o["method"] == "order.place").collect();
+    let places: Vec<&Value> = sent
+        .iter()
+        .filter(|o| o["method"] == "order.place")
+        .collect();
     assert_eq!(places.len(), 2);
     for p in &places {
         assert_eq!(p["params"]["newClientOrderId"], "ae-0000000000000029");
@@ -615,12 +653,24 @@ fn lost_response_is_resolved_by_order_status_without_a_resend() {
 fn a_broken_connection_loses_its_requests_and_is_reopened() {
     let (mut r, _v) = lossy_case(Loss::Connection);
     let rep = r.gw.report();
-    assert_eq!((rep.reconnects, rep.resends, rep.orders_sent), (1, 1, 2), "{rep:?}");
+    assert_eq!(
+        (rep.reconnects, rep.resends, rep.orders_sent),
+        (1, 1, 2),
+        "{rep:?}"
+    );
     let (_, outs, _, _) = r.journal();
-    let methods: Vec<Value> = requests(&outs).iter().map(|o| o["method"].clone()).collect();
+    let methods: Vec<Value> = requests(&outs)
+        .iter()
+        .map(|o| o["method"].clone())
+        .collect();
     assert_eq!(
         methods,
-        [json!("time"), json!("order.place"), json!("order.status"), json!("order.place")]
+        [
+            json!("time"),
+            json!("order.place"),
+            json!("order.status"),
+            json!("order.place")
+        ]
     );
 }
 
@@ -684,7 +734,8 @@ struct ApiClient {
 impl ApiClient {
     fn connect(addr: SocketAddr) -> ApiClient {
         let t = net::connect(addr, &net::SocketConfig::default()).unwrap();
-        let mut ws = WsClient::new(t, &addr.to_string(), WS_API_PATH, &WsConfig::default()).unwrap();
+        let mut ws =
+            WsClient::new(t, &addr.to_string(), WS_API_PATH, &WsConfig::default()).unwrap();
         let deadline = Instant::now() + T;
         while !ws.is_open() {
             ws.poll().unwrap();
@@ -751,7 +802,8 @@ fn simulator_answers_the_ws_api_like_binance() {
 
     let order = json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                        "quantity": "0.001", "price": "10000", "newClientOrderId": "peer-1", "recvWindow": 5000});
-    let placed = c.call(&json!({"id": 7, "method": "v3/order.place", "params": signed(order.clone(), now)}));
+    let placed =
+        c.call(&json!({"id": 7, "method": "v3/order.place", "params": signed(order.clone(), now)}));
     assert_eq!(placed["status"], 200, "{placed}");
     assert_eq!(placed["id"], 7);
     assert_eq!(placed["result"]["status"], "NEW");
@@ -762,29 +814,50 @@ fn simulator_answers_the_ws_api_like_binance() {
         .iter()
         .map(|l| &l["rateLimitType"])
         .collect();
-    assert_eq!(kinds, [&json!("ORDERS"), &json!("ORDERS"), &json!("REQUEST_WEIGHT")]);
+    assert_eq!(
+        kinds,
+        [&json!("ORDERS"), &json!("ORDERS"), &json!("REQUEST_WEIGHT")]
+    );
 
     // The same parameters again: Binance's duplicate-order error.
-    let dup = c.call(&json!({"id": 8, "method": "order.place", "params": signed(order.clone(), now)}));
-    assert_eq!((&dup["status"], &dup["error"]["code"]), (&json!(400), &json!(-2010)));
+    let dup =
+        c.call(&json!({"id": 8, "method": "order.place", "params": signed(order.clone(), now)}));
+    assert_eq!(
+        (&dup["status"], &dup["error"]["code"]),
+        (&json!(400), &json!(-2010))
+    );
     // A wrong signature, a stale timestamp, a wrong key, no key.
     let mut bad = signed(order.clone(), now);
     bad["quantity"] = json!("0.002");
     let r = c.call(&json!({"id": 9, "method": "order.place", "params": bad}));
-    assert_eq!((&r["status"], &r["error"]["code"]), (&json!(400), &json!(-1022)), "{r}");
-    let r = c.call(&json!({"id": 10, "method": "order.place", "params": signed(order.clone(), now - 60_000)}));
+    assert_eq!(
+        (&r["status"], &r["error"]["code"]),
+        (&json!(400), &json!(-1022)),
+        "{r}"
+    );
+    let r = c.call(
+        &json!({"id": 10, "method": "order.place", "params": signed(order.clone(), now - 60_000)}),
+    );
     assert_eq!(r["error"]["code"], -1021, "{r}");
     let mut wrong_key = signed(order.clone(), now);
     wrong_key["apiKey"] = json!("someone-else");
     let r = c.call(&json!({"id": 11, "method": "order.place", "params": wrong_key}));
-    assert_eq!((&r["status"], &r["error"]["code"]), (&json!(401), &json!(-2015)), "{r}");
+    assert_eq!(
+        (&r["status"], &r["error"]["code"]),
+        (&json!(401), &json!(-2015)),
+        "{r}"
+    );
     let r = c.call(&json!({"id": 12, "method": "order.place", "params": order}));
     assert_eq!(r["error"]["code"], -1102, "{r}");
 
     // Query, then cancel, by client order id.
     let q = json!({"symbol": "BTCUSDT", "origClientOrderId": "peer-1"});
     let st = c.call(&json!({"id": 13, "method": "order.status", "params": signed(q.clone(), now)}));
-    assert_eq!((&st["status"], &st["result"]["status"]), (&json!(200), &json!("NEW")), "{st}");
+    assert_eq!(
+        (&st["status"], &st["result"]["status"]),
+        (&json!(200), &json!("NEW")),
+        "{st}"
+    );
     let cx = c.call(&json!({"id": 14, "method": "order.cancel", "params": signed(q.clone(), now)}));
     assert_eq!(cx["result"]["status"], "CANCELED", "{cx}");
     let gone = json!({"symbol": "BTCUSDT", "origClientOrderId": "nobody"});
@@ -804,7 +877,10 @@ fn simulator_answers_the_ws_api_like_binance() {
         }
         assert!(Instant::now() < deadline);
     };
-    assert_eq!((&r["id"], &r["error"]["code"]), (&Value::Null, &json!(-1135)));
+    assert_eq!(
+        (&r["id"], &r["error"]["code"]),
+        (&Value::Null, &json!(-1135))
+    );
 
     // Past the weight limit: 429 with data.retryAfter, as REST's Retry-After.
     let r = loop {
@@ -813,7 +889,11 @@ fn simulator_answers_the_ws_api_like_binance() {
             break r;
         }
     };
-    assert_eq!((&r["status"], &r["error"]["code"]), (&json!(429), &json!(-1003)), "{r}");
+    assert_eq!(
+        (&r["status"], &r["error"]["code"]),
+        (&json!(429), &json!(-1003)),
+        "{r}"
+    );
     let data = &r["error"]["data"];
     let wait = data["retryAfter"].as_u64().unwrap() - data["serverTime"].as_u64().unwrap();
     assert!((1_000..=60_000).contains(&wait), "{r}");

@@ -12,7 +12,17 @@ use std::path::PathBuf;
 /// Every suite, in run (and report) order. A new suite adds its name here and an arm to the
 /// `match` in `main`.
 const SUITES: &[&str] = &[
-    "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick", "cold",
+    "rings",
+    "journal",
+    "decode",
+    "sockets",
+    "feed",
+    "strategy",
+    "risk",
+    "layout",
+    "tick",
+    "cold",
+    "order-transport",
 ];
 
 #[derive(Parser, Debug)]
@@ -94,6 +104,7 @@ fn main() -> Result<()> {
             "layout" => bench::layout::run(&opts)?,
             "cold" => bench::cold::run(&opts)?,
             "tick" => bench::tick_to_order::run(&opts)?,
+            "order-transport" => bench::order_transport::run(&opts)?,
             other => bail!("suite '{other}' is listed in SUITES but not wired in main"),
         };
         restore_affinity(&affinity);

@@ -141,10 +141,7 @@ fn text(v: &Value) -> String {
 /// The signature payload of a WebSocket API request: every parameter but `signature`, sorted
 /// by name, as `name=value` pairs joined with `&`.
 pub(crate) fn signature_payload(params: &Params) -> String {
-    let mut pairs: Vec<(&str, &str)> = params
-        .pairs()
-        .filter(|(k, _)| *k != "signature")
-        .collect();
+    let mut pairs: Vec<(&str, &str)> = params.pairs().filter(|(k, _)| *k != "signature").collect();
     pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.join("&")

@@ -581,9 +581,10 @@ impl GatewayStage {
         {
             g.drive_conns(Instant::now());
             if Instant::now() > deadline {
+                let addr = cfg.ws_api.as_ref().map_or(cfg.rest.addr, |w| w.target.addr);
                 return Err(GatewayError::Startup(format!(
-                    "no connection to {} within {:?}",
-                    cfg.rest.addr, cfg.connect_timeout
+                    "no connection to {addr} within {:?}",
+                    cfg.connect_timeout
                 )));
             }
             std::thread::sleep(Duration::from_micros(200));

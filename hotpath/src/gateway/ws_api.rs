@@ -33,8 +33,8 @@
 //! A request without a response after [`GatewayConfig::request_timeout`] is lost: its slot is
 //! freed and the gateway asks `order.status` (a late response to it is journaled and
 //! ignored, the query's answer is the truth). A broken connection loses every request in
-//! flight the same way and is reopened on the next poll (100 ms apart while that fails);
-//! requests wait until the new connection's handshake completes.
+//! flight the same way and is reopened on the next poll, then after 100 ms, 200 ms, ... up
+//! to 5 s while attempts keep failing; requests wait until a handshake completes.
 //!
 //! # Allocation and the journal
 //!
@@ -61,8 +61,15 @@ use crate::venue::binance::sign::{Credentials, Signer, SIGNATURE_HEX_LEN};
 const MAX_PARAMS: usize = 16;
 /// Frames handled per poll at most.
 const FRAMES_PER_POLL: usize = 32;
-/// Wait between failed attempts to reopen the connection.
+/// First wait before reopening after a second failure in a row (the first reopen is
+/// immediate); doubled per failure up to [`MAX_REOPEN_BACKOFF`], so a venue that keeps
+/// refusing is not hammered (Binance allows 300 connection attempts per 5 minutes per IP).
 const REOPEN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest wait between reopen attempts.
+const MAX_REOPEN_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest API key accepted (Binance's are 64 characters); the signature payload is built in
+/// a fixed stack buffer.
+const MAX_API_KEY: usize = 128;
 
 /// Where the WebSocket API is and how much may be in flight on it.
 #[derive(Debug, Clone)]
@@ -134,6 +141,8 @@ pub(super) struct WsApi {
     ws_cfg: WsConfig,
     ws: Option<WsClient<MaybeTls>>,
     reopen_at: Option<Instant>,
+    /// Wait after the next failure (zero until one failure since the last open connection).
+    backoff: Duration,
     pending: Box<[Option<Pending>]>,
     in_flight: usize,
     next_id: u64,
@@ -156,10 +165,11 @@ impl WsApi {
         cfg: &WsApiConfig,
         credentials: &Credentials,
     ) -> Result<WsApi, GatewayError> {
-        if !credentials.key.expose().bytes().all(json_safe) {
-            return Err(GatewayError::Config(
-                "the API key has characters that cannot be sent unescaped in JSON".into(),
-            ));
+        let key = credentials.key.expose();
+        if key.len() > MAX_API_KEY || !key.bytes().all(json_safe) {
+            return Err(GatewayError::Config(format!(
+                "the API key must be at most {MAX_API_KEY} characters that need no escaping in JSON"
+            )));
         }
         let slots = cfg.max_in_flight.max(1);
         let ws_cfg = WsConfig {
@@ -179,6 +189,7 @@ impl WsApi {
             ws_cfg,
             ws: Some(ws),
             reopen_at: None,
+            backoff: Duration::ZERO,
             pending: vec![None; slots].into_boxed_slice(),
             in_flight: 0,
             next_id: 1,
@@ -237,15 +248,15 @@ impl WsApi {
             if self.reopen_at.is_none_or(|t| now >= t) {
                 core.r.reconnects += 1;
                 match open(&self.cfg, &self.ws_cfg) {
-                    Ok(ws) => {
-                        self.ws = Some(ws);
-                        self.reopen_at = None;
-                    }
-                    Err(_) => self.reopen_at = Some(now + REOPEN_BACKOFF),
+                    Ok(ws) => self.ws = Some(ws),
+                    Err(_) => self.failed(now),
                 }
             }
             return 0;
         };
+        if ws.is_open() {
+            self.backoff = Duration::ZERO;
+        }
         let mut work = 0;
         let mut broken = false;
         while work < FRAMES_PER_POLL {
@@ -281,9 +292,15 @@ impl WsApi {
         }
         if broken {
             self.ws = None;
-            self.reopen_at = None;
+            self.failed(now);
         }
         work
+    }
+
+    /// The connection failed (or could not be opened): when to try again.
+    fn failed(&mut self, now: Instant) {
+        self.reopen_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).clamp(REOPEN_BACKOFF, MAX_REOPEN_BACKOFF);
     }
 }
 
@@ -515,11 +532,9 @@ fn on_frame(pending: &mut [Option<Pending>], core: &mut Core, frame: &[u8]) -> b
         core.journal_in(frame);
         return false;
     };
-    let slot = env.id.and_then(|id| {
-        pending
-            .iter()
-            .position(|p| p.is_some_and(|p| p.id == id))
-    });
+    let slot = env
+        .id
+        .and_then(|id| pending.iter().position(|p| p.is_some_and(|p| p.id == id)));
     let (Some(i), Some(head)) = (slot, env.head(frame)) else {
         core.r.malformed += u64::from(slot.is_some());
         core.journal_in(frame);
@@ -588,7 +603,10 @@ mod tests {
     fn response_envelopes() {
         let ok = br#"{"id":12,"status":200,"result":{"orderId":5,"status":"NEW"},"rateLimits":[{"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":50,"count":3},{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000,"count":321}]}"#;
         let e = envelope(ok).unwrap();
-        assert_eq!((e.id, e.status, e.used_weight), (Some(12), Some(200), Some(321)));
+        assert_eq!(
+            (e.id, e.status, e.used_weight),
+            (Some(12), Some(200), Some(321))
+        );
         let h = e.head(ok).unwrap();
         assert_eq!(
             &ok[h.body_start..h.body_start + h.body_len],
