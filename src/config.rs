@@ -24,6 +24,8 @@ pub struct Config {
     pub venue: VenueSection,
     /// The embedded simulator (when `venue.kind = "sim"`).
     pub sim: SimSection,
+    /// The order gateway.
+    pub gateway: GatewaySection,
     /// The Prometheus exporter.
     pub metrics: MetricsSection,
     /// The admin API.
@@ -116,6 +118,25 @@ pub struct SimSection {
     /// strategy's warm-up): `none`, `synthetic[:HOURS]`, or a directory of Binance public-data
     /// 1m kline CSVs.
     pub history: String,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// How orders reach the venue.
+    pub transport: OrderTransport,
+}
+
+/// The gateway's order-entry transport (`[gateway] transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrderTransport {
+    /// Signed REST requests over a keep-alive HTTP/1.1 pool.
+    Rest,
+    /// The Binance WebSocket API (`order.place` / `order.cancel` / `order.status`) over one
+    /// persistent connection.
+    Ws,
 }
 
 /// `[metrics]`.
@@ -291,5 +312,26 @@ mod tests {
         std::fs::write(&p, "[venue]\nkind = \"ftx\"\n").unwrap();
         let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
         assert!(e.contains("ftx"), "{e}");
+        std::fs::write(&p, "[gateway]\ntransport = \"fix\"\n").unwrap();
+        let e = format!("{:#}", Config::load(Some(&p)).unwrap_err());
+        assert!(
+            e.contains("fix") && e.contains("rest") && e.contains("ws"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gateway_transport_defaults_to_rest_and_selects_the_ws_api() {
+        assert_eq!(
+            Config::load(None).unwrap().gateway.transport,
+            OrderTransport::Rest
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[gateway]\ntransport = \"ws\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&p)).unwrap().gateway.transport,
+            OrderTransport::Ws
+        );
     }
 }

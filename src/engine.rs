@@ -19,6 +19,7 @@ use hotpath::event::ExecEvent;
 use hotpath::feed::BinanceFeedDecoder;
 use hotpath::gateway::{
     GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, RecoverError, VenueAnswer,
+    WsApiConfig,
 };
 use hotpath::instrument::{InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
@@ -253,7 +254,7 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     } else {
         Market::Spot
     };
-    let gw_cfg = GatewayConfig::endpoints(market, &rest_endpoint, Some(&ws_endpoint))
+    let mut gw_cfg = GatewayConfig::endpoints(market, &rest_endpoint, Some(&ws_endpoint))
         .context("the order gateway's endpoints")?;
     let prefix = gw_cfg.client_id_prefix.clone();
     // Past this long after it was sent an order can no longer reach the venue (its
@@ -264,6 +265,12 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("simulator credentials: {e}"))?,
         None => live_credentials.take().context("live credentials")?,
     };
+    if cfg.gateway.transport == crate::config::OrderTransport::Ws {
+        gw_cfg.ws_api = Some(match &sim {
+            Some(s) => WsApiConfig::plain(s.ws_addr()),
+            None => WsApiConfig::tls(market)?,
+        });
+    }
     let mut gateway = GatewayStage::connect(
         gw_cfg,
         &credentials,

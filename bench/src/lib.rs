@@ -13,9 +13,11 @@
 //! split thread profiles side by side), `tick` (in-process tick-to-order: frame in the receive
 //! buffer to signed order bytes), `cold` (the hot path's latency alone and with every
 //! cold-path consumer tailing its journals), `replay` (`replay_throughput`: a recorded journal
-//! replayed through the stages at max pace against a read-only scan of it) and `wire`
+//! replayed through the stages at max pace against a read-only scan of it), `wire`
 //! (wire-to-wire through the venue simulator, the engine's hot path between its sockets, against
-//! the kernel's loopback round trip). `report` turns a run into `report.md` with SVG plots.
+//! the kernel's loopback round trip) and `order_transport` (the gateway's place->ack round trip
+//! over REST and over the WebSocket API against the simulator). `report` turns a run into
+//! `report.md` with SVG plots.
 //! The `algo-bench` binary runs the suites; `scripts/bench.sh` is the documented entry.
 //!
 //! `sim` is the venue simulator (a Binance-compatible venue on loopback; see its module docs).
@@ -26,6 +28,7 @@ pub mod feed;
 pub mod harness;
 pub mod journal;
 pub mod layout;
+pub mod order_transport;
 pub mod replay_throughput;
 pub mod report;
 pub mod rings;

@@ -12,8 +12,19 @@ use std::path::PathBuf;
 /// Every suite, in run (and report) order. A new suite adds its name here and an arm to the
 /// `match` in `main`.
 const SUITES: &[&str] = &[
-    "rings", "journal", "decode", "sockets", "feed", "strategy", "risk", "layout", "tick", "cold",
-    "replay", "wire",
+    "rings",
+    "journal",
+    "decode",
+    "sockets",
+    "feed",
+    "strategy",
+    "risk",
+    "layout",
+    "tick",
+    "cold",
+    "replay",
+    "wire",
+    "order-transport",
 ];
 
 #[derive(Parser, Debug)]
@@ -97,6 +108,7 @@ fn main() -> Result<()> {
             "tick" => bench::tick_to_order::run(&opts)?,
             "replay" => bench::replay_throughput::run(&opts)?,
             "wire" => bench::wire::run(&opts)?,
+            "order-transport" => bench::order_transport::run(&opts)?,
             other => bail!("suite '{other}' is listed in SUITES but not wired in main"),
         };
         restore_affinity(&affinity);

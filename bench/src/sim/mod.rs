@@ -17,7 +17,9 @@
 //!   Binance's JSON error bodies.
 //!
 //! * [`venue`]: [`SimVenue`], the whole venue in-process: REST + WebSocket (`ws`: Binance
-//!   combined/raw market streams, live SUBSCRIBE, the user data stream on `/ws/<listenKey>`) +
+//!   combined/raw market streams, live SUBSCRIBE, the user data stream on `/ws/<listenKey>`,
+//!   and the WebSocket API on `/ws-api/v3`, `ws_api`, answered by the REST side's own request
+//!   handling) +
 //!   the market driver playing a [`market`] tape (a recorded capture, byte-identical, or the
 //!   [`synth`] generator) at 1x, a multiple or max speed.
 //! * [`exchange`]: books, matching (taker sweeps, maker fills from trades after the queue),
@@ -43,10 +45,11 @@ pub mod stamps;
 pub mod synth;
 pub mod venue;
 mod ws;
+mod ws_api;
 
 pub use exchange::{Fees, LatencyModel};
 pub use history::{HistorySource, DEFAULT_HISTORY_HOURS};
 pub use rest::{RestConfig, RestServer};
 pub use stamps::{FrameStamp, OrderStamp, WireStamps};
 pub use synth::{Generator, Regime, SynthConfig, SynthTrade};
-pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode};
+pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode, WS_API_PATH};

@@ -207,7 +207,7 @@ pub(crate) fn err(status: u16, code: i32, msg: impl Into<String>) -> ApiError {
     }
 }
 
-fn mandatory(name: &str) -> ApiError {
+pub(crate) fn mandatory(name: &str) -> ApiError {
     err(
         400,
         -1102,
@@ -703,9 +703,9 @@ fn raw_param<'a>(raw: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
         .find_map(|pair| pair.strip_prefix(name))
 }
 
-/// Which endpoint a request is for.
+/// Which endpoint a request is for (a REST path or its WebSocket API method).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     Ping,
     Time,
     ExchangeInfo,
@@ -743,7 +743,29 @@ impl Endpoint {
         })
     }
 
-    fn signed(self) -> bool {
+    /// The endpoint of a WebSocket API method (Binance's names; an explicit `v3/` prefix is
+    /// accepted, as Binance does).
+    pub(crate) fn ws_method(method: &str) -> Option<Endpoint> {
+        Some(match method.strip_prefix("v3/").unwrap_or(method) {
+            "ping" => Endpoint::Ping,
+            "time" => Endpoint::Time,
+            "exchangeInfo" => Endpoint::ExchangeInfo,
+            "depth" => Endpoint::Depth,
+            "klines" => Endpoint::Klines,
+            "order.place" => Endpoint::NewOrder,
+            "order.cancel" => Endpoint::CancelOrder,
+            "order.status" => Endpoint::QueryOrder,
+            "openOrders.status" => Endpoint::OpenOrders,
+            "allOrders" => Endpoint::AllOrders,
+            "account.status" => Endpoint::Account,
+            "userDataStream.start" => Endpoint::NewListenKey,
+            "userDataStream.ping" => Endpoint::KeepListenKey,
+            "userDataStream.stop" => Endpoint::CloseListenKey,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn signed(self) -> bool {
         matches!(
             self,
             Endpoint::NewOrder
@@ -756,7 +778,7 @@ impl Endpoint {
     }
 
     /// `USER_STREAM` security: API key, no signature.
-    fn key_only(self) -> bool {
+    pub(crate) fn key_only(self) -> bool {
         matches!(
             self,
             Endpoint::NewListenKey | Endpoint::KeepListenKey | Endpoint::CloseListenKey
@@ -793,12 +815,24 @@ impl Endpoint {
     }
 }
 
-/// Decoded parameters from the query and the body.
+/// Decoded parameters from the query and the body (REST) or the `params` object (WebSocket
+/// API).
 #[derive(Debug, Default)]
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn get(&self, name: &str) -> Option<&str> {
+    /// Parameters from name/value pairs (names unique).
+    pub(crate) fn from_pairs(pairs: Vec<(String, String)>) -> Params {
+        Params(pairs)
+    }
+
+    /// Every (name, value) pair.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The non-empty value of `name`.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(n, _)| n == name)
@@ -806,7 +840,8 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
-    fn require(&self, name: &str) -> Result<&str, ApiError> {
+    /// The value of `name`, or Binance's "mandatory parameter" error.
+    pub(crate) fn require(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| mandatory(name))
     }
 }
@@ -887,13 +922,57 @@ fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
         Ok(p) => p,
         Err(e) => return error_response(&e, Vec::new()),
     };
-    let weight = ep.weight(&params);
+    let (result, headers) = execute(shared, peer, ep, &params, || {
+        if ep.key_only() {
+            check_key(shared, req)
+        } else if ep.signed() {
+            authenticate(shared, req, &params)
+        } else {
+            Ok(())
+        }
+    });
+    match result {
+        Ok(v) => Response {
+            status: 200,
+            body: v.to_string(),
+            headers,
+        },
+        Err(e) => error_response(&e, headers),
+    }
+}
+
+/// Response header with the weight used in the current window.
+pub(crate) const USED_WEIGHT_HEADER: &str = "X-MBX-USED-WEIGHT-1M";
+/// Response header with the orders placed in the current 10-second window.
+pub(crate) const ORDER_COUNT_10S_HEADER: &str = "X-MBX-ORDER-COUNT-10S";
+/// Response header with the orders placed today.
+pub(crate) const ORDER_COUNT_1D_HEADER: &str = "X-MBX-ORDER-COUNT-1D";
+/// Orders per 10 seconds that `exchangeInfo` advertises (reported, not enforced).
+pub(crate) const ORDER_LIMIT_10S: u32 = 100;
+/// Orders per day that `exchangeInfo` advertises (reported, not enforced).
+pub(crate) const ORDER_LIMIT_1D: u32 = 200_000;
+
+/// Rate limiting, authentication and the endpoint for one request with decoded `params`:
+/// the part the REST server and the WebSocket API (`ws_api`) share, so both front ends give
+/// the same answers, errors and weights. `auth` is the front end's own key and signature check
+/// (REST: header and query string; WebSocket API: `apiKey` and `signature` parameters); it
+/// runs after the weight is accounted, as on Binance. Returns the result and the rate-limit
+/// facts as REST headers (`X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-*`, `Retry-After`), which
+/// the WebSocket API turns into its `rateLimits` array.
+pub(crate) fn execute(
+    shared: &Shared,
+    peer: IpAddr,
+    ep: Endpoint,
+    params: &Params,
+    auth: impl FnOnce() -> Result<(), ApiError>,
+) -> (Result<Value, ApiError>, Vec<(&'static str, String)>) {
+    let weight = ep.weight(params);
     let now = Instant::now();
     let (admit, used) = {
         let mut st = shared.state();
         admit(&shared.cfg, &mut st, peer, weight, now)
     };
-    let mut headers = vec![("X-MBX-USED-WEIGHT-1M", used.to_string())];
+    let mut headers = vec![(USED_WEIGHT_HEADER, used.to_string())];
     match admit {
         Admit::Ok => {}
         Admit::TooMany { retry } => {
@@ -907,7 +986,7 @@ fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
                     shared.cfg.weight_limit
                 ),
             );
-            return error_response(&e, headers);
+            return (Err(e), headers);
         }
         Admit::Banned { retry, until } => {
             headers.push(("Retry-After", ceil_secs(retry).to_string()));
@@ -921,25 +1000,11 @@ fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
                      Please use WebSocket Streams for live updates to avoid bans."
                 ),
             );
-            return error_response(&e, headers);
+            return (Err(e), headers);
         }
     }
-    let result = if ep.key_only() {
-        check_key(shared, req).and_then(|()| dispatch(shared, ep, &params, &mut headers))
-    } else if ep.signed() {
-        authenticate(shared, req, &params)
-            .and_then(|()| dispatch(shared, ep, &params, &mut headers))
-    } else {
-        dispatch(shared, ep, &params, &mut headers)
-    };
-    match result {
-        Ok(v) => Response {
-            status: 200,
-            body: v.to_string(),
-            headers,
-        },
-        Err(e) => error_response(&e, headers),
-    }
+    let result = auth().and_then(|()| dispatch(shared, ep, params, &mut headers));
+    (result, headers)
 }
 
 fn error_response(e: &ApiError, headers: Vec<(&'static str, String)>) -> Response {
@@ -1014,7 +1079,11 @@ fn admit(
 
 /// The `X-MBX-APIKEY` check shared by `USER_STREAM` and `SIGNED` endpoints.
 fn check_key(shared: &Shared, req: &Request) -> Result<(), ApiError> {
-    let key = req.header("X-MBX-APIKEY").unwrap_or("");
+    check_api_key(shared, req.header("X-MBX-APIKEY").unwrap_or(""))
+}
+
+/// The API key check itself (REST's header, the WebSocket API's `apiKey` parameter).
+pub(crate) fn check_api_key(shared: &Shared, key: &str) -> Result<(), ApiError> {
     if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(err(401, -2014, "API-key format invalid."));
     }
@@ -1031,18 +1100,40 @@ fn check_key(shared: &Shared, req: &Request) -> Result<(), ApiError> {
 /// Key, signature and timestamp checks of a `SIGNED` endpoint.
 fn authenticate(shared: &Shared, req: &Request, params: &Params) -> Result<(), ApiError> {
     check_key(shared, req)?;
-    let ts: u64 = params
-        .require("timestamp")?
-        .parse()
-        .map_err(|_| mandatory("timestamp"))?;
+    let ts = timestamp_param(params)?;
     let (query, qsig) = strip_signature(&req.query);
     let (body, bsig) = strip_signature(&req.body);
     let Some(sig) = bsig.or(qsig).filter(|s| !s.is_empty()) else {
         return Err(mandatory("signature"));
     };
-    if !shared.signer.verify_hex(&[&query, &body], &sig) {
-        return Err(err(400, -1022, "Signature for this request is not valid."));
+    verify_signature(shared, &[&query, &body], &sig)?;
+    check_recv_window(shared, params, ts)
+}
+
+/// The mandatory `timestamp` of a signed request.
+pub(crate) fn timestamp_param(params: &Params) -> Result<u64, ApiError> {
+    params
+        .require("timestamp")?
+        .parse()
+        .map_err(|_| mandatory("timestamp"))
+}
+
+/// `-1022` unless `sig` is the HMAC-SHA256 of the concatenation of `signed` (constant-time).
+pub(crate) fn verify_signature(
+    shared: &Shared,
+    signed: &[&[u8]],
+    sig: &[u8],
+) -> Result<(), ApiError> {
+    if shared.signer.verify_hex(signed, sig) {
+        Ok(())
+    } else {
+        Err(err(400, -1022, "Signature for this request is not valid."))
     }
+}
+
+/// Binance's timing security: `timestamp < serverTime + 1000` and
+/// `serverTime - timestamp <= recvWindow` (default 5000, at most 60000), else `-1021`.
+pub(crate) fn check_recv_window(shared: &Shared, params: &Params, ts: u64) -> Result<(), ApiError> {
     let recv_window: u64 = match params.get("recvWindow") {
         Some(w) => w.parse().map_err(|_| mandatory("recvWindow"))?,
         None => 5000,
@@ -1244,8 +1335,8 @@ fn exchange_info(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         "serverTime": shared.now_ms(),
         "rateLimits": [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": shared.cfg.weight_limit},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": ORDER_LIMIT_10S},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": ORDER_LIMIT_1D},
             {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
         ],
         "exchangeFilters": [],
@@ -1470,8 +1561,8 @@ fn new_order(
     }
     st.order_count_10s.1 += 1;
     st.order_count_1d += 1;
-    headers.push(("X-MBX-ORDER-COUNT-10S", st.order_count_10s.1.to_string()));
-    headers.push(("X-MBX-ORDER-COUNT-1D", st.order_count_1d.to_string()));
+    headers.push((ORDER_COUNT_10S_HEADER, st.order_count_10s.1.to_string()));
+    headers.push((ORDER_COUNT_1D_HEADER, st.order_count_1d.to_string()));
     if let Some(id) = &client_id {
         let dup = st
             .ex

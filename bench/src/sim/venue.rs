@@ -31,6 +31,9 @@ use super::stamps::{WireLog, WireStamps};
 use super::synth::{Generator, SynthConfig};
 use super::ws::{Hub, WsServer};
 
+/// Path of the WebSocket API on the WebSocket server (Binance's `/ws-api/v3`).
+pub const WS_API_PATH: &str = "/ws-api/v3";
+
 /// How fast the tape plays.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Pace {
@@ -277,6 +280,11 @@ impl SimVenue {
     /// `/ws/<stream>` or `/ws/<listenKey>`).
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.ws.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/ws-api/v3`: the WebSocket API (order entry over one connection).
+    pub fn ws_api_url(&self) -> String {
+        format!("ws://{}{WS_API_PATH}", self.ws.addr)
     }
 
     /// The REST address.

@@ -1,4 +1,5 @@
-//! The simulator's WebSocket server: Binance market-data streams and the user data stream.
+//! The simulator's WebSocket server: Binance market-data streams, the user data stream and the
+//! WebSocket API (`/ws-api/v3`, answered by [`super::ws_api`]).
 //!
 //! Why: the engine's feed and gateway connect to Binance over RFC 6455; the simulator must be
 //! the far end of exactly that. Server side of the protocol, reusing the `net` crate's codec
@@ -15,7 +16,7 @@
 //! connection so that steady-state sending does not allocate.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -43,6 +44,8 @@ enum Kind {
     Market { combined: bool },
     /// The user data stream.
     User,
+    /// The WebSocket API: one request per text frame, answered on the reader thread.
+    Api,
 }
 
 /// One accepted WebSocket connection.
@@ -275,6 +278,7 @@ fn combined_streams(target: &str) -> Vec<String> {
 
 fn serve(mut s: TcpStream, hub: &Arc<Hub>) -> io::Result<()> {
     s.set_nodelay(true)?;
+    let peer = s.peer_addr()?.ip();
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut buf = vec![0u8; 16 * 1024];
     let mut have = 0;
@@ -311,7 +315,9 @@ fn serve(mut s: TcpStream, hub: &Arc<Hub>) -> io::Result<()> {
         }
     };
     let path = target.split('?').next().unwrap_or("");
-    let (kind, subs) = if path == "/stream" {
+    let (kind, subs) = if path == super::venue::WS_API_PATH {
+        (Kind::Api, Vec::new())
+    } else if path == "/stream" {
         (Kind::Market { combined: true }, combined_streams(&target))
     } else if path == "/ws" {
         (Kind::Market { combined: false }, Vec::new())
@@ -353,7 +359,7 @@ fn serve(mut s: TcpStream, hub: &Arc<Hub>) -> io::Result<()> {
     if market && has_subs {
         hub.mark_subscribed();
     }
-    let r = read_loop(&mut s, &mut buf, have, &conn, hub);
+    let r = read_loop(&mut s, &mut buf, have, &conn, hub, peer);
     conn.closed.store(true, Ordering::SeqCst);
     let _ = s.shutdown(Shutdown::Both);
     r
@@ -369,6 +375,7 @@ fn read_loop(
     mut have: usize,
     conn: &Conn,
     hub: &Hub,
+    peer: IpAddr,
 ) -> io::Result<()> {
     let dec = FrameDecoder::new(Role::Server, buf.len() - 14);
     loop {
@@ -385,6 +392,15 @@ fn read_loop(
                             let _ = conn.send(OpCode::Close, &payload[..payload.len().min(2)]);
                             conn.closed.store(true, Ordering::SeqCst);
                             return Ok(());
+                        }
+                        OpCode::Text if conn.kind == Kind::Api => {
+                            let reply = super::ws_api::handle(
+                                &hub.rest,
+                                peer,
+                                &payload,
+                                hub.stamps.as_deref(),
+                            );
+                            conn.send(OpCode::Text, reply.as_bytes())?;
                         }
                         OpCode::Text => control(conn, hub, &payload)?,
                         _ => {}

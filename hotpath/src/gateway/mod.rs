@@ -21,6 +21,11 @@
 //!   by cumulative quantity, publishes [`ExecEvent`]s and journals every transition as an
 //!   [`OrderUpdate`]. Raw responses and stream frames are journaled as
 //!   [`RecordKind::RawFrame`].
+//! * With [`GatewayConfig::ws_api`] set, the pool is replaced by one persistent connection to
+//!   the Binance WebSocket API ([`ws_api`]): the same parameters and signature inputs, sent as
+//!   `order.place` / `order.cancel` / `order.status` JSON frames with many requests in flight,
+//!   and each response turned into the same [`Head`](conn::Head) and body the REST handling
+//!   below takes, so both transports share every rule that follows.
 //! * [`limits`] keeps the request-weight budget (with a reserve only cancels may use, the
 //!   venue's `X-MBX-USED-WEIGHT-1M` as the truth, a full stop on 429/418 until `Retry-After`)
 //!   and the venue clock offset (`GET /api/v3/time`, refined by `transactTime`).
@@ -60,6 +65,7 @@ pub mod conn;
 pub mod limits;
 mod recover;
 pub mod state;
+pub mod ws_api;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -90,6 +96,7 @@ use crate::venue::binance::user_stream::{decode_user_event, ExecType, UserEvent}
 pub use conn::{tls_connector, Target};
 pub use recover::{JournaledOrder, RecoverError, VenueAnswer};
 pub use state::{OrderAlert, OrderState, OrderTable, OrderUpdate, UpdateCause};
+pub use ws_api::WsApiConfig;
 
 use conn::{Conn, Head};
 use limits::{wall_ms, Refusal, VenueClock, WeightBudget};
@@ -213,6 +220,9 @@ pub struct GatewayConfig {
     pub user_stream: Option<UserStreamConfig>,
     /// How long [`GatewayStage::connect`] waits for connections and the first clock sync.
     pub connect_timeout: Duration,
+    /// Order entry over the Binance WebSocket API at this endpoint instead of the REST pool
+    /// ([`ws_api`]); `None` (the default) is REST.
+    pub ws_api: Option<WsApiConfig>,
 }
 
 /// Where the user-data stream is.
@@ -253,6 +263,7 @@ impl GatewayConfig {
             rx_buffer: 64 << 10,
             user_stream: None,
             connect_timeout: Duration::from_secs(5),
+            ws_api: None,
         }
     }
 
@@ -492,6 +503,8 @@ pub struct GatewayStage {
     upstream_done: Arc<AtomicBool>,
     report_out: Arc<Mutex<GatewayReport>>,
     stream: Option<stream::UserStream>,
+    /// The WebSocket API transport, when configured (then the REST pool is empty).
+    ws_api: Option<ws_api::WsApi>,
 }
 
 mod stream;
@@ -544,7 +557,15 @@ impl GatewayStage {
                 inst: instruments.instrument_ref(id),
             });
         }
-        let pool = cfg.pool.max(1);
+        let pool = if cfg.ws_api.is_some() {
+            0
+        } else {
+            cfg.pool.max(1)
+        };
+        let ws = match &cfg.ws_api {
+            Some(c) => Some(ws_api::WsApi::connect(c, credentials)?),
+            None => None,
+        };
         let core = Core {
             market: cfg.market,
             host: cfg.rest.host.as_bytes().into(),
@@ -587,14 +608,17 @@ impl GatewayStage {
             upstream_done: io.upstream_done,
             report_out: io.report,
             stream: None,
+            ws_api: ws,
         };
         let deadline = Instant::now() + cfg.connect_timeout;
-        while !g.conns.iter().all(|c| c.connected) {
+        while !g.conns.iter().all(|c| c.connected) || !g.ws_api.as_ref().is_none_or(|w| w.is_open())
+        {
             g.drive_conns(Instant::now());
             if Instant::now() > deadline {
+                let addr = cfg.ws_api.as_ref().map_or(cfg.rest.addr, |w| w.target.addr);
                 return Err(GatewayError::Startup(format!(
-                    "no connection to {} within {:?}",
-                    cfg.rest.addr, cfg.connect_timeout
+                    "no connection to {addr} within {:?}",
+                    cfg.connect_timeout
                 )));
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -643,7 +667,9 @@ impl GatewayStage {
 
     /// Requests in flight plus queued retries (0 when the gateway is quiet).
     pub fn pending(&self) -> usize {
-        self.inflight.iter().filter(|f| f.is_some()).count() + self.core.queue.len()
+        self.inflight.iter().filter(|f| f.is_some()).count()
+            + self.ws_api.as_ref().map_or(0, |w| w.in_flight())
+            + self.core.queue.len()
     }
 
     /// Whether the user-data stream is open.
@@ -654,7 +680,10 @@ impl GatewayStage {
     }
 
     fn drive_conns(&mut self, now: Instant) -> usize {
-        let mut work = 0;
+        let mut work = match self.ws_api.as_mut() {
+            Some(ws) => ws.drive(&mut self.core, now, self.timeout),
+            None => 0,
+        };
         for ci in 0..self.conns.len() {
             if self.conns[ci].t.is_none() {
                 if self.reopen_at[ci].is_none_or(|t| now >= t) {
@@ -705,10 +734,17 @@ impl GatewayStage {
     }
 
     fn idle_conn(&self) -> Option<usize> {
+        if let Some(ws) = &self.ws_api {
+            // One connection, many requests in flight: "idle" means it can take another.
+            return ws.can_send().then_some(0);
+        }
         (0..self.conns.len()).find(|&i| self.conns[i].idle() && self.inflight[i].is_none())
     }
 
     fn send(&mut self, ci: usize, w: Work, now: Instant) -> Result<(), i32> {
+        if let Some(ws) = self.ws_api.as_mut() {
+            return ws.send(&mut self.core, w, now);
+        }
         let wall = wall_ms();
         let len = self.core.encode(w, &mut self.conns[ci].tx, wall)?;
         self.conns[ci].start(len, now);
@@ -949,34 +985,8 @@ impl Core {
             self.journal_out(&tx[..n], 0..0);
             return Ok(n);
         }
-        let o = *self.table.get(w.slot).ok_or(LOCAL_REJECT_ENCODE)?;
-        let sym = *self
-            .sym(o.intent.instrument.0)
-            .ok_or(LOCAL_REJECT_UNKNOWN_INSTRUMENT)?;
-        let mut cid = [0u8; 36];
-        let cid_len = client_id_text(&self.prefix, o.intent.client_order_id, &mut cid);
-        let ts = self.clock.at(wall);
-        let r = match w.req {
-            Req::New => order_params(
-                &mut self.query,
-                self.market,
-                sym.bytes(),
-                &o.intent,
-                &cid[..cid_len],
-                self.recv_window,
-                ts,
-            ),
-            _ => (|| {
-                let q = &mut self.query;
-                q.clear();
-                q.push("symbol", sym.bytes())?;
-                q.push("origClientOrderId", &cid[..cid_len])?;
-                q.push_u64("recvWindow", u64::from(self.recv_window))?;
-                q.push_u64("timestamp", ts)
-            })(),
-        }
-        .and_then(|()| self.query.sign(&self.signer, b""));
-        if r.is_err() {
+        self.unsigned_params(w, wall)?;
+        if self.query.sign(&self.signer, b"").is_err() {
             return Err(LOCAL_REJECT_ENCODE);
         }
         let method: &[u8] = match w.req {
@@ -995,6 +1005,39 @@ impl Core {
         .ok_or(LOCAL_REJECT_ENCODE)?;
         self.journal_out(&tx[..n], key);
         Ok(n)
+    }
+
+    /// Writes the parameters of order request `w` (new, cancel or query; not `Time`) into
+    /// `self.query`, unsigned, with the venue timestamp for local wall time `wall`: what both
+    /// transports sign (REST as the query string, the WebSocket API sorted, with `apiKey`).
+    fn unsigned_params(&mut self, w: Work, wall: u64) -> Result<(), i32> {
+        let o = *self.table.get(w.slot).ok_or(LOCAL_REJECT_ENCODE)?;
+        let sym = *self
+            .sym(o.intent.instrument.0)
+            .ok_or(LOCAL_REJECT_UNKNOWN_INSTRUMENT)?;
+        let mut cid = [0u8; 36];
+        let cid_len = client_id_text(&self.prefix, o.intent.client_order_id, &mut cid);
+        let ts = self.clock.at(wall);
+        match w.req {
+            Req::New => order_params(
+                &mut self.query,
+                self.market,
+                sym.bytes(),
+                &o.intent,
+                &cid[..cid_len],
+                self.recv_window,
+                ts,
+            ),
+            _ => (|| {
+                let q = &mut self.query;
+                q.clear();
+                q.push("symbol", sym.bytes())?;
+                q.push("origClientOrderId", &cid[..cid_len])?;
+                q.push_u64("recvWindow", u64::from(self.recv_window))?;
+                q.push_u64("timestamp", ts)
+            })(),
+        }
+        .map_err(|_| LOCAL_REJECT_ENCODE)
     }
 
     /// Journals a request without the bytes in `cut` (the API-key header).
