@@ -18,7 +18,7 @@ use super::{GatewayStage, OrderState, OrderUpdate, UpdateCause, ERR_NO_SUCH_ORDE
 use crate::event::{OrderIntent, OrderType, Side, TimeInForce};
 use crate::fixed::{Price, Qty};
 use crate::instrument::InstrumentId;
-use crate::venue::binance::orders::{decode_order_response, for_each_field, FEE_SCALE};
+use crate::venue::binance::orders::{decode_order_response, for_each_field};
 
 use super::limits::wall_ms;
 use super::state::OrderAlert;
@@ -153,12 +153,9 @@ impl GatewayStage {
         };
         let malformed = |why: String| RecoverError::Malformed { cid, why };
         let (mut symbol, mut side, mut text): (&[u8], Option<Side>, &[u8]) = (b"", None, b"");
-        let mut usdm_quote = None;
         for_each_field(body, |k, v| match k {
             b"symbol" => symbol = v.text().unwrap_or(b""),
             b"clientOrderId" => text = v.text().unwrap_or(b""),
-            // USD-M's name for `cummulativeQuoteQty`.
-            b"cumQuote" => usdm_quote = v.as_mantissa(FEE_SCALE),
             b"side" => {
                 side = match v.text() {
                     Some(b"BUY") => Some(Side::Buy),
@@ -194,11 +191,9 @@ impl GatewayStage {
                 now: qs,
             });
         }
-        let mut r = decode_order_response(body, ps, qs).map_err(|e| malformed(e.to_string()))?;
-        if r.cum_quote == 0 {
-            // The average price of the fill for what the journal lacks comes from it.
-            r.cum_quote = usdm_quote.unwrap_or(0);
-        }
+        // `cum_quote` (spot's `cummulativeQuoteQty`, USD-M's `cumQuote`) gives the average
+        // price of the fill for what the journal lacks.
+        let r = decode_order_response(body, ps, qs).map_err(|e| malformed(e.to_string()))?;
         let qty = match journaled {
             Some(j) if r.orig_qty.0 == 0 => j.orig_qty,
             _ => r.orig_qty,

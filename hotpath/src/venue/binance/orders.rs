@@ -345,7 +345,8 @@ pub fn decode_order_response(
                 r.orig_qty = Qty(x.unwrap_or(0));
                 check(x.is_some(), "origQty");
             }
-            b"cummulativeQuoteQty" => {
+            // `cumQuote` is USD-M's name for it.
+            b"cummulativeQuoteQty" | b"cumQuote" => {
                 let x = v.as_mantissa(FEE_SCALE);
                 r.cum_quote = x.unwrap_or(0);
                 check(x.is_some(), "cummulativeQuoteQty");
