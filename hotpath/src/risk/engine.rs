@@ -1026,12 +1026,14 @@ impl RiskEngine {
             self.counters.bad_fills += 1;
             return;
         }
+        let i = x.instrument.0 as usize;
+        // Whether the order was still in flight is judged on the clock the answer arrived at,
+        // before the fill's own (later) time moves it.
+        self.expire(i);
         if is_fill && x.stamps.venue_ns != 0 {
             self.advance(x.stamps.venue_ns);
         }
         let now = self.now_ns;
-        let i = x.instrument.0 as usize;
-        self.expire(i);
         let sessions_closed = self.session_closed();
         let cfg = self.cfg;
         let Some(Some(s)) = self.slots.get_mut(i) else {
@@ -1407,6 +1409,32 @@ mod tests {
         ));
         let c = r.outbox().closes()[0];
         assert_eq!((c.open_ns, c.close_ns, c.hold_secs), (t0, t0 + 90 * S, 90));
+        r.outbox_mut().clear();
+
+        // A venue whose clock runs ahead (a replay at full speed): the fill answers the
+        // order in time on the engine's clock, though stamped past its 10 s deadline; it is
+        // still that order's (its reason, its reference value), and then moves the clock.
+        let t1 = t0 + 200 * S;
+        r.on_market(&trade(btc, t1, 5_000_000), |_| [None; 3]);
+        assert!(r.on_entry(
+            btc.id,
+            Side::Sell,
+            Price(5_000_000),
+            t1,
+            2,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_100_000, e.qty.0, t1 + 30 * S));
+        assert_eq!(r.now_ns(), t1 + 30 * S);
+        let approved = 50_000.0 * e.qty.0 as f64 / 1e5;
+        assert_eq!(r.exposure(), approved, "the approved value, not the fill's");
+        r.on_market(&trade(btc, t1 + 40 * S, 5_200_000), |_| [None; 3]);
+        let x = intents(&mut r)[0];
+        r.on_market(&trade(btc, t1 + 41 * S, 5_200_000), |_| [None; 3]);
+        r.on_exec(&exec(&x, ExecKind::Fill, 5_200_000, x.qty.0, t1 + 60 * S));
+        assert_eq!(r.outbox().closes()[0].reason, x.reason);
+        assert_ne!(x.reason, ReasonCode::MANUAL);
     }
 
     #[test]
