@@ -9,8 +9,10 @@
 //!
 //! **Positions come from fills only.** An entry intent marks an entry *in flight* (it counts
 //! toward the limits at once, so two decisions cannot both pass the exposure check) until its
-//! fill, a terminal report, or `pending_timeout_ns` of event time; an exit is sent once per
-//! position until answered or timed out. The monitor is activated by the first entry fill,
+//! fill or a terminal report; an exit is sent once per position until it ends. An order that
+//! has had no answer at all after `pending_timeout_ns` of event time is taken as lost and
+//! forgotten; once the venue has answered (acknowledged or filled part of it) it stays in flight
+//! until its terminal report, however long that takes. The monitor is activated by the first entry fill,
 //! at the fill price.
 //!
 //! **Reversals** are sequenced: the close of the opposite position goes out at once and the
@@ -30,11 +32,16 @@
 //! it checked), and otherwise only falls. The exposure limit therefore holds through any
 //! sequence of fills, partial fills and rejections of the orders the engine sent.
 //!
-//! **Clock.** Event time only: market events, and fills (the venue's execution time, on the
-//! market's clock). A fill stamped a little behind the last market event (the venue's
-//! execution and market-data clocks are not one) never moves the clock back; acknowledgements,
-//! cancels and rejections do not move it at all, as the gateway stamps its local rejections and
-//! timeouts with its own clock.
+//! **Clock.** The market data's event time, and nothing else: positions open and close, stops
+//! and the 2-second checks run, deadlines and cool-downs expire on the times of the market
+//! events the strategy has seen. An execution report is applied at that clock whatever its own
+//! stamp says: live, the venue stamps executions milliseconds after the market data the
+//! strategy has (or a little before it: the two streams are not one), so nothing is lost; but a
+//! simulator replaying at full speed runs ahead of its client by whatever the socket buffers
+//! hold (minutes of market time were measured on the 12 h synthetic market), and the gateway
+//! stamps its local rejections and timeouts with the wall clock. Neither may move the
+//! strategy's clock: it would jump past the market it trades on and stall every time-based
+//! check until the data caught up.
 
 use crate::codec::fnv1a64;
 use crate::event::{
@@ -218,7 +225,10 @@ impl Outbox {
 struct Pending {
     cid: u64,
     reason: ReasonCode,
+    /// Forgotten at this event time if still unanswered.
     deadline_ns: u64,
+    /// The venue has answered (acknowledged or filled part of it): in flight until its end.
+    answered: bool,
     /// Ordered quantity (mantissa; 0 for exits, which add no exposure).
     qty: i64,
     /// Filled so far, by fills of this order.
@@ -228,6 +238,24 @@ struct Pending {
 }
 
 impl Pending {
+    /// A new order in flight.
+    fn new(cid: u64, reason: ReasonCode, deadline_ns: u64, qty: i64, px: f64) -> Self {
+        Pending {
+            cid,
+            reason,
+            deadline_ns,
+            answered: false,
+            qty,
+            filled: 0,
+            px,
+        }
+    }
+
+    /// Still in flight at `now_ns`.
+    fn live(&self, now_ns: u64) -> bool {
+        self.answered || now_ns < self.deadline_ns
+    }
+
     /// The exposure of what is still unfilled, quote.
     fn unfilled_notional(&self, qty_scale: u8) -> f64 {
         self.px * mantissa_to_f64(self.qty.saturating_sub(self.filled).max(0), qty_scale)
@@ -506,7 +534,7 @@ impl RiskEngine {
         self.slots
             .iter()
             .flatten()
-            .filter(|s| s.pos.qty != 0 || s.entry.is_some_and(|p| self.now_ns < p.deadline_ns))
+            .filter(|s| s.pos.qty != 0 || s.entry.is_some_and(|p| p.live(self.now_ns)))
             .count() as u32
     }
 
@@ -520,7 +548,7 @@ impl RiskEngine {
             .map(|s| {
                 s.pos.notional
                     + s.entry
-                        .filter(|p| self.now_ns < p.deadline_ns)
+                        .filter(|p| p.live(self.now_ns))
                         .map_or(0.0, |p| p.unfilled_notional(s.inst.qty_scale))
             })
             .sum()
@@ -569,16 +597,16 @@ impl RiskEngine {
         }
     }
 
-    /// Drop `i`'s in-flight orders past their deadline (checked lazily where they matter, so
+    /// Drop `i`'s unanswered in-flight orders past their deadline (checked lazily where they matter, so
     /// no per-event sweep over every symbol).
     fn expire(&mut self, i: usize) {
         let now = self.now_ns;
         if let Some(Some(s)) = self.slots.get_mut(i) {
-            if s.entry.is_some_and(|p| now >= p.deadline_ns) {
+            if s.entry.is_some_and(|p| !p.live(now)) {
                 s.entry = None;
                 s.deferred = None;
             }
-            if s.exit.is_some_and(|p| now >= p.deadline_ns) {
+            if s.exit.is_some_and(|p| !p.live(now)) {
                 s.exit = None;
             }
         }
@@ -862,7 +890,7 @@ impl RiskEngine {
             return;
         };
         let Some(side) = s.pos.side() else { return };
-        if s.exit.is_some_and(|p| now < p.deadline_ns) {
+        if s.exit.is_some_and(|p| p.live(now)) {
             return;
         }
         s.orders += 1;
@@ -879,14 +907,13 @@ impl RiskEngine {
         .because(reason, 0)
         .with_stamps(stamps);
         intent.reduce_only = s.reduce_only;
-        s.exit = Some(Pending {
+        s.exit = Some(Pending::new(
             cid,
             reason,
-            deadline_ns: now.saturating_add(timeout),
-            qty: 0,
-            filled: 0,
-            px: 0.0,
-        });
+            now.saturating_add(timeout),
+            0,
+            0.0,
+        ));
         self.counters.exits += 1;
         self.out.intent(intent);
     }
@@ -983,14 +1010,13 @@ impl RiskEngine {
                 };
                 s.orders += 1;
                 let cid = client_id(id, time_ns, side, s.orders);
-                s.entry = Some(Pending {
+                s.entry = Some(Pending::new(
                     cid,
-                    reason: ReasonCode::NONE,
-                    deadline_ns: now.saturating_add(timeout),
-                    qty: qty.0,
-                    filled: 0,
+                    ReasonCode::NONE,
+                    now.saturating_add(timeout),
+                    qty.0,
                     px,
-                });
+                ));
                 let reason = match side {
                     Side::Buy => ReasonCode::ENTRY_LONG,
                     Side::Sell => ReasonCode::ENTRY_SHORT,
@@ -1027,12 +1053,7 @@ impl RiskEngine {
             return;
         }
         let i = x.instrument.0 as usize;
-        // Whether the order was still in flight is judged on the clock the answer arrived at,
-        // before the fill's own (later) time moves it.
         self.expire(i);
-        if is_fill && x.stamps.venue_ns != 0 {
-            self.advance(x.stamps.venue_ns);
-        }
         let now = self.now_ns;
         let sessions_closed = self.session_closed();
         let cfg = self.cfg;
@@ -1040,6 +1061,11 @@ impl RiskEngine {
             self.counters.bad_fills += 1;
             return;
         };
+        for p in [s.entry.as_mut(), s.exit.as_mut()].into_iter().flatten() {
+            if p.cid == x.client_order_id {
+                p.answered = true;
+            }
+        }
         let fee = rescale(x.fee, x.fee_scale, PNL_SCALE, Rounding::HalfEven).unwrap_or(0);
         let mut closed = None;
         if is_fill {
@@ -1364,12 +1390,13 @@ mod tests {
     }
 
     #[test]
-    fn fills_behind_the_market_and_local_stamps_never_move_the_clock() {
+    fn executions_never_move_the_clock_off_the_market() {
         let t = table();
         let btc = t.instrument_ref(InstrumentId(0));
         let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
         let t0 = FRI + 10 * MIN;
-        r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
+        r.on_market(&trade(btc, t0, 5_000_000), none);
         assert!(r.on_entry(
             btc.id,
             Side::Buy,
@@ -1379,7 +1406,7 @@ mod tests {
             Stamps::default()
         ));
         let e = intents(&mut r)[0];
-        // The venue's execution clock is 3 ms behind its market data here.
+        // Live, the venue's execution clock can be a little behind its market data.
         r.on_exec(&exec(
             &e,
             ExecKind::Fill,
@@ -1387,17 +1414,13 @@ mod tests {
             e.qty.0,
             t0 - 3_000_000,
         ));
-        assert_eq!(
-            r.now_ns(),
-            t0,
-            "a fill behind the last market event keeps the clock"
-        );
+        assert_eq!(r.now_ns(), t0);
         // A rejection the gateway stamped with its own wall clock (today) moves nothing.
         let wall = t0 + 10 * 365 * 86_400 * S;
         r.on_exec(&exec(&e, ExecKind::Rejected, 0, 0, wall));
         assert_eq!(r.now_ns(), t0);
         // The trailing stop closes it 90 s later; the trade's times are the market's.
-        r.on_market(&trade(btc, t0 + 90 * S, 4_970_000), |_| [None; 3]);
+        r.on_market(&trade(btc, t0 + 90 * S, 4_970_000), none);
         let x = intents(&mut r)[0];
         assert_eq!(x.reason, ReasonCode::EXIT_TRAILING_STOP);
         r.on_exec(&exec(
@@ -1411,11 +1434,11 @@ mod tests {
         assert_eq!((c.open_ns, c.close_ns, c.hold_secs), (t0, t0 + 90 * S, 90));
         r.outbox_mut().clear();
 
-        // A venue whose clock runs ahead (a replay at full speed): the fill answers the
-        // order in time on the engine's clock, though stamped past its 10 s deadline; it is
-        // still that order's (its reason, its reference value), and then moves the clock.
+        // A simulator replaying at full speed runs ahead of its client: a fill stamped 30 s
+        // past what the strategy has seen. The position opens on the market's clock, and its
+        // 2-second checks run on the trades that follow.
         let t1 = t0 + 200 * S;
-        r.on_market(&trade(btc, t1, 5_000_000), |_| [None; 3]);
+        r.on_market(&trade(btc, t1, 5_000_000), none);
         assert!(r.on_entry(
             btc.id,
             Side::Sell,
@@ -1425,16 +1448,76 @@ mod tests {
             Stamps::default()
         ));
         let e = intents(&mut r)[0];
-        r.on_exec(&exec(&e, ExecKind::Fill, 5_100_000, e.qty.0, t1 + 30 * S));
-        assert_eq!(r.now_ns(), t1 + 30 * S);
-        let approved = 50_000.0 * e.qty.0 as f64 / 1e5;
-        assert_eq!(r.exposure(), approved, "the approved value, not the fill's");
-        r.on_market(&trade(btc, t1 + 40 * S, 5_200_000), |_| [None; 3]);
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_000_000, e.qty.0, t1 + 30 * S));
+        assert_eq!(r.now_ns(), t1);
+        let m = r.monitor(btc.id).unwrap();
+        assert_eq!(m.side(), Side::Sell);
+        // Five adverse 2 s checks in a row (a loss below 0.3%: five are needed) close it at
+        // t1 + 10 s of market time, long before the venue's stamp of the fill.
+        for k in 1..=5u64 {
+            assert!(r.outbox().intents().is_empty(), "check {k}");
+            r.on_market(
+                &trade(btc, t1 + 2 * k * S, 5_000_000 + 100 * k as i64),
+                none,
+            );
+        }
         let x = intents(&mut r)[0];
-        r.on_market(&trade(btc, t1 + 41 * S, 5_200_000), |_| [None; 3]);
-        r.on_exec(&exec(&x, ExecKind::Fill, 5_200_000, x.qty.0, t1 + 60 * S));
-        assert_eq!(r.outbox().closes()[0].reason, x.reason);
-        assert_ne!(x.reason, ReasonCode::MANUAL);
+        assert_eq!(x.reason, ReasonCode::EXIT_ADVERSE_MOVES);
+        r.on_exec(&exec(&x, ExecKind::Fill, 5_000_600, x.qty.0, t1 + 45 * S));
+        let c = r.outbox().closes()[0];
+        assert_eq!(
+            (c.open_ns, c.close_ns, c.reason),
+            (t1, t1 + 10 * S, x.reason)
+        );
+    }
+
+    #[test]
+    fn an_answered_order_stays_in_flight_past_its_deadline() {
+        let t = table();
+        let btc = t.instrument_ref(InstrumentId(0));
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let t0 = FRI + 10 * MIN;
+        r.on_market(&trade(btc, t0, 5_000_000), none);
+        r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0,
+            1,
+            Stamps::default(),
+        );
+        let e = intents(&mut r)[0];
+        let approved = r.exposure();
+        // Acknowledged, then 20 s of market (past the 10 s deadline) before its fills.
+        r.on_exec(&exec(&e, ExecKind::Ack, 0, 0, t0));
+        r.on_market(&trade(btc, t0 + 20 * S, 5_000_000), none);
+        assert_eq!(r.exposure(), approved, "still in flight");
+        assert!(!r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0 + 20 * S,
+            2,
+            Stamps::default()
+        ));
+        assert_eq!(
+            r.outbox().rejects()[0].reason,
+            ReasonCode::RISK_REJECT_EXISTING
+        );
+        r.outbox_mut().clear();
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_010_000, e.qty.0, t0 + 20 * S));
+        assert_eq!(r.exposure(), approved, "worth what was approved");
+        // An order never answered is forgotten after the deadline.
+        r.on_market(&trade(btc, t0 + 40 * S, 4_900_000), none);
+        let x = intents(&mut r)[0];
+        assert_eq!(x.reason, ReasonCode::EXIT_TRAILING_STOP);
+        r.on_market(&trade(btc, t0 + 49 * S, 4_900_000), none);
+        assert!(r.outbox().intents().is_empty(), "in flight for 10 s");
+        r.on_market(&trade(btc, t0 + 51 * S, 4_900_000), none);
+        let again = intents(&mut r);
+        assert_eq!(again.len(), 1, "sent again once the first is forgotten");
+        assert_ne!(again[0].client_order_id, x.client_order_id);
     }
 
     #[test]
@@ -1635,8 +1718,8 @@ mod tests {
             (
                 fx.id,
                 ReasonCode::EXIT_SESSION_CLOSE,
-                at(20, 0) + 1,
-                at(23, 30) + 6 * S
+                at(20, 0),
+                at(23, 30) + 5 * S
             )
         );
         r.outbox_mut().clear();
@@ -1698,23 +1781,27 @@ mod tests {
         let t = table();
         let fx = t.instrument_ref(InstrumentId(1));
         let mut r = engine(&t, RiskConfig::default());
-        let t0 = FRI + 23 * 60 * MIN + 29 * MIN;
-        r.on_market(&quote(fx, t0, 137_600), |_| [None; 3]);
-        assert!(r.on_entry(fx.id, Side::Sell, Price(137_600), t0, 1, Stamps::default()));
-        let e = intents(&mut r)[0];
-        // The entry fills at 23:30:00.250, inside the window.
-        r.on_exec(&exec(
-            &e,
-            ExecKind::Fill,
-            137_590,
-            e.qty.0,
-            t0 + MIN + S / 4,
+        let none = |_| [None; 3];
+        let t0 = FRI + 23 * 60 * MIN + 30 * MIN;
+        r.on_market(&quote(fx, t0 - S / 10, 137_600), none);
+        assert!(r.on_entry(
+            fx.id,
+            Side::Sell,
+            Price(137_600),
+            t0 - S / 10,
+            1,
+            Stamps::default()
         ));
+        let e = intents(&mut r)[0];
+        // 23:30:00.100: the window is on, nothing to close yet; the entry fills after it.
+        r.on_market(&quote(fx, t0 + S / 10, 137_590), none);
+        assert!(r.outbox().intents().is_empty());
+        r.on_exec(&exec(&e, ExecKind::Fill, 137_590, e.qty.0, t0 + S / 10));
         let x = intents(&mut r);
         assert_eq!(x.len(), 1);
         assert_eq!(
-            (x[0].side, x[0].reason),
-            (Side::Buy, ReasonCode::EXIT_SESSION_CLOSE)
+            (x[0].side, x[0].qty, x[0].reason),
+            (Side::Buy, e.qty, ReasonCode::EXIT_SESSION_CLOSE)
         );
     }
 }

@@ -75,8 +75,9 @@ pub struct RiskConfig {
     pub portfolio: PortfolioConfig,
     /// Weekly session of session-based instruments (forex).
     pub session: SessionConfig,
-    /// An entry order with no fill after this much event time is forgotten (the gateway's
-    /// IOC answer was lost or never came), so the symbol can trade again (ns).
+    /// An order with no answer at all after this much event time is forgotten (the gateway's
+    /// IOC answer was lost or never came), so the symbol can trade again (ns); an answered
+    /// order stays in flight until its terminal report.
     pub pending_timeout_ns: u64,
 }
 
@@ -169,9 +170,10 @@ pub struct TradeClose {
     pub fills: u16,
     /// Holding time in seconds (saturating) (12, 4).
     pub hold_secs: u32,
-    /// Event time of the first entry fill, ns (16, 8).
+    /// Event time the first entry fill was applied at (the strategy's market clock; see
+    /// [`engine`]), ns (16, 8).
     pub open_ns: u64,
-    /// Event time of the last exit fill, ns (24, 8).
+    /// Event time the last exit fill was applied at, ns (24, 8).
     pub close_ns: u64,
     /// Volume-weighted entry price (rounded half-even to the price scale) (32, 8).
     pub entry_px: Price,
