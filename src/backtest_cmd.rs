@@ -36,6 +36,10 @@ use crate::pipeline::RunArgs;
 /// Arguments of `algo-engine backtest`.
 #[derive(Args, Debug)]
 pub struct BacktestArgs {
+    /// A recorded capture to replay (hftbacktest `<symbol>_*.gz`, relative to `ALGO_DATA_DIR`
+    /// unless it exists as given): sets `[sim] market = "capture"`, its `capture` and
+    /// `[venue] symbols` to the capture's symbol, over every `--config`.
+    pub capture: Option<PathBuf>,
     /// Configuration file, merged over the embedded default; repeat to layer several (later
     /// files override earlier ones, table by table).
     #[arg(long)]
@@ -121,7 +125,11 @@ pub fn run_backtest(args: BacktestArgs) -> Result<ExitCode> {
                 journal.display()
             );
         }
-        let mut cfg = Config::load_layers(&args.config)?;
+        let settings = match &args.capture {
+            Some(c) => capture_settings(c)?,
+            None => Vec::new(),
+        };
+        let mut cfg = Config::load_layers_with(&args.config, &settings)?;
         if cfg.venue.kind != "sim" {
             bail!(
                 "a backtest trades against the simulator, but [venue] kind = {:?}: use `run` for a live venue",
@@ -158,6 +166,25 @@ pub fn run_backtest(args: BacktestArgs) -> Result<ExitCode> {
         out.join(coldpath::backtest::output::REPORT_MD).display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The settings that make a run replay `capture`: the simulator's market and the capture's
+/// symbol (the simulator, like the capture importer, takes it from the file name).
+fn capture_settings(capture: &Path) -> Result<Vec<(String, toml::Value)>> {
+    let path = if capture.exists() {
+        capture.to_path_buf()
+    } else {
+        hotpath::datadir::data_dir().join(capture)
+    };
+    let symbol = coldpath::replay::load_hftbacktest(&path, Some(1))
+        .with_context(|| format!("reading the capture {}", path.display()))?
+        .symbol;
+    let market = Market::Capture {
+        name: symbol.clone(),
+        path: std::path::absolute(&path)?,
+        symbols: Some(vec![symbol]),
+    };
+    Ok(market.settings()?)
 }
 
 /// A run of the sweep waiting for, or holding, a process.

@@ -181,6 +181,16 @@ impl Config {
     /// The default configuration with `paths` merged over it in order (later files override
     /// earlier ones, table by table, by the same rule `sweep` layers its grids with).
     pub fn load_layers<P: AsRef<Path>>(paths: &[P]) -> Result<Config> {
+        Self::load_layers_with(paths, &[])
+    }
+
+    /// [`load_layers`](Self::load_layers), then `settings` (dotted keys, e.g. `sim.capture`)
+    /// set over the result: what a command-line argument selects wins over every file, and is
+    /// in the merged configuration a replay reads back.
+    pub fn load_layers_with<P: AsRef<Path>>(
+        paths: &[P],
+        settings: &[(String, toml::Value)],
+    ) -> Result<Config> {
         let mut table: toml::Table =
             toml::from_str(DEFAULT_TOML).context("the embedded default configuration")?;
         for path in paths {
@@ -190,6 +200,10 @@ impl Config {
             let user: toml::Table =
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             coldpath::backtest::sweep::merge_tables(&mut table, user);
+        }
+        for (key, value) in settings {
+            coldpath::backtest::sweep::set_dotted(&mut table, key, value.clone())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let mut cfg: Config = toml::Value::Table(table.clone())
             .try_into()

@@ -608,6 +608,113 @@ fn hotpath_dec(v: i64) -> String {
     format!("{}.{:08}", v / 100_000_000, v % 100_000_000)
 }
 
+/// Event times (`E`, else `T`) of the capture's stream frames, ms, in tape order.
+fn event_times(path: &std::path::Path) -> Vec<u64> {
+    let r = coldpath::replay::load_hftbacktest(path, Some(LIMIT)).unwrap();
+    r.frames
+        .iter()
+        .filter_map(|(_, f)| serde_json::from_slice::<Value>(f).ok())
+        .filter_map(|v| {
+            let d = &v["data"];
+            d["E"].as_u64().or(d["T"].as_u64())
+        })
+        .collect()
+}
+
+#[test]
+fn executions_are_stamped_with_the_markets_clock() {
+    let Some(path) = capture() else { return };
+    let (best_bid, _, min_trade) = snapshot(&path);
+    let times = event_times(&path);
+    let (first_ms, last_ms) = (times[0], *times.iter().max().unwrap());
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        wall > last_ms + 365 * 86_400_000,
+        "the capture is from 2024"
+    );
+    let v = venue(path, LIMIT, Pace::Max);
+    let rest = Rest::new(&v);
+    let (_, lk) = rest.call("POST", "/api/v3/userDataStream", "", false);
+    let mut user = Ws::connect(
+        v.ws_addr(),
+        &format!("/ws/{}", lk["listenKey"].as_str().unwrap()),
+    );
+    // Before the tape plays, the market's clock is where the capture starts (its first event,
+    // or its inline depth snapshot, recorded a little later, which seeds the book): a taker
+    // fill then is stamped with it everywhere.
+    let (_, r) = rest.order("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001");
+    assert_eq!(r["status"], "FILLED", "{r}");
+    let t0 = r["transactTime"].as_u64().unwrap();
+    assert!(
+        (first_ms..first_ms + 1_000).contains(&t0),
+        "{t0} {first_ms}"
+    );
+    assert_eq!(r["workingTime"].as_u64(), Some(t0), "{r}");
+    for x in ["NEW", "TRADE"] {
+        let ev = user.text();
+        assert_eq!(ev["x"], x);
+        for k in ["E", "T", "O", "W"] {
+            assert_eq!(ev[k].as_u64(), Some(t0), "{k}: {ev}");
+        }
+    }
+    let pos = user.text();
+    assert_eq!(pos["e"], "outboundAccountPosition");
+    assert_eq!(pos["E"].as_u64(), Some(t0));
+
+    // A resting buy the replay trades through: each maker fill at the time of its trade.
+    assert!(min_trade < best_bid);
+    let price = min_trade + 1_000_000;
+    let (_, r) = rest.order(&format!(
+        "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=5&price={}",
+        hotpath_dec(price)
+    ));
+    let id = r["orderId"].as_u64().unwrap();
+    assert_eq!(r["transactTime"].as_u64(), Some(t0));
+    let _start = Ws::connect(v.ws_addr(), "/ws/btcusdt@trade");
+    assert!(v.wait_finished(Duration::from_secs(20)));
+    let (_, q) = rest.call(
+        "GET",
+        "/api/v3/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        true,
+    );
+    assert_eq!(q["time"].as_u64(), Some(t0), "{q}");
+    let (_, c) = rest.call(
+        "DELETE",
+        "/api/v3/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        true,
+    );
+    let cancel_ms = c["transactTime"].as_u64().unwrap();
+    assert!(
+        cancel_ms.abs_diff(last_ms) < 1_000,
+        "after the tape: its last event time, {cancel_ms} vs {last_ms}"
+    );
+    let mut fills = Vec::new();
+    loop {
+        let ev = user.text();
+        if ev["e"] != "executionReport" || ev["i"].as_u64() != Some(id) {
+            continue;
+        }
+        assert_eq!(ev["E"], ev["T"], "{ev}");
+        match ev["x"].as_str().unwrap() {
+            "TRADE" => fills.push(ev["T"].as_u64().unwrap()),
+            "CANCELED" => break,
+            _ => {}
+        }
+    }
+    assert!(!fills.is_empty());
+    assert!(fills.windows(2).all(|w| w[0] <= w[1]), "{fills:?}");
+    assert!(
+        fills.iter().all(|t| (t0..=last_ms + 1_000).contains(t)),
+        "{fills:?} outside {t0}..{last_ms}"
+    );
+    assert_eq!(q["updateTime"].as_u64(), fills.last().copied(), "{q}");
+}
+
 #[test]
 fn latency_model_delays_activation_in_market_time() {
     let Some(path) = capture() else { return };
@@ -629,6 +736,10 @@ fn latency_model_delays_activation_in_market_time() {
     assert!(before > 0);
     let (_, r) = rest.order("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001");
     assert_eq!(r["status"], "FILLED", "{r}");
+    // Stamped when it reached the matching engine: 5 s of market time after it was sent
+    // (the recorder's receive clock and the venue's event clock differ by its latency).
+    let arrived = r["transactTime"].as_u64().unwrap();
+    assert!(arrived >= t_first + 4_900, "{arrived} {t_first}");
     let after = v.market_time_ns();
     assert!(
         after >= before + 5_000_000_000,

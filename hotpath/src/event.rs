@@ -751,6 +751,9 @@ impl ReasonCode {
     pub const RISK_REJECT_RATE_LIMIT: ReasonCode = ReasonCode(66);
     /// Entry refused: no quantity could be sized (below the minimum).
     pub const RISK_REJECT_SIZING: ReasonCode = ReasonCode(67);
+    /// Entry refused: a session-based instrument (forex) is in its pre-close window or its
+    /// session is closed.
+    pub const RISK_REJECT_SESSION: ReasonCode = ReasonCode(68);
 
     /// Name of a known code, `None` for other values.
     pub const fn name(self) -> Option<&'static str> {
@@ -778,6 +781,7 @@ impl ReasonCode {
             65 => "risk_reject_max_notional",
             66 => "risk_reject_rate_limit",
             67 => "risk_reject_sizing",
+            68 => "risk_reject_session",
             _ => return None,
         })
     }

@@ -286,6 +286,13 @@ impl InstrumentKind {
     pub const fn is_derivative(self) -> bool {
         !matches!(self, InstrumentKind::Spot | InstrumentKind::Forex)
     }
+
+    /// True for instruments that trade in sessions with a weekly close (forex), whose
+    /// positions the risk layer closes before the weekend
+    /// ([`crate::risk::session`]); crypto trades 24/7.
+    pub const fn is_session_based(self) -> bool {
+        matches!(self, InstrumentKind::Forex)
+    }
 }
 
 /// Errors building an instrument or interning it.
@@ -410,6 +417,12 @@ impl InstrumentSpec {
             .normalize();
         spec.validate()?;
         Ok(spec)
+    }
+
+    /// Whether the instrument trades in sessions with a weekly close (its kind decides:
+    /// [`InstrumentKind::is_session_based`]).
+    pub const fn is_session_based(&self) -> bool {
+        self.kind.is_session_based()
     }
 
     /// Check scales and increments.
@@ -669,6 +682,22 @@ mod tests {
         );
         for (id, s) in t.iter() {
             assert_eq!(t.lookup(s.venue, s.symbol.as_bytes()), Some(id));
+        }
+    }
+
+    #[test]
+    fn only_forex_is_session_based() {
+        let mut fx = spec(Venue::Fxcm, "EURUSD");
+        fx.kind = InstrumentKind::Forex;
+        assert!(fx.is_session_based());
+        for k in [
+            InstrumentKind::Spot,
+            InstrumentKind::Perp,
+            InstrumentKind::InversePerp,
+            InstrumentKind::Future,
+            InstrumentKind::InverseFuture,
+        ] {
+            assert!(!k.is_session_based(), "{k:?} trades 24/7");
         }
     }
 

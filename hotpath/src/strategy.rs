@@ -600,9 +600,15 @@ fn apply(
     journal_errors: &mut u64,
     item: &Scheduled,
 ) {
+    // Journaled at the strategy's event clock: an execution's own stamp may lie a little
+    // behind the last market event, or be the gateway's local clock (a local rejection).
+    let clock = |strategy: &Strategy, own: u64| match strategy.risk().now_ns() {
+        0 => own,
+        t => t,
+    };
     let (what, time_ns) = match item {
-        Scheduled::Exec(x) => (AppliedKind::Exec, x.stamps.venue_ns),
-        Scheduled::Control(c) => (AppliedKind::Control, c.stamps.venue_ns),
+        Scheduled::Exec(x) => (AppliedKind::Exec, clock(strategy, x.stamps.venue_ns)),
+        Scheduled::Control(c) => (AppliedKind::Control, clock(strategy, c.stamps.venue_ns)),
     };
     if let Some(j) = journal.as_mut() {
         let marker = Applied {
@@ -621,6 +627,7 @@ fn apply(
     match item {
         Scheduled::Exec(x) => {
             strategy.on_exec(x);
+            let time_ns = clock(strategy, time_ns);
             drain(
                 strategy,
                 journal,

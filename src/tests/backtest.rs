@@ -1,10 +1,16 @@
 //! `algo-engine backtest` and `algo-engine sweep` as a user runs them: the real binary against
 //! the embedded simulator, and the report checked against the journals it was computed from.
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::process::Stdio;
+
+use hotpath::codec::{self, RecordKind};
+use hotpath::event::{ExecEvent, ExecKind, OrderIntent, ReasonCode};
+use ringbuffers::journal::Tailer;
 
 mod common;
-use common::{engine, journal_closes, text};
+use common::{engine, engine_command, journal_closes, text};
 
 /// Thresholds loose enough that the four-level decision enters often (the order-flow cascade
 /// still has to be ordered), so a short synthetic market yields closed trades.
@@ -87,6 +93,23 @@ fn backtest_report_matches_the_trades_the_strategy_journaled() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
             .unwrap();
+    // The simulator stamps its executions with the market's clock, and the strategy keeps its
+    // own on the market data: every trade lies on the tape's clock (a day in 2024), and the
+    // report has nothing to warn about.
+    assert_eq!(summary["market_clock"], true, "{summary}");
+    assert_eq!(summary["warnings"], serde_json::json!([]), "{summary}");
+    assert!(!s.contains("warning:"), "{s}");
+    let (start, end) = (
+        summary["start_ns"].as_u64().unwrap(),
+        summary["end_ns"].as_u64().unwrap(),
+    );
+    assert!(
+        end - start < 13 * 3_600_000_000_000,
+        "12 h of market: {start}..{end}"
+    );
+    for c in &closes {
+        assert!(start <= c.open_ns && c.close_ns <= end, "{c:?}");
+    }
     let csv = std::fs::read_to_string(out_dir.join("trades.csv")).unwrap();
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -372,5 +395,280 @@ fn every_example_grid_expands_to_valid_configurations() {
         text(&out.stderr).contains("min_confluense"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// A decimal string as a mantissa at `scale` decimals (exact; more decimals must be zeros).
+fn mantissa(s: &str, scale: u8) -> i128 {
+    let m = mantissa8(s);
+    let d = 10i128.pow(u32::from(8u8.abs_diff(scale)));
+    if scale >= 8 {
+        m * d
+    } else {
+        assert_eq!(m % d, 0, "{s} has more than {scale} decimals");
+        m / d
+    }
+}
+
+/// `v / d` rounded half to even (d > 0), as the trade log rounds its prices and P&L.
+fn div_half_even(v: i128, d: i128) -> i128 {
+    let (q, r) = (v.div_euclid(d), v.rem_euclid(d));
+    match (2 * r).cmp(&d) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + (q & 1),
+    }
+}
+
+/// A `mantissa` at `from` decimals re-expressed at `to` (half-even when it loses digits).
+fn rescale(v: i128, from: u8, to: u8) -> i128 {
+    if to >= from {
+        v * 10i128.pow(u32::from(to - from))
+    } else {
+        div_half_even(v, 10i128.pow(u32::from(from - to)))
+    }
+}
+
+/// Every record of kind `kind` in the journal at `dir`, decoded.
+fn records<E: codec::Journaled>(dir: &Path, kind: RecordKind) -> Vec<E> {
+    let mut t = Tailer::open(dir, Some(codec::SCHEMA_HASH)).unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = t.next().unwrap() {
+        if r.kind == kind.as_u16() {
+            out.push(codec::decode::<E>(r.payload).unwrap());
+        }
+    }
+    out
+}
+
+/// A trade rebuilt from the venue's fills alone.
+#[derive(Debug, Default)]
+struct Rebuilt {
+    /// +1 long, -1 short.
+    sign: i64,
+    entry_value: i128,
+    entry_qty: i128,
+    exit_value: i128,
+    exit_qty: i128,
+    /// Fees at 8 decimals, as the simulator charges them.
+    fees: i128,
+    entry_cid: u64,
+    exit_cid: u64,
+}
+
+/// Rebuilds the trades of a backtest from the gateway journal's fills (each fill counted once:
+/// the REST answer and the user stream report the same fill), checking each fill's fee against
+/// the simulator's rule: `ceil(floor(price * qty) * rate)` in the quote asset at 8 decimals,
+/// with the maker or taker rate of the run's `[sim]` configuration.
+fn rebuild(journal: &Path, maker_bps: f64, taker_bps: f64) -> (Vec<Rebuilt>, u8, u8) {
+    let rate = |bps: f64| (bps * 10_000.0).round() as i64;
+    let (maker, taker) = (rate(maker_bps), rate(taker_bps));
+    let mut seen = HashSet::new();
+    let mut open: Option<(Rebuilt, i128)> = None;
+    let mut done = Vec::new();
+    let mut scales = (0, 0);
+    for x in records::<ExecEvent>(&journal.join("gateway"), RecordKind::Exec) {
+        if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill)
+            || !seen.insert((x.client_order_id, x.trade_id, x.cum_qty.0))
+        {
+            continue;
+        }
+        let (ps, qs) = (x.price_scale, x.qty_scale);
+        scales = (ps, qs);
+        let (px, q) = (i128::from(x.last_px.0), i128::from(x.last_qty.0));
+        let quote8 = rescale(px, ps, 8) * rescale(q, qs, 8) / 100_000_000;
+        let fee8 = i128::from(bench::sim::exchange::commission(
+            i64::try_from(quote8).unwrap(),
+            if x.is_maker { maker } else { taker },
+        ));
+        assert_eq!(
+            rescale(i128::from(x.fee), x.fee_scale, 8),
+            fee8,
+            "the fee of {x:?} is the simulator's rate"
+        );
+        let sign = x.side.sign();
+        let (t, pos) = open.get_or_insert_with(|| {
+            (
+                Rebuilt {
+                    sign,
+                    entry_cid: x.client_order_id,
+                    ..Rebuilt::default()
+                },
+                0,
+            )
+        });
+        t.fees += fee8;
+        if sign == t.sign {
+            t.entry_value += px * q;
+            t.entry_qty += q;
+            *pos += q;
+        } else {
+            assert!(q <= *pos, "an exit never goes beyond flat: {x:?}");
+            t.exit_value += px * q;
+            t.exit_qty += q;
+            t.exit_cid = x.client_order_id;
+            *pos -= q;
+        }
+        if *pos == 0 {
+            done.push(open.take().unwrap().0);
+        }
+    }
+    (done, scales.0, scales.1)
+}
+
+#[test]
+fn capture_scalp_trades_on_the_real_captures_and_every_trade_recomputes_from_the_fills() {
+    let captures = [
+        "binance/spot/btcusdt_20240808.gz",
+        "binance/spot/ethusdt_20240808.gz",
+    ];
+    if captures
+        .iter()
+        .any(|c| hotpath::datadir::capture(c).is_none())
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, "[metrics]\nenabled = false\n").unwrap();
+    // Both captures at once (each plays six minutes at 20x).
+    let runs: Vec<_> = captures
+        .iter()
+        .map(|c| {
+            let out = dir.path().join(c.replace('/', "-"));
+            let child = engine_command(&[
+                "backtest",
+                "--config",
+                base.to_str().unwrap(),
+                "--config",
+                "tuning/strategies/capture-scalp.toml",
+                c,
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+            (c, out, child)
+        })
+        .collect();
+    let mut trades = 0;
+    for (capture, out, child) in runs {
+        let o = child.wait_with_output().unwrap();
+        let s = text(&o.stdout);
+        assert!(o.status.success(), "{capture}: {s}{}", text(&o.stderr));
+        assert!(s.contains("run ended: the simulator's market ended"), "{s}");
+        let journal = out.join("journal");
+        let cfg: toml::Table =
+            toml::from_str(&std::fs::read_to_string(journal.join("config.toml")).unwrap()).unwrap();
+        // The positional capture selected the market and its symbol.
+        let symbol = capture
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('_')
+            .next()
+            .unwrap()
+            .to_ascii_uppercase();
+        assert_eq!(cfg["sim"]["market"].as_str(), Some("capture"));
+        assert!(cfg["sim"]["capture"].as_str().unwrap().ends_with(capture));
+        assert_eq!(
+            cfg["venue"]["symbols"].as_array().unwrap(),
+            &vec![toml::Value::String(symbol.clone())]
+        );
+        let bps = |k: &str| cfg["sim"][k].as_float().unwrap();
+        let (rebuilt, ps, qs) = rebuild(&journal, bps("maker_fee_bps"), bps("taker_fee_bps"));
+
+        let closes = journal_closes(&journal);
+        let intents: HashMap<u64, OrderIntent> =
+            records::<OrderIntent>(&journal.join("strategy"), RecordKind::Intent)
+                .into_iter()
+                .map(|i| (i.client_order_id, i))
+                .collect();
+        let csv = std::fs::read_to_string(out.join("trades.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect())
+            .collect();
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["market_clock"], true, "{capture}: {summary}");
+        assert_eq!(
+            rebuilt.len(),
+            closes.len(),
+            "{capture}: fills vs TradeClose"
+        );
+        assert_eq!(
+            rows.len(),
+            closes.len(),
+            "{capture}: trades.csv vs TradeClose"
+        );
+        let (start, end) = (
+            summary["start_ns"].as_u64().unwrap(),
+            summary["end_ns"].as_u64().unwrap(),
+        );
+        for ((t, c), row) in rebuilt.iter().zip(&closes).zip(&rows) {
+            let vs = ps + qs;
+            let gross = rescale((t.exit_value - t.entry_value) * i128::from(t.sign), vs, 8);
+            let net = gross - t.fees;
+            let entry_px = div_half_even(t.entry_value, t.entry_qty);
+            let exit_px = div_half_even(t.exit_value, t.exit_qty);
+            let reason = intents[&t.exit_cid].reason;
+            assert!(
+                !matches!(reason, ReasonCode::ENTRY_LONG | ReasonCode::ENTRY_SHORT),
+                "closed by an exit order: {reason}"
+            );
+            assert_eq!(t.entry_qty, t.exit_qty);
+            // The strategy's trade log...
+            assert_eq!(c.side.sign(), t.sign, "{c:?}");
+            assert_eq!(
+                (
+                    i128::from(c.qty.0),
+                    i128::from(c.entry_px.0),
+                    i128::from(c.exit_px.0)
+                ),
+                (t.exit_qty, entry_px, exit_px),
+                "{c:?}"
+            );
+            assert_eq!(
+                (
+                    i128::from(c.gross_pnl),
+                    i128::from(c.fees),
+                    i128::from(c.net_pnl)
+                ),
+                (gross, t.fees, net),
+                "{c:?}"
+            );
+            assert_eq!(
+                (c.entry_cid, c.exit_cid, c.reason),
+                (t.entry_cid, t.exit_cid, reason)
+            );
+            assert!(
+                start <= c.open_ns && c.close_ns <= end,
+                "{c:?} on the tape's clock"
+            );
+            // ...and the report's.
+            assert_eq!(row[0], symbol);
+            assert_eq!(row[1], if t.sign > 0 { "long" } else { "short" });
+            assert_eq!(mantissa(row[4], ps), entry_px, "{row:?}");
+            assert_eq!(mantissa(row[5], ps), exit_px, "{row:?}");
+            assert_eq!(mantissa(row[6], qs), t.exit_qty, "{row:?}");
+            assert_eq!(
+                (mantissa8(row[7]), mantissa8(row[8]), mantissa8(row[9])),
+                (gross, t.fees, net),
+                "{row:?}"
+            );
+            assert_eq!(row[10], reason.to_string());
+            let hold: f64 = row[11].parse().unwrap();
+            assert!((hold - (c.close_ns - c.open_ns) as f64 / 1e9).abs() < 0.001);
+        }
+        trades += rebuilt.len();
+    }
+    assert!(
+        trades >= captures.len(),
+        "capture-scalp closes a trade on each spot capture"
     );
 }

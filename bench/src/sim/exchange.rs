@@ -27,6 +27,15 @@
 //! * **Balances**: a `LIMIT` buy locks `price * qty` (as Binance does) and its commission is
 //!   taken from the free quote balance at each fill; a sell locks the quantity. Fills move locked to free and settle both assets; the leftover lock
 //!   is released when the order closes.
+//! * **Time stamps**: everything the exchange reports (order responses' `transactTime` and
+//!   `workingTime`, queries' `time`/`updateTime`, the user stream's `E`, `T`, `O`, `W`) is on
+//!   the **market's clock** whenever a market plays ([`Exchange::stamp_ms`]): the replayed or
+//!   generated event time, as Binance stamps its executions with the same clock as its market
+//!   data. A replay of an old capture at full speed therefore fills in the capture's day, and a
+//!   backtest's positions open and close on the tape's clock rather than today's. Only a bare
+//!   REST server with no market (its fixed ladder) falls back to the server's wall clock.
+//!   Request authentication (`timestamp`, `recvWindow`, `serverTime`) stays on the wall clock:
+//!   that is the client's clock, not the market's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::Sender;
@@ -165,7 +174,8 @@ pub(crate) struct Exchange {
     pub fees: Fees,
     /// Where user-stream events go (in the order they happen), when a stream server runs.
     pub events: Option<Sender<Vec<u8>>>,
-    /// Market time of the last frame applied, ns.
+    /// Market time of the last frame applied, ns, on the tape's own clock (a capture's receive
+    /// times): the latency model's clock.
     pub market_ns: u64,
     /// Candles: the history plus every trade applied, for REST `klines`.
     pub klines: Klines,
@@ -184,6 +194,21 @@ impl Exchange {
             market_ns: 0,
             klines: Klines::default(),
         }
+    }
+
+    /// The time to stamp on a report now, ms: the market's event clock (the candle clock: the
+    /// history's end before the tape, then the latest trade time or frame time shifted onto
+    /// the venue's event clock) when a market plays, else `wall_ms` (the server's clock).
+    pub fn stamp_ms(&self, wall_ms: u64) -> u64 {
+        match self.klines.clock_ms() {
+            0 => wall_ms,
+            market => market,
+        }
+    }
+
+    /// A tape time (`market_ns`'s clock, ns) on the venue's event clock, ms.
+    pub(crate) fn event_ms(&self, tape_ns: u64) -> u64 {
+        self.klines.event_ms(tape_ns)
     }
 
     fn emit(&self, v: Value) {
@@ -363,7 +388,21 @@ impl Exchange {
     }
 
     /// Accept (or reject) a new order now, against the current book. Returns the REST answer.
-    pub fn place(&mut self, req: NewOrder, now_ms: u64) -> Result<Value, ApiError> {
+    /// `wall_ms` is the server's clock, used only when no market plays (see
+    /// [`stamp_ms`](Self::stamp_ms)).
+    pub fn place(&mut self, req: NewOrder, wall_ms: u64) -> Result<Value, ApiError> {
+        self.place_at(req, wall_ms, 0)
+    }
+
+    /// [`place`](Self::place) for an order that reached the matching engine at event time
+    /// `arrived_ms` (after its latency, between two frames): stamped no earlier than that.
+    pub(crate) fn place_at(
+        &mut self,
+        req: NewOrder,
+        wall_ms: u64,
+        arrived_ms: u64,
+    ) -> Result<Value, ApiError> {
+        let now_ms = self.stamp_ms(wall_ms).max(arrived_ms);
         let m = req.market;
         let buy = req.side == "BUY";
         let book = self.books.get(m.symbol);
@@ -504,8 +543,10 @@ impl Exchange {
         v
     }
 
-    /// Cancel open order `idx`; `cancel_id` is the cancel request's client id.
-    pub fn cancel(&mut self, idx: usize, cancel_id: &str, now_ms: u64) -> Value {
+    /// Cancel open order `idx`; `cancel_id` is the cancel request's client id; `wall_ms` as
+    /// for [`place`](Self::place).
+    pub fn cancel(&mut self, idx: usize, cancel_id: &str, wall_ms: u64) -> Value {
+        let now_ms = self.stamp_ms(wall_ms);
         self.release_rest(idx);
         let o = &mut self.orders[idx];
         o.status = "CANCELED";
@@ -537,10 +578,12 @@ impl Exchange {
     }
 
     /// Apply one tape frame: book diffs and snapshots, fills of resting orders by trades, and
-    /// the trade's kline.
-    pub fn apply(&mut self, frame: &TapeFrame, now_ms: u64) {
+    /// the trade's kline. Fills are stamped with the frame's event time (a trade's `T`);
+    /// `wall_ms` as for [`place`](Self::place).
+    pub fn apply(&mut self, frame: &TapeFrame, wall_ms: u64) {
         self.market_ns = self.market_ns.max(frame.time_ns);
         self.klines.on_frame(frame);
+        let now_ms = self.stamp_ms(wall_ms);
         match &frame.event {
             Event::Depth {
                 symbol,

@@ -272,6 +272,16 @@ impl Klines {
         self.skew_ms = skew_ms;
     }
 
+    /// "Now" on the venue's event clock, ms (0 before any history or frame: no market).
+    pub(crate) fn clock_ms(&self) -> u64 {
+        self.clock_ms
+    }
+
+    /// A frame time (ns, the tape's clock) on the venue's event clock, ms.
+    pub(crate) fn event_ms(&self, frame_ns: u64) -> u64 {
+        ((frame_ns / 1_000_000) as i64 + self.skew_ms).max(0) as u64
+    }
+
     /// Add one trade.
     pub(crate) fn record(
         &mut self,
@@ -289,7 +299,7 @@ impl Klines {
 
     /// Account for one tape frame as the market driver applies it.
     pub(crate) fn on_frame(&mut self, frame: &TapeFrame) {
-        let t = ((frame.time_ns / 1_000_000) as i64 + self.skew_ms).max(0) as u64;
+        let t = self.event_ms(frame.time_ns);
         self.advance_clock(t);
         if let Event::Trade {
             symbol,

@@ -261,16 +261,18 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// Activate every pending order due at market time `t_ns` (all of them with `None`).
-    pub(crate) fn activate_due(&mut self, t_ns: Option<u64>, now_ms: u64) -> bool {
+    /// Activate every pending order due at market time `t_ns` (all of them with `None`); each
+    /// is stamped with the market time it arrived at (`wall_ms` only without a market).
+    pub(crate) fn activate_due(&mut self, t_ns: Option<u64>, wall_ms: u64) -> bool {
         let mut any = false;
         while let Some(pos) = self
             .pending
             .iter()
             .position(|p| t_ns.is_none_or(|t| p.1 <= t))
         {
-            let (ticket, _, req) = self.pending.remove(pos);
-            let r = self.ex.place(req, now_ms);
+            let (ticket, at_ns, req) = self.pending.remove(pos);
+            let arrived_ms = self.ex.event_ms(at_ns);
+            let r = self.ex.place_at(req, wall_ms, arrived_ms);
             self.done.insert(ticket, r);
             any = true;
         }
@@ -1270,7 +1272,7 @@ fn dispatch(
                 "brokered": false,
                 "requireSelfTradePrevention": false,
                 "preventSor": false,
-                "updateTime": shared.now_ms(),
+                "updateTime": st.ex.stamp_ms(shared.now_ms()),
                 "accountType": "SPOT",
                 "balances": balances,
                 "permissions": ["SPOT"],

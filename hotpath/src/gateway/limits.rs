@@ -11,7 +11,10 @@
 //! **Clock.** Signed requests carry `timestamp` in the venue's clock: local wall time plus an
 //! offset measured with `GET /api/v3/time` (the server time is taken to be at the midpoint of
 //! the round trip) and refined from each order response's `transactTime`, which must lie
-//! between send and receive in venue time.
+//! between send and receive in venue time. A `transactTime` that would move a synced offset by
+//! more than [`MAX_REFINE_STEP_MS`] is not taken as the server clock: a venue simulator
+//! replaying an old tape stamps its executions with the tape's clock while it authenticates on
+//! the wall clock, and a real drift that large shows up as `-1021` and a new time request.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -126,6 +129,9 @@ impl WeightBudget {
     }
 }
 
+/// Largest correction (ms) one `transactTime` may make to a synced clock offset.
+pub const MAX_REFINE_STEP_MS: i64 = 1_000;
+
 /// Offset of the venue's clock to the local wall clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct VenueClock {
@@ -164,14 +170,20 @@ impl VenueClock {
     }
 
     /// A venue timestamp `venue` of an event between local `sent` and `recv`: the offset must
-    /// lie in `[venue - recv, venue - sent]`; it is moved into that interval if outside.
+    /// lie in `[venue - recv, venue - sent]`; it is moved into that interval if outside, unless
+    /// that would move a synced offset by more than [`MAX_REFINE_STEP_MS`] (see the module
+    /// docs).
     pub fn refine(&mut self, sent: u64, recv: u64, venue: u64) {
         if venue == 0 || recv < sent {
             return;
         }
         let lo = venue as i64 - recv as i64;
         let hi = venue as i64 - sent as i64;
-        self.offset_ms = self.offset_ms.clamp(lo, hi);
+        let next = self.offset_ms.clamp(lo, hi);
+        if self.synced && (next - self.offset_ms).abs() > MAX_REFINE_STEP_MS {
+            return;
+        }
+        self.offset_ms = next;
     }
 }
 
@@ -220,5 +232,19 @@ mod tests {
         assert_eq!(c.offset_ms(), 5_010);
         c.refine(3_000, 3_010, 0);
         assert_eq!(c.offset_ms(), 5_010);
+        // A transactTime on another clock (a replayed tape's, days behind) leaves it alone.
+        let wall = 1_800_000_000_000;
+        c.refine(wall, wall + 10, wall + 5_010 - 3 * 86_400_000);
+        assert_eq!(c.offset_ms(), 5_010);
+        c.refine(
+            wall,
+            wall + 10,
+            wall + 5_010 + MAX_REFINE_STEP_MS as u64 + 20,
+        );
+        assert_eq!(c.offset_ms(), 5_010);
+        // Before any time request, a transactTime is the best there is.
+        let mut fresh = VenueClock::default();
+        fresh.refine(3_000, 3_010, 8_020);
+        assert_eq!(fresh.offset_ms(), 5_010);
     }
 }

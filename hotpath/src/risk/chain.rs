@@ -6,12 +6,17 @@
 //! dispatch and no allocation:
 //!
 //! 0. trading state: the symbol must be ACTIVE (HALTED and REDUCING refuse entries);
+//!    session: a session-based instrument (forex) must be outside its weekly pre-close window
+//!    ([`super::session`]);
 //! 1. existing position: a position (or an entry in flight) on the **same** side refuses;
 //! 2. reversal: a position on the **opposite** side is closed first (the engine emits the
-//!    close before the entry), and no longer counts toward the limits below;
+//!    close before the entry); the symbol's slot is reused, so it does not count twice toward
+//!    the position limit, but its position **still counts toward the exposure** until the
+//!    close has filled: until then the account holds it, and a close that is rejected or
+//!    expires leaves it there;
 //! 3. position limit: open positions (plus entries in flight) below the maximum;
-//! 4. exposure: total exposure (entry notional of open positions and entries in flight) plus
-//!    this order's notional within the limit;
+//! 4. exposure: total exposure (open positions, including those being closed, and the unfilled
+//!    part of entries in flight) plus this order's notional within the limit;
 //! 5. price band (fat finger): the order's reference price within a band around the last
 //!    traded price;
 //! 6. max notional of one order;
@@ -69,11 +74,12 @@ pub struct ChainContext {
     pub position_sign: i64,
     /// An entry of the symbol is in flight (sent, not filled, not timed out).
     pub pending_entry: bool,
-    /// Entry notional of the symbol's open position (released by a reversal).
-    pub position_notional: f64,
+    /// The symbol is session-based and its session is in the pre-close window or closed.
+    pub session_closed: bool,
     /// Open positions plus entries in flight, account-wide.
     pub open_positions: u32,
-    /// Exposure (entry notional) of open positions plus entries in flight, account-wide.
+    /// Exposure, account-wide: open positions (those being closed included) plus the unfilled
+    /// part of entries in flight (see [`RiskEngine::exposure`](super::RiskEngine::exposure)).
     pub exposure: f64,
     /// Last traded price of the symbol (f64, for the band), 0 if none yet.
     pub last_price: f64,
@@ -144,15 +150,18 @@ impl ExecutionChain {
                 f64::from(TradingState::Active.as_u8()),
             );
         }
+        if ctx.session_closed {
+            return refuse(ReasonCode::RISK_REJECT_SESSION, 1.0, 0.0);
+        }
         if ctx.pending_entry || ctx.position_sign == side_sign {
             return refuse(ReasonCode::RISK_REJECT_EXISTING, 1.0, 0.0);
         }
         let reverse_first = ctx.position_sign == -side_sign;
-        let (mut positions, mut exposure) = (ctx.open_positions, ctx.exposure);
+        let mut positions = ctx.open_positions;
         if reverse_first {
             positions = positions.saturating_sub(1);
-            exposure = (exposure - ctx.position_notional).max(0.0);
         }
+        let exposure = ctx.exposure;
         if positions >= self.cfg.max_open_positions {
             return refuse(
                 ReasonCode::RISK_REJECT_POSITION_LIMIT,

@@ -9,9 +9,39 @@
 //!
 //! **Positions come from fills only.** An entry intent marks an entry *in flight* (it counts
 //! toward the limits at once, so two decisions cannot both pass the exposure check) until its
-//! fill, a terminal report, or `pending_timeout_ns` of event time; an exit is sent once per
-//! position until answered or timed out. The monitor is activated by the first entry fill,
+//! fill or a terminal report; an exit is sent once per position until it ends. An order that
+//! has had no answer at all after `pending_timeout_ns` of event time is taken as lost and
+//! forgotten; once the venue has answered (acknowledged or filled part of it) it stays in flight
+//! until its terminal report, however long that takes. The monitor is activated by the first entry fill,
 //! at the fill price.
+//!
+//! **Reversals** are sequenced: the close of the opposite position goes out at once and the
+//! new entry, approved and already counted in flight, is sent when that close has filled (the
+//! position is flat). Sent together, the entry could fill first and net against the position
+//! the close was sized for, leaving the close to open a position nobody approved. A close that
+//! ends without flattening (rejected, expired, timed out) drops the held entry, journaled as a
+//! rejection ([`ReasonCode::RISK_REJECT_EXISTING`]).
+//!
+//! **Exposure** ([`RiskEngine::exposure`]) holds everything the account may end up holding:
+//! every open position, including one whose close is in flight (a reversal's or an exit's: it
+//! is released only as the close fills, since a close can be rejected or expire), plus the
+//! unfilled part of every entry in flight (a held reversal entry included). Quantity is valued
+//! at the reference price the chain approved its entry at (a fill's own price only for fills of
+//! no entry in flight), so fills move quantity from "in flight" to "open" at the same value
+//! whatever their price: exposure rises only when the chain approves an entry (by at most what
+//! it checked), and otherwise only falls. The exposure limit therefore holds through any
+//! sequence of fills, partial fills and rejections of the orders the engine sent.
+//!
+//! **Clock.** The market data's event time, and nothing else: positions open and close, stops
+//! and the 2-second checks run, deadlines and cool-downs expire on the times of the market
+//! events the strategy has seen. An execution report is applied at that clock whatever its own
+//! stamp says: live, the venue stamps executions milliseconds after the market data the
+//! strategy has (or a little before it: the two streams are not one), so nothing is lost; but a
+//! simulator replaying at full speed runs ahead of its client by whatever the socket buffers
+//! hold (minutes of market time were measured on the 12 h synthetic market), and the gateway
+//! stamps its local rejections and timeouts with the wall clock. Neither may move the
+//! strategy's clock: it would jump past the market it trades on and stall every time-based
+//! check until the data caught up.
 
 use crate::codec::fnv1a64;
 use crate::event::{
@@ -195,8 +225,41 @@ impl Outbox {
 struct Pending {
     cid: u64,
     reason: ReasonCode,
+    /// Forgotten at this event time if still unanswered.
     deadline_ns: u64,
-    notional: f64,
+    /// The venue has answered (acknowledged or filled part of it): in flight until its end.
+    answered: bool,
+    /// Ordered quantity (mantissa; 0 for exits, which add no exposure).
+    qty: i64,
+    /// Filled so far, by fills of this order.
+    filled: i64,
+    /// Reference price the chain approved it at, quote per unit of quantity.
+    px: f64,
+}
+
+impl Pending {
+    /// A new order in flight.
+    fn new(cid: u64, reason: ReasonCode, deadline_ns: u64, qty: i64, px: f64) -> Self {
+        Pending {
+            cid,
+            reason,
+            deadline_ns,
+            answered: false,
+            qty,
+            filled: 0,
+            px,
+        }
+    }
+
+    /// Still in flight at `now_ns`.
+    fn live(&self, now_ns: u64) -> bool {
+        self.answered || now_ns < self.deadline_ns
+    }
+
+    /// The exposure of what is still unfilled, quote.
+    fn unfilled_notional(&self, qty_scale: u8) -> f64 {
+        self.px * mantissa_to_f64(self.qty.saturating_sub(self.filled).max(0), qty_scale)
+    }
 }
 
 /// A position built from fills.
@@ -215,7 +278,8 @@ struct Position {
     fills: u16,
     open_ns: u64,
     entry_cid: u64,
-    /// Entry notional (quote, f64) counted in the exposure.
+    /// Exposure value of the open quantity (quote, f64): each unit at the reference price of
+    /// the entry it came from (see the module docs).
     notional: f64,
 }
 
@@ -244,6 +308,11 @@ struct Slot {
     monitor: Option<PositionMonitor>,
     entry: Option<Pending>,
     exit: Option<Pending>,
+    /// A reversal's entry and its reference price, approved and counted as in flight
+    /// (`entry`), held back until the close of the opposite position has filled.
+    deferred: Option<(OrderIntent, Price)>,
+    /// Trades in sessions with a weekly close (forex).
+    session: bool,
     bars: MinuteBars,
     corr: Correlation,
     breaker: Breaker,
@@ -299,6 +368,10 @@ pub struct RiskEngine {
     leader_closes: [(u64, Price); 16],
     leader_ret: (u64, f64),
     leader_dump_minute: u64,
+    /// Some instrument is session-based.
+    has_sessions: bool,
+    /// The current or next blocked session window `[start, end)`, ns.
+    session_window: (u64, u64),
     counters: RiskCounters,
 }
 
@@ -344,6 +417,8 @@ impl RiskEngine {
                 monitor: None,
                 entry: None,
                 exit: None,
+                deferred: None,
+                session: spec.is_session_based(),
                 bars: MinuteBars::default(),
                 corr: Correlation::new(1440),
                 breaker: Breaker::default(),
@@ -352,6 +427,7 @@ impl RiskEngine {
             });
         }
         let n = slots.len();
+        let has_sessions = slots.iter().flatten().any(|s| s.session);
         let filler = any.unwrap_or(InstrumentRef {
             id: InstrumentId::NONE,
             price_scale: 0,
@@ -379,6 +455,8 @@ impl RiskEngine {
             leader_closes: [(u64::MAX, Price::ZERO); 16],
             leader_ret: (u64::MAX, 0.0),
             leader_dump_minute: u64::MAX,
+            has_sessions,
+            session_window: (0, 0),
             counters: RiskCounters::default(),
         }
     }
@@ -456,26 +534,48 @@ impl RiskEngine {
         self.slots
             .iter()
             .flatten()
-            .filter(|s| s.pos.qty != 0 || s.entry.is_some_and(|p| self.now_ns < p.deadline_ns))
+            .filter(|s| s.pos.qty != 0 || s.entry.is_some_and(|p| p.live(self.now_ns)))
             .count() as u32
     }
 
-    /// Exposure: entry notional of open positions (not being closed) plus entries in flight,
-    /// quote.
+    /// Exposure, quote: every open position (one being closed included: it is released as
+    /// its close fills) plus the unfilled part of every entry in flight, valued at the
+    /// reference prices the chain approved (see the module docs).
     pub fn exposure(&self) -> f64 {
         self.slots
             .iter()
             .flatten()
             .map(|s| {
-                // A position whose reduce-only close is in flight is released, as the chain
-                // counts it for a reversal.
-                let closing = s.exit.is_some_and(|p| self.now_ns < p.deadline_ns);
-                (if closing { 0.0 } else { s.pos.notional })
+                s.pos.notional
                     + s.entry
-                        .filter(|p| self.now_ns < p.deadline_ns)
-                        .map_or(0.0, |p| p.notional)
+                        .filter(|p| p.live(self.now_ns))
+                        .map_or(0.0, |p| p.unfilled_notional(s.inst.qty_scale))
             })
             .sum()
+    }
+
+    /// Whether session-based instruments are in their blocked window now (from the pre-close
+    /// lead until the weekly open); always false without session-based instruments.
+    #[inline]
+    fn session_closed(&mut self) -> bool {
+        if !self.has_sessions || !self.cfg.session.enabled {
+            return false;
+        }
+        let now = self.now_ns;
+        if now >= self.session_window.1 {
+            self.session_window = self.cfg.session.window_at(now);
+        }
+        now >= self.session_window.0
+    }
+
+    /// Close every open position of a session-based instrument (once per position until
+    /// answered, as every exit).
+    fn close_sessions(&mut self, stamps: Stamps) {
+        for j in 0..self.slots.len() {
+            if matches!(&self.slots[j], Some(s) if s.session && s.pos.qty != 0) {
+                self.exit(j, ReasonCode::EXIT_SESSION_CLOSE, stamps);
+            }
+        }
     }
 
     fn slot(&self, id: InstrumentId) -> Option<&Slot> {
@@ -497,36 +597,45 @@ impl RiskEngine {
         }
     }
 
-    /// Drop `i`'s in-flight orders past their deadline (checked lazily where they matter, so
+    /// Drop `i`'s unanswered in-flight orders past their deadline (checked lazily where they matter, so
     /// no per-event sweep over every symbol).
     fn expire(&mut self, i: usize) {
         let now = self.now_ns;
         if let Some(Some(s)) = self.slots.get_mut(i) {
-            if s.entry.is_some_and(|p| now >= p.deadline_ns) {
+            if s.entry.is_some_and(|p| !p.live(now)) {
                 s.entry = None;
+                s.deferred = None;
             }
-            if s.exit.is_some_and(|p| now >= p.deadline_ns) {
+            if s.exit.is_some_and(|p| !p.live(now)) {
                 s.exit = None;
             }
         }
     }
 
-    /// One market event. Trades move the monitors and the portfolio checks; exits go to the
-    /// outbox. `imbalances` gives the symbol's current 1m/5m/15m imbalances (read only when a
-    /// check needs them).
+    /// One market event. Trades move the monitors and the portfolio checks; trades and quotes
+    /// (forex venues have no trade prints) move the clock and, in a session's pre-close
+    /// window, close session-based positions; exits go to the outbox. `imbalances` gives the
+    /// symbol's current 1m/5m/15m imbalances (read only when a check needs them).
     #[inline]
     pub fn on_market(
         &mut self,
         e: &MarketEvent,
         imbalances: impl Fn(InstrumentId) -> [Option<f64>; 3],
     ) {
-        if !matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade) {
+        let trade = matches!(e.kind, MarketKind::Trade | MarketKind::AggTrade);
+        if !trade && e.kind != MarketKind::Quote {
             return;
         }
         let i = e.instrument.0 as usize;
         let ts = e.stamps.venue_ns;
         if ts != 0 {
             self.advance(ts);
+        }
+        if self.session_closed() {
+            self.close_sessions(e.stamps);
+        }
+        if !trade {
+            return;
         }
         self.expire(i);
         let now = self.now_ns;
@@ -781,7 +890,7 @@ impl RiskEngine {
             return;
         };
         let Some(side) = s.pos.side() else { return };
-        if s.exit.is_some_and(|p| now < p.deadline_ns) {
+        if s.exit.is_some_and(|p| p.live(now)) {
             return;
         }
         s.orders += 1;
@@ -798,20 +907,21 @@ impl RiskEngine {
         .because(reason, 0)
         .with_stamps(stamps);
         intent.reduce_only = s.reduce_only;
-        s.exit = Some(Pending {
+        s.exit = Some(Pending::new(
             cid,
             reason,
-            deadline_ns: now.saturating_add(timeout),
-            notional: 0.0,
-        });
+            now.saturating_add(timeout),
+            0,
+            0.0,
+        ));
         self.counters.exits += 1;
         self.out.intent(intent);
     }
 
     /// An entry decision for `id` on `side` at reference price `price` (the decision's),
     /// caused by the decision journaled at `decision_seq`. Sizes it, runs the chain, and
-    /// writes the intents (a reversal's close first, then the entry) or a rejection to the
-    /// outbox. Returns true if an entry intent was written.
+    /// writes the entry intent (for a reversal the close, the entry following once the close
+    /// has filled) or a rejection to the outbox. Returns true if the entry passed the chain.
     pub fn on_entry(
         &mut self,
         id: InstrumentId,
@@ -827,6 +937,7 @@ impl RiskEngine {
         let state = self.state_of(id);
         let open = self.open_positions();
         let exposure = self.exposure();
+        let sessions_closed = self.session_closed();
         let equity = self.equity;
         let sizing = self.cfg.sizing;
         let Some(Some(s)) = self.slots.get(i) else {
@@ -874,7 +985,7 @@ impl RiskEngine {
             state,
             position_sign: s.pos.qty.signum(),
             pending_entry: s.entry.is_some(),
-            position_notional: s.pos.notional,
+            session_closed: sessions_closed && s.session,
             open_positions: open,
             exposure,
             last_price: mantissa_to_f64(s.last_px.0, inst.price_scale),
@@ -899,12 +1010,13 @@ impl RiskEngine {
                 };
                 s.orders += 1;
                 let cid = client_id(id, time_ns, side, s.orders);
-                s.entry = Some(Pending {
+                s.entry = Some(Pending::new(
                     cid,
-                    reason: ReasonCode::NONE,
-                    deadline_ns: now.saturating_add(timeout),
-                    notional: order_notional,
-                });
+                    ReasonCode::NONE,
+                    now.saturating_add(timeout),
+                    qty.0,
+                    px,
+                ));
                 let reason = match side {
                     Side::Buy => ReasonCode::ENTRY_LONG,
                     Side::Sell => ReasonCode::ENTRY_SHORT,
@@ -921,36 +1033,53 @@ impl RiskEngine {
                 .because(reason, decision_seq)
                 .with_stamps(stamps);
                 self.counters.entries += 1;
-                self.out.intent(intent);
+                if order.reverse_first {
+                    s.deferred = Some((intent, price));
+                } else {
+                    self.out.intent(intent);
+                }
                 true
             }
         }
     }
 
-    /// An execution report: fills update the position, equity and fees; a position that goes
-    /// flat writes its [`TradeClose`]; terminal reports end the order's in-flight state.
+    /// An execution report: fills update the position, its exposure value, equity and fees; a
+    /// position that goes flat writes its [`TradeClose`]; terminal reports end the order's
+    /// in-flight state. Only a fill moves the clock, and never back (see the module docs).
     pub fn on_exec(&mut self, x: &ExecEvent) {
-        if x.stamps.venue_ns != 0 {
-            self.advance(x.stamps.venue_ns);
+        let is_fill = matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill);
+        if is_fill && (x.last_qty.0 <= 0 || x.last_px.0 <= 0) {
+            self.counters.bad_fills += 1;
+            return;
         }
-        let now = self.now_ns;
         let i = x.instrument.0 as usize;
         self.expire(i);
+        let now = self.now_ns;
+        let sessions_closed = self.session_closed();
         let cfg = self.cfg;
         let Some(Some(s)) = self.slots.get_mut(i) else {
             self.counters.bad_fills += 1;
             return;
         };
-        let is_fill = matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill);
-        if is_fill && (x.last_qty.0 <= 0 || x.last_px.0 <= 0) {
-            self.counters.bad_fills += 1;
-            return;
+        for p in [s.entry.as_mut(), s.exit.as_mut()].into_iter().flatten() {
+            if p.cid == x.client_order_id {
+                p.answered = true;
+            }
         }
         let fee = rescale(x.fee, x.fee_scale, PNL_SCALE, Rounding::HalfEven).unwrap_or(0);
         let mut closed = None;
         if is_fill {
             let q = x.last_qty.0 * x.side.sign();
             let value = i128::from(x.last_px.0) * i128::from(x.last_qty.0);
+            // An entry's quantity is worth what the chain approved it at, whatever its fill
+            // price (see the module docs).
+            let unit_value = match s.entry.as_mut().filter(|e| e.cid == x.client_order_id) {
+                Some(e) => {
+                    e.filled = e.filled.saturating_add(x.last_qty.0);
+                    e.px
+                }
+                None => mantissa_to_f64(x.last_px.0, s.inst.price_scale),
+            };
             let p = &mut s.pos;
             p.fees += i128::from(fee);
             p.fills = p.fills.saturating_add(1);
@@ -973,17 +1102,16 @@ impl RiskEngine {
                 p.qty += q;
                 p.entry_value += value;
                 p.entry_qty += x.last_qty.0;
-                p.notional += mantissa_to_f64(x.last_px.0, s.inst.price_scale)
-                    * mantissa_to_f64(x.last_qty.0, s.inst.qty_scale);
-                if s.entry.is_some_and(|e| e.cid == x.client_order_id) && x.is_terminal() {
-                    s.entry = None;
-                }
+                p.notional += unit_value * mantissa_to_f64(x.last_qty.0, s.inst.qty_scale);
             } else {
                 // A reducing fill; anything beyond flat is ignored (exits are reduce-only).
-                let take = x.last_qty.0.min(p.qty.abs());
+                let before = p.qty.abs();
+                let take = x.last_qty.0.min(before);
                 p.exit_value += i128::from(x.last_px.0) * i128::from(take);
                 p.exit_qty += take;
                 p.qty += take * q.signum();
+                // The closed share of the position releases the same share of its value.
+                p.notional *= (before - take) as f64 / before as f64;
                 if p.qty == 0 {
                     let reason = match s.exit {
                         Some(e) if e.cid == x.client_order_id => e.reason,
@@ -997,7 +1125,8 @@ impl RiskEngine {
                     s.unrealized = 0.0;
                 }
             }
-        } else if x.is_terminal() {
+        }
+        if x.is_terminal() {
             if s.entry.is_some_and(|e| e.cid == x.client_order_id) {
                 s.entry = None;
             }
@@ -1005,6 +1134,23 @@ impl RiskEngine {
                 s.exit = None;
             }
         }
+        let mut dropped = None;
+        if s.deferred.is_some() {
+            if s.pos.qty == 0 {
+                // The reversal's close has filled: its entry goes out now.
+                if let (Some((mut intent, _)), Some(e)) = (s.deferred.take(), s.entry.as_mut()) {
+                    e.deadline_ns = now.saturating_add(cfg.pending_timeout_ns);
+                    intent.stamps = x.stamps;
+                    self.out.intent(intent);
+                }
+            } else if s.exit.is_none() {
+                // The close ended without flattening: the reversal cannot go on.
+                dropped = s.deferred.take();
+                s.entry = None;
+            }
+        }
+        // A session-based position filled inside the pre-close window goes straight out.
+        let session_exit = sessions_closed && s.session && s.pos.qty != 0;
         if let Some(c) = closed {
             let venue = s.venue;
             let tripped = s
@@ -1026,6 +1172,30 @@ impl RiskEngine {
                     now.saturating_add(cfg.portfolio.venue_cooldown_ns);
             }
             self.out.close(c);
+        }
+        if let Some((d, price)) = dropped {
+            let reject = RiskReject {
+                instrument: d.instrument,
+                side: d.side,
+                state: self.state_of(d.instrument).as_u8(),
+                reason: ReasonCode::RISK_REJECT_EXISTING,
+                price_scale: d.price_scale,
+                qty_scale: d.qty_scale,
+                reserved: 0,
+                open_positions: self.open_positions(),
+                time_ns: now,
+                price,
+                qty: d.qty,
+                // The opposite position the close left open.
+                value: mantissa_to_f64(self.position_qty(d.instrument).abs(), d.qty_scale),
+                limit: 0.0,
+                decision_seq: d.decision_seq,
+            };
+            self.counters.rejects += 1;
+            self.out.reject(reject);
+        }
+        if session_exit {
+            self.exit(i, ReasonCode::EXIT_SESSION_CLOSE, x.stamps);
         }
     }
 
@@ -1150,4 +1320,502 @@ fn client_id(id: InstrumentId, time_ns: u64, side: Side, n: u64) -> u64 {
     key[12] = side.as_u8();
     key[13..21].copy_from_slice(&n.to_le_bytes());
     fnv1a64(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Aggressor;
+    use crate::fixed::Decimal;
+    use crate::instrument::{InstrumentTable, Symbol, Venue};
+
+    const S: u64 = 1_000_000_000;
+    /// 2014-05-09 00:00 UTC, a Friday (the last day of the FX data set's week).
+    const FRI: u64 = 1_399_593_600 * S;
+    const MIN: u64 = 60 * S;
+
+    fn spec(venue: Venue, name: &[u8], kind: InstrumentKind, ps: u8, qs: u8) -> InstrumentSpec {
+        let mut s = InstrumentSpec::new(venue, Symbol::new(name).unwrap(), kind, ps, qs);
+        s.min_qty = Qty(1);
+        s
+    }
+
+    /// BTCUSDT (spot, price scale 2, qty scale 5) and EURUSD (forex, 5 / 0).
+    fn table() -> InstrumentTable {
+        let mut t = InstrumentTable::with_capacity(4);
+        t.intern(spec(
+            Venue::BinanceSpot,
+            b"BTCUSDT",
+            InstrumentKind::Spot,
+            2,
+            5,
+        ))
+        .unwrap();
+        t.intern(spec(Venue::Fxcm, b"EURUSD", InstrumentKind::Forex, 5, 0))
+            .unwrap();
+        t
+    }
+
+    fn engine(t: &InstrumentTable, cfg: RiskConfig) -> RiskEngine {
+        RiskEngine::new(
+            cfg,
+            t.iter().map(|(id, s)| (id, s, t.instrument_ref(id))),
+            SymbolRisk::for_instrument,
+        )
+    }
+
+    fn trade(inst: InstrumentRef, ts: u64, p: i64) -> MarketEvent {
+        MarketEvent::trade(
+            inst,
+            Stamps::new(ts, 0),
+            Price(p),
+            Qty(1),
+            Aggressor::Buy,
+            1,
+        )
+    }
+
+    fn quote(inst: InstrumentRef, ts: u64, bid: i64) -> MarketEvent {
+        MarketEvent::quote(
+            inst,
+            Stamps::new(ts, 0),
+            (Price(bid), Qty(0)),
+            (Price(bid + 2), Qty(0)),
+            0,
+        )
+    }
+
+    fn exec(i: &OrderIntent, kind: ExecKind, p: i64, q: i64, ts: u64) -> ExecEvent {
+        let inst = InstrumentRef {
+            id: i.instrument,
+            price_scale: i.price_scale,
+            qty_scale: i.qty_scale,
+        };
+        ExecEvent::new(inst, kind, i.side, i.client_order_id, 1, Stamps::new(ts, 0))
+            .with_fill(Price(p), Qty(q), Qty(q), Qty::ZERO, 1)
+            .with_fee(Decimal::new(1, 0), false)
+    }
+
+    /// Take the outbox's intents.
+    fn intents(r: &mut RiskEngine) -> Vec<OrderIntent> {
+        let v = r.outbox().intents().to_vec();
+        r.outbox_mut().clear();
+        v
+    }
+
+    #[test]
+    fn executions_never_move_the_clock_off_the_market() {
+        let t = table();
+        let btc = t.instrument_ref(InstrumentId(0));
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let t0 = FRI + 10 * MIN;
+        r.on_market(&trade(btc, t0, 5_000_000), none);
+        assert!(r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0,
+            1,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        // Live, the venue's execution clock can be a little behind its market data.
+        r.on_exec(&exec(
+            &e,
+            ExecKind::Fill,
+            5_000_000,
+            e.qty.0,
+            t0 - 3_000_000,
+        ));
+        assert_eq!(r.now_ns(), t0);
+        // A rejection the gateway stamped with its own wall clock (today) moves nothing.
+        let wall = t0 + 10 * 365 * 86_400 * S;
+        r.on_exec(&exec(&e, ExecKind::Rejected, 0, 0, wall));
+        assert_eq!(r.now_ns(), t0);
+        // The trailing stop closes it 90 s later; the trade's times are the market's.
+        r.on_market(&trade(btc, t0 + 90 * S, 4_970_000), none);
+        let x = intents(&mut r)[0];
+        assert_eq!(x.reason, ReasonCode::EXIT_TRAILING_STOP);
+        r.on_exec(&exec(
+            &x,
+            ExecKind::Fill,
+            4_970_000,
+            x.qty.0,
+            t0 + 90 * S - S / 100,
+        ));
+        let c = r.outbox().closes()[0];
+        assert_eq!((c.open_ns, c.close_ns, c.hold_secs), (t0, t0 + 90 * S, 90));
+        r.outbox_mut().clear();
+
+        // A simulator replaying at full speed runs ahead of its client: a fill stamped 30 s
+        // past what the strategy has seen. The position opens on the market's clock, and its
+        // 2-second checks run on the trades that follow.
+        let t1 = t0 + 200 * S;
+        r.on_market(&trade(btc, t1, 5_000_000), none);
+        assert!(r.on_entry(
+            btc.id,
+            Side::Sell,
+            Price(5_000_000),
+            t1,
+            2,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_000_000, e.qty.0, t1 + 30 * S));
+        assert_eq!(r.now_ns(), t1);
+        let m = r.monitor(btc.id).unwrap();
+        assert_eq!(m.side(), Side::Sell);
+        // Five adverse 2 s checks in a row (a loss below 0.3%: five are needed) close it at
+        // t1 + 10 s of market time, long before the venue's stamp of the fill.
+        for k in 1..=5u64 {
+            assert!(r.outbox().intents().is_empty(), "check {k}");
+            r.on_market(
+                &trade(btc, t1 + 2 * k * S, 5_000_000 + 100 * k as i64),
+                none,
+            );
+        }
+        let x = intents(&mut r)[0];
+        assert_eq!(x.reason, ReasonCode::EXIT_ADVERSE_MOVES);
+        r.on_exec(&exec(&x, ExecKind::Fill, 5_000_600, x.qty.0, t1 + 45 * S));
+        let c = r.outbox().closes()[0];
+        assert_eq!(
+            (c.open_ns, c.close_ns, c.reason),
+            (t1, t1 + 10 * S, x.reason)
+        );
+    }
+
+    #[test]
+    fn an_answered_order_stays_in_flight_past_its_deadline() {
+        let t = table();
+        let btc = t.instrument_ref(InstrumentId(0));
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let t0 = FRI + 10 * MIN;
+        r.on_market(&trade(btc, t0, 5_000_000), none);
+        r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0,
+            1,
+            Stamps::default(),
+        );
+        let e = intents(&mut r)[0];
+        let approved = r.exposure();
+        // Acknowledged, then 20 s of market (past the 10 s deadline) before its fills.
+        r.on_exec(&exec(&e, ExecKind::Ack, 0, 0, t0));
+        r.on_market(&trade(btc, t0 + 20 * S, 5_000_000), none);
+        assert_eq!(r.exposure(), approved, "still in flight");
+        assert!(!r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0 + 20 * S,
+            2,
+            Stamps::default()
+        ));
+        assert_eq!(
+            r.outbox().rejects()[0].reason,
+            ReasonCode::RISK_REJECT_EXISTING
+        );
+        r.outbox_mut().clear();
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_010_000, e.qty.0, t0 + 20 * S));
+        assert_eq!(r.exposure(), approved, "worth what was approved");
+        // An order never answered is forgotten after the deadline.
+        r.on_market(&trade(btc, t0 + 40 * S, 4_900_000), none);
+        let x = intents(&mut r)[0];
+        assert_eq!(x.reason, ReasonCode::EXIT_TRAILING_STOP);
+        r.on_market(&trade(btc, t0 + 49 * S, 4_900_000), none);
+        assert!(r.outbox().intents().is_empty(), "in flight for 10 s");
+        r.on_market(&trade(btc, t0 + 51 * S, 4_900_000), none);
+        let again = intents(&mut r);
+        assert_eq!(again.len(), 1, "sent again once the first is forgotten");
+        assert_ne!(again[0].client_order_id, x.client_order_id);
+    }
+
+    #[test]
+    fn a_position_being_closed_counts_against_exposure_until_its_close_fills() {
+        let t = table();
+        let btc = t.instrument_ref(InstrumentId(0));
+        let mut cfg = RiskConfig::default();
+        // 8,000 per entry (2% of 10,000 at a 0.5% stop and 5x); room for 1.5 of them.
+        cfg.chain.max_exposure = 12_000.0;
+        let mut r = engine(&t, cfg);
+        let t0 = FRI + 10 * MIN;
+        r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
+        assert!(r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0,
+            1,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        assert_eq!(e.qty, Qty(16_000));
+        assert_eq!(r.exposure(), 8_000.0, "in flight counts at once");
+        // Filled 1% above the reference: worth what the chain approved, 8,000.
+        r.on_exec(&exec(&e, ExecKind::PartialFill, 5_050_000, 10_000, t0 + 1));
+        assert_eq!(r.exposure(), 8_000.0);
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_050_000, 6_000, t0 + 2));
+        assert_eq!(r.exposure(), 8_000.0);
+        // A reversal would hold the long being closed and the new short: 16,000 > 12,000.
+        assert!(!r.on_entry(
+            btc.id,
+            Side::Sell,
+            Price(5_000_000),
+            t0 + 3,
+            2,
+            Stamps::default()
+        ));
+        let rej = r.outbox().rejects()[0];
+        assert_eq!(rej.reason, ReasonCode::RISK_REJECT_EXPOSURE);
+        assert_eq!((rej.value, rej.limit), (16_000.0, 12_000.0));
+        r.outbox_mut().clear();
+
+        // With room for both, the reversal goes out: the close now, the entry once the close
+        // has filled; both count from the start.
+        let mut cfg = cfg;
+        cfg.chain.max_exposure = 16_000.0;
+        let reversal = |t0: u64| {
+            let mut r = engine(&t, cfg);
+            r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
+            r.on_entry(
+                btc.id,
+                Side::Buy,
+                Price(5_000_000),
+                t0,
+                1,
+                Stamps::default(),
+            );
+            let e = intents(&mut r)[0];
+            r.on_exec(&exec(&e, ExecKind::Fill, 5_000_000, e.qty.0, t0 + 1));
+            assert!(r.on_entry(
+                btc.id,
+                Side::Sell,
+                Price(5_000_000),
+                t0 + 2,
+                2,
+                Stamps::default()
+            ));
+            let close = intents(&mut r);
+            assert_eq!(close.len(), 1, "the entry waits for the close: {close:?}");
+            assert_eq!(close[0].reason, ReasonCode::EXIT_REVERSAL);
+            assert_eq!(
+                r.exposure(),
+                16_000.0,
+                "the long is held until its close fills"
+            );
+            (r, close[0])
+        };
+        let (mut r, close) = reversal(t0);
+        // Half the close fills: half the long is released.
+        r.on_exec(&exec(
+            &close,
+            ExecKind::PartialFill,
+            5_000_000,
+            8_000,
+            t0 + 3,
+        ));
+        assert_eq!(r.exposure(), 12_000.0);
+        // The rest expires: that half is still held, and the reversal's entry is dropped.
+        r.on_exec(&exec(&close, ExecKind::Expired, 0, 0, t0 + 4));
+        assert_eq!(r.position_qty(btc.id), 8_000);
+        assert_eq!(r.exposure(), 4_000.0);
+        assert!(r.outbox().intents().is_empty());
+        let rej = r.outbox().rejects()[0];
+        assert_eq!(
+            (rej.reason, rej.side, rej.decision_seq, rej.value),
+            (ReasonCode::RISK_REJECT_EXISTING, Side::Sell, 2, 0.08)
+        );
+
+        let (mut r, close) = reversal(t0);
+        r.on_exec(&exec(
+            &close,
+            ExecKind::Fill,
+            4_990_000,
+            close.qty.0,
+            t0 + 3,
+        ));
+        assert_eq!(r.outbox().closes()[0].reason, ReasonCode::EXIT_REVERSAL);
+        let short = intents(&mut r);
+        assert_eq!(
+            (
+                short.len(),
+                short[0].reason,
+                short[0].qty,
+                short[0].decision_seq
+            ),
+            (1, ReasonCode::ENTRY_SHORT, Qty(16_000), 2)
+        );
+        assert_eq!(r.exposure(), 8_000.0);
+        // Filled below the reference: the short is worth what the chain approved.
+        r.on_exec(&exec(&short[0], ExecKind::Fill, 4_950_000, 16_000, t0 + 4));
+        assert_eq!(r.position_qty(btc.id), -16_000);
+        assert_eq!(r.exposure(), 8_000.0);
+    }
+
+    #[test]
+    fn forex_closes_from_friday_2330_utc_and_crypto_trades_on() {
+        let t = table();
+        let (btc, fx) = (
+            t.instrument_ref(InstrumentId(0)),
+            t.instrument_ref(InstrumentId(1)),
+        );
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let at = |h: u64, m: u64| FRI + h * 60 * MIN + m * MIN;
+        // Friday 20:00: a EUR/USD long and a BTC long, both filled.
+        r.on_market(&quote(fx, at(20, 0), 137_600), none);
+        r.on_market(&trade(btc, at(20, 0), 5_000_000), none);
+        assert!(r.on_entry(
+            fx.id,
+            Side::Buy,
+            Price(137_600),
+            at(20, 0),
+            1,
+            Stamps::default()
+        ));
+        assert!(r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            at(20, 0),
+            2,
+            Stamps::default()
+        ));
+        let [efx, ebtc] = intents(&mut r)[..] else {
+            panic!("two entries")
+        };
+        r.on_exec(&exec(
+            &efx,
+            ExecKind::Fill,
+            137_600,
+            efx.qty.0,
+            at(20, 0) + 1,
+        ));
+        r.on_exec(&exec(
+            &ebtc,
+            ExecKind::Fill,
+            5_000_000,
+            ebtc.qty.0,
+            at(20, 0) + 1,
+        ));
+        // Friday 23:29:59.999: still open, nothing sent.
+        r.on_market(&quote(fx, at(23, 30) - 1_000_000, 137_610), none);
+        assert!(r.outbox().intents().is_empty());
+        // 23:30:00.000 on the first event of any symbol (a BTC trade here): the forex position
+        // goes out with a market order, the session-close reason; BTC stays.
+        r.on_market(&trade(btc, at(23, 30), 5_000_100), none);
+        let x = intents(&mut r);
+        assert_eq!(x.len(), 1, "{x:?}");
+        assert_eq!(
+            (x[0].instrument, x[0].side, x[0].qty, x[0].reason),
+            (fx.id, Side::Sell, efx.qty, ReasonCode::EXIT_SESSION_CLOSE)
+        );
+        assert_eq!(x[0].order_type, OrderType::Market);
+        // Sent once while in flight (until `pending_timeout_ns`, 10 s).
+        r.on_market(&quote(fx, at(23, 30) + 5 * S, 137_600), none);
+        assert!(r.outbox().intents().is_empty());
+        // The close fills: the trade log carries the session-close reason.
+        r.on_exec(&exec(
+            &x[0],
+            ExecKind::Fill,
+            137_605,
+            efx.qty.0,
+            at(23, 30) + 6 * S,
+        ));
+        let c = r.outbox().closes()[0];
+        assert_eq!(
+            (c.instrument, c.reason, c.open_ns, c.close_ns),
+            (
+                fx.id,
+                ReasonCode::EXIT_SESSION_CLOSE,
+                at(20, 0),
+                at(23, 30) + 5 * S
+            )
+        );
+        r.outbox_mut().clear();
+        assert_eq!(r.position_qty(fx.id), 0);
+        assert_ne!(r.position_qty(btc.id), 0, "crypto is 24/7");
+        // No new forex entry in the window; crypto enters as usual.
+        assert!(!r.on_entry(
+            fx.id,
+            Side::Sell,
+            Price(137_600),
+            at(23, 40),
+            3,
+            Stamps::default()
+        ));
+        assert_eq!(
+            r.outbox().rejects()[0].reason,
+            ReasonCode::RISK_REJECT_SESSION
+        );
+        r.outbox_mut().clear();
+        assert!(r.on_entry(
+            btc.id,
+            Side::Sell,
+            Price(5_000_000),
+            at(23, 40),
+            4,
+            Stamps::default()
+        ));
+        assert_eq!(intents(&mut r)[0].reason, ReasonCode::EXIT_REVERSAL);
+        // Saturday and Sunday before 22:00: still no forex entries.
+        let sun = FRI + 2 * 86_400 * S;
+        r.on_market(&quote(fx, sun + 22 * 60 * MIN - 1, 137_500), none);
+        assert!(!r.on_entry(
+            fx.id,
+            Side::Buy,
+            Price(137_500),
+            sun + 22 * 60 * MIN - 1,
+            4,
+            Stamps::default()
+        ));
+        assert_eq!(
+            r.outbox().rejects()[0].reason,
+            ReasonCode::RISK_REJECT_SESSION
+        );
+        r.outbox_mut().clear();
+        // Sunday 22:00: the new week trades.
+        r.on_market(&quote(fx, sun + 22 * 60 * MIN, 137_500), none);
+        assert!(r.on_entry(
+            fx.id,
+            Side::Buy,
+            Price(137_500),
+            sun + 22 * 60 * MIN,
+            5,
+            Stamps::default()
+        ));
+    }
+
+    #[test]
+    fn a_forex_fill_inside_the_window_is_closed_at_once() {
+        let t = table();
+        let fx = t.instrument_ref(InstrumentId(1));
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let t0 = FRI + 23 * 60 * MIN + 30 * MIN;
+        r.on_market(&quote(fx, t0 - S / 10, 137_600), none);
+        assert!(r.on_entry(
+            fx.id,
+            Side::Sell,
+            Price(137_600),
+            t0 - S / 10,
+            1,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        // 23:30:00.100: the window is on, nothing to close yet; the entry fills after it.
+        r.on_market(&quote(fx, t0 + S / 10, 137_590), none);
+        assert!(r.outbox().intents().is_empty());
+        r.on_exec(&exec(&e, ExecKind::Fill, 137_590, e.qty.0, t0 + S / 10));
+        let x = intents(&mut r);
+        assert_eq!(x.len(), 1);
+        assert_eq!(
+            (x[0].side, x[0].qty, x[0].reason),
+            (Side::Buy, e.qty, ReasonCode::EXIT_SESSION_CLOSE)
+        );
+    }
 }

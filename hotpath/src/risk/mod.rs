@@ -20,6 +20,9 @@
 //! * [`portfolio`]: the portfolio risk manager: daily drawdown levels, the leader-dump
 //!   correlation exit, the health score and its actions, maximum hold times, dump detection and
 //!   the per-symbol / per-venue circuit breakers with cool-downs.
+//! * [`session`]: the weekly session of session-based instruments (forex): their positions
+//!   are force-closed from 30 minutes before the Friday close and no entries are taken until
+//!   the market reopens; crypto is 24/7 and untouched.
 //! * [`engine`]: [`RiskEngine`] ties them together per symbol and for the account, tracks
 //!   positions from fills ([`ExecEvent`](crate::event::ExecEvent)s) and writes what it decides
 //!   into an [`Outbox`]: order intents, rejections, closed trades.
@@ -32,6 +35,7 @@ pub mod chain;
 pub mod engine;
 pub mod monitor;
 pub mod portfolio;
+pub mod session;
 pub mod sizing;
 pub mod state;
 
@@ -45,6 +49,7 @@ pub use chain::{ChainContext, EntryOrder, ExecutionChain};
 pub use engine::{Outbox, RiskEngine, SymbolRisk};
 pub use monitor::{ExitSignal, MonitorConfig, PositionMonitor};
 pub use portfolio::{DrawdownLevel, HealthAction, HealthInputs, HealthScore, PortfolioConfig};
+pub use session::SessionConfig;
 pub use sizing::{SizingConfig, SizingError};
 pub use state::{TradingState, TradingStates};
 
@@ -68,8 +73,11 @@ pub struct RiskConfig {
     pub monitor: MonitorConfig,
     /// Portfolio risk manager.
     pub portfolio: PortfolioConfig,
-    /// An entry order with no fill after this much event time is forgotten (the gateway's
-    /// IOC answer was lost or never came), so the symbol can trade again (ns).
+    /// Weekly session of session-based instruments (forex).
+    pub session: SessionConfig,
+    /// An order with no answer at all after this much event time is forgotten (the gateway's
+    /// IOC answer was lost or never came), so the symbol can trade again (ns); an answered
+    /// order stays in flight until its terminal report.
     pub pending_timeout_ns: u64,
 }
 
@@ -82,6 +90,7 @@ impl Default for RiskConfig {
             chain: chain::ChainConfig::default(),
             monitor: MonitorConfig::default(),
             portfolio: PortfolioConfig::default(),
+            session: SessionConfig::default(),
             pending_timeout_ns: 10_000_000_000,
         }
     }
@@ -161,9 +170,10 @@ pub struct TradeClose {
     pub fills: u16,
     /// Holding time in seconds (saturating) (12, 4).
     pub hold_secs: u32,
-    /// Event time of the first entry fill, ns (16, 8).
+    /// Event time the first entry fill was applied at (the strategy's market clock; see
+    /// [`engine`]), ns (16, 8).
     pub open_ns: u64,
-    /// Event time of the last exit fill, ns (24, 8).
+    /// Event time the last exit fill was applied at, ns (24, 8).
     pub close_ns: u64,
     /// Volume-weighted entry price (rounded half-even to the price scale) (32, 8).
     pub entry_px: Price,

@@ -9,13 +9,16 @@ use ringbuffers::journal::Tailer;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// `algo-engine args`, to be run from the crate root.
+pub fn engine_command(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_algo-engine"));
+    c.args(args).current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
 /// Runs `algo-engine args` from the crate root and waits for it.
 pub fn engine(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run algo-engine")
+    engine_command(args).output().expect("run algo-engine")
 }
 
 /// Output bytes as text.
