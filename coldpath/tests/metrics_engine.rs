@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coldpath::metrics::{self, JournalMetrics, JournalSource, LiveSample, MetricsConfig};
+use coldpath::metrics::{self, JournalMetrics, JournalSource, MetricsConfig};
 use hotpath::book::{BookSet, SyncMode};
 use hotpath::codec::{self, RecordKind};
 use hotpath::event::{Decision, MarketEvent, OrderIntent, Stage as StampStage};
@@ -236,12 +236,12 @@ fn derived_metrics_match_an_independent_read_and_pass_promtool() {
 
     // The exporter serves the same numbers over HTTP once its tailers caught up, with the
     // names given in the configuration and the live source's samples.
-    let live = |out: &mut Vec<LiveSample>| {
-        out.push(
-            LiveSample::gauge("algo_ring_depth", "Events waiting in a ring.", 7.0)
-                .label("ring", "feed_strategy"),
-        );
-    };
+    // The engine's live source: a real ring with 7 events waiting, seen through its probe.
+    let (mut ring_tx, _ring_rx) = ringbuffers::spsc::channel::<u64>(64);
+    for i in 0..7 {
+        ring_tx.try_push(i).unwrap();
+    }
+    let live = metrics::RingDepths::default().with("feed_strategy", ring_tx.probe());
     let handle = metrics::spawn(
         MetricsConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -269,6 +269,7 @@ fn derived_metrics_match_an_independent_read_and_pass_promtool() {
         s[r##"algo_market_events_total{symbol="#0",kind="depth_level"}"##]
     );
     assert_eq!(s2[r#"algo_ring_depth{ring="feed_strategy"}"#], 7.0);
+    assert_eq!(s2[r#"algo_ring_capacity{ring="feed_strategy"}"#], 64.0);
     assert_eq!(
         s2[r#"algo_tailer_up{stage="gateway"}"#], 0.0,
         "no gateway journal yet"
@@ -328,10 +329,8 @@ fn monitoring_names_exist(page: &str) {
                 .find_map(|s| name.strip_suffix(s))
                 .filter(|b| families.contains(b))
                 .unwrap_or(name);
-            // Supplied by the engine's live source, not derived from the journal.
-            let live_only = ["algo_ring_depth"];
             assert!(
-                families.contains(&base) || live_only.contains(&base),
+                families.contains(&base),
                 "{file} queries {name}, which the exporter does not export"
             );
             checked += 1;
