@@ -9,10 +9,10 @@
 //! simulator reading, authenticating and matching it and writing its answer, and the gateway
 //! reading the answer and running it through the order state machine. The cancel that follows
 //! is measured the same way (`Cancel` intent in, `Canceled` event out), so the venue's book
-//! stays empty of our orders and every place finds the same state. A third row adds up, per
-//! place, the time spent inside the gateway polls that did work (encode, sign and write the
-//! request; read, decode and apply the answer): the engine's own cost per order on each
-//! transport, without the wait for the venue.
+//! stays empty of our orders and every place finds the same state. A third case is the
+//! engine-side part of a place without any socket: the gateway's encoder building and signing
+//! the same new order as a REST request ([`OrderEncoder::encode`]) and as a WebSocket API frame
+//! ([`OrderEncoder::encode_ws`], parameters sorted, `apiKey` added), interleaved per sample.
 //!
 //! Subjects: `rest` (signed HTTP/1.1 requests over the default keep-alive pool of two
 //! connections) and `ws-api` (`order.place` / `order.cancel` frames over one WebSocket
@@ -33,6 +33,7 @@
 //! and writes a larger envelope (with `rateLimits`), where its REST front end splits a query
 //! string. What Binance's edge does per request is not modelled by either.
 
+use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,7 +41,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use hotpath::event::{ExecEvent, ExecKind, OrderIntent, OrderType, Side, TimeInForce};
 use hotpath::fixed::{Price, Qty};
-use hotpath::gateway::{GatewayConfig, GatewayIo, GatewayStage, Market, WsApiConfig};
+use hotpath::gateway::limits::VenueClock;
+use hotpath::gateway::{GatewayConfig, GatewayIo, GatewayStage, Market, OrderEncoder, WsApiConfig};
 use hotpath::instrument::{
     InstrumentKind, InstrumentRef, InstrumentSpec, InstrumentTable, Symbol, Venue,
 };
@@ -69,8 +71,8 @@ struct Subject {
     next_cid: u64,
     place: LatencyHist,
     cancel: LatencyHist,
-    /// The place's polls that did work.
-    busy: LatencyHist,
+    /// Encoding and signing a new order in memory.
+    encode: LatencyHist,
 }
 
 impl Subject {
@@ -108,32 +110,25 @@ impl Subject {
             next_cid: first_cid,
             place: LatencyHist::new(),
             cancel: LatencyHist::new(),
-            busy: LatencyHist::new(),
+            encode: LatencyHist::new(),
         })
     }
 
-    /// Pushes `intent`, polls until `want` arrives for it; returns the round trip and the
-    /// time spent in the polls that did work (encoding and sending, then reading and applying
-    /// the answer: the gateway's own cost, without the wait for the venue), ns.
+    /// Pushes `intent`, polls until `want` arrives for it; returns the round trip, ns.
     fn round_trip(
         &mut self,
         clock: &Clock,
         intent: OrderIntent,
         want: ExecKind,
-    ) -> anyhow::Result<(u64, u64)> {
+    ) -> anyhow::Result<u64> {
         let cid = intent.client_order_id;
         let t0 = clock.raw();
         if self.tx.try_push(intent).is_err() {
             bail!("order-transport: {} input ring full", self.name);
         }
         let deadline = Instant::now() + STUCK;
-        let mut busy = 0;
         loop {
-            let a = clock.raw();
-            let work = self.gw.poll();
-            if work > 0 {
-                busy += clock.delta_ns(a, clock.raw());
-            }
+            self.gw.poll();
             if let Some(e) = self.rx.try_pop() {
                 let t1 = clock.raw();
                 if e.client_order_id != cid || e.kind != want {
@@ -142,7 +137,7 @@ impl Subject {
                         self.name
                     );
                 }
-                return Ok((clock.delta_ns(t0, t1), busy));
+                return Ok(clock.delta_ns(t0, t1));
             }
             if Instant::now() > deadline {
                 bail!(
@@ -154,17 +149,17 @@ impl Subject {
         }
     }
 
-    /// The place (0), cancel (1) or gateway-time (2) histogram.
+    /// The place (0), cancel (1) or encode (2) histogram.
     fn hist(&self, pick: usize) -> &LatencyHist {
         match pick {
             0 => &self.place,
             1 => &self.cancel,
-            _ => &self.busy,
+            _ => &self.encode,
         }
     }
 
-    /// One place + cancel cycle: the two round trips and the place's gateway time, ns.
-    fn cycle(&mut self, clock: &Clock) -> anyhow::Result<(u64, u64, u64)> {
+    /// One place + cancel cycle: the two round trips, ns.
+    fn cycle(&mut self, clock: &Clock) -> anyhow::Result<(u64, u64)> {
         self.next_cid += 1;
         let cid = self.next_cid;
         let place = OrderIntent::new_order(
@@ -176,13 +171,13 @@ impl Subject {
             Qty(100),
             cid,
         );
-        let (p, busy) = self.round_trip(clock, place, ExecKind::Ack)?;
-        let (c, _) = self.round_trip(
+        let p = self.round_trip(clock, place, ExecKind::Ack)?;
+        let c = self.round_trip(
             clock,
             OrderIntent::cancel(self.inst, Side::Buy, cid),
             ExecKind::Canceled,
         )?;
-        Ok((p, c, busy))
+        Ok((p, c))
     }
 }
 
@@ -263,10 +258,9 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             let n = BLOCK.min(samples - done);
             for (s, rep) in subjects.iter_mut().zip(rep.iter_mut()) {
                 for _ in 0..n {
-                    let (p, c, busy) = s.cycle(&clock)?;
+                    let (p, c) = s.cycle(&clock)?;
                     s.place.record(p);
                     s.cancel.record(c);
-                    s.busy.record(busy);
                     rep.record(p);
                 }
             }
@@ -276,11 +270,41 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             p50s.push(rep.percentiles(overhead.p50).p50 as f64);
         }
     }
+    // The engine-side part of a place, without sockets: the request bytes each transport
+    // sends, built and signed by the gateway's encoders (interleaved per sample).
+    let mut encoder = OrderEncoder::new(Market::Spot, &creds, "BTCUSDT", "127.0.0.1", "ae-");
+    let venue_clock = VenueClock::default();
+    let mut out = vec![0u8; 2048];
+    let encode_samples = samples * 20;
+    for k in 0..encode_samples + warmup * 20 {
+        let intent = OrderIntent::new_order(
+            inst,
+            Side::Buy,
+            OrderType::Limit,
+            TimeInForce::Gtc,
+            Price(1_000_000 + (k % 1000) as i64),
+            Qty(100),
+            k as u64,
+        );
+        let t0 = clock.raw();
+        let a = encoder.encode(&intent, venue_clock.now_ms(), &mut out);
+        let t1 = clock.raw();
+        let b = encoder.encode_ws(&intent, venue_clock.now_ms(), k as u64, &mut out);
+        let t2 = clock.raw();
+        if a.is_none() || b.is_none() {
+            bail!("order-transport: the encoders refused {intent:?}");
+        }
+        black_box(&out);
+        if k >= warmup * 20 {
+            subjects[0].encode.record(clock.delta_ns(t0, t1));
+            subjects[1].encode.record(clock.delta_ns(t1, t2));
+        }
+    }
     let mut rows = Vec::new();
     for (case, pick, slug) in [
         ("place -> ack round trip", 0usize, "place"),
         ("cancel -> canceled round trip", 1, "cancel"),
-        ("place: gateway polls doing work", 2, "gateway"),
+        ("new order: encode + sign in memory", 2, "encode"),
     ] {
         let rest = subjects[0].hist(pick).percentiles(overhead.p50);
         for s in &subjects {
@@ -328,7 +352,8 @@ pub fn run(opts: &SuiteOpts) -> anyhow::Result<Report> {
             "gateway polled on one thread {} core {}; simulator (no market, limits lifted) on \
              loopback, its threads unpinned; per subject {warmup} warm-up cycles, then {samples} \
              place+cancel cycles x {reps} reps in alternating blocks of {BLOCK}; TSC from the \
-             intent push to the execution event pop; HDR, overhead p50 subtracted; files \
+             intent push to the execution event pop; then {encode_samples} in-memory encodes \
+             per transport, interleaved; HDR, overhead p50 subtracted; files \
              order-transport-<subject>-<case>.hdr.txt",
             if pinned { "pinned to" } else { "NOT pinned to" },
             opts.core_a

@@ -1828,13 +1828,8 @@ impl OrderEncoder {
         }
     }
 
-    /// Writes the signed `POST order` request for `intent` at venue time `timestamp_ms`.
-    pub fn encode(
-        &mut self,
-        intent: &OrderIntent,
-        timestamp_ms: u64,
-        out: &mut [u8],
-    ) -> Option<usize> {
+    /// The unsigned parameters of the new order `intent` into `self.query` (both transports).
+    fn unsigned_params(&mut self, intent: &OrderIntent, timestamp_ms: u64) -> Option<()> {
         let mut cid = [0u8; 36];
         let n = client_id_text(&self.prefix, intent.client_order_id, &mut cid);
         order_params(
@@ -1846,8 +1841,18 @@ impl OrderEncoder {
             self.recv_window,
             timestamp_ms,
         )
-        .and_then(|()| self.query.sign(&self.signer, b""))
-        .ok()?;
+        .ok()
+    }
+
+    /// Writes the signed `POST order` request for `intent` at venue time `timestamp_ms`.
+    pub fn encode(
+        &mut self,
+        intent: &OrderIntent,
+        timestamp_ms: u64,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.unsigned_params(intent, timestamp_ms)?;
+        self.query.sign(&self.signer, b"").ok()?;
         frame_request(
             out,
             b"POST",

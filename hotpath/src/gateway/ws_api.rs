@@ -54,6 +54,7 @@ use net::ws::{Message, OpCode, WsClient, WsConfig};
 use super::conn::{Head, MaybeTls, Target};
 use super::limits::wall_ms;
 use super::{Core, GatewayError, InFlight, Market, Req, Work, LOCAL_REJECT_ENCODE, W};
+use crate::event::OrderIntent;
 use crate::venue::binance::orders::{for_each_element, for_each_field, JsonValue};
 use crate::venue::binance::sign::{Credentials, Signer, SIGNATURE_HEX_LEN};
 
@@ -301,6 +302,30 @@ impl WsApi {
     fn failed(&mut self, now: Instant) {
         self.reopen_at = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).clamp(REOPEN_BACKOFF, MAX_REOPEN_BACKOFF);
+    }
+}
+
+impl super::OrderEncoder {
+    /// Writes the signed `order.place` frame for `intent` at venue time `timestamp_ms` with
+    /// request id `id`: the WebSocket API counterpart of
+    /// [`OrderEncoder::encode`](super::OrderEncoder::encode), built by the code the gateway's
+    /// WebSocket API transport runs.
+    pub fn encode_ws(
+        &mut self,
+        intent: &OrderIntent,
+        timestamp_ms: u64,
+        id: u64,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        self.unsigned_params(intent, timestamp_ms)?;
+        frame_request(
+            out,
+            id,
+            method(Req::New),
+            self.query.as_bytes(),
+            Some((&self.api_key, &self.signer)),
+        )
+        .map(|(n, _)| n)
     }
 }
 
@@ -581,6 +606,68 @@ mod tests {
             )
         );
         assert_eq!(&text[cut], format!("\"apiKey\":\"{KEY}\","));
+    }
+
+    /// The WebSocket API frame carries exactly the REST request's parameters, plus `apiKey`.
+    #[test]
+    fn order_encoder_sends_the_rest_parameters_over_both_transports() {
+        use crate::event::{OrderType, Side, TimeInForce};
+        use crate::fixed::{Price, Qty};
+        use crate::instrument::{InstrumentId, InstrumentRef};
+        let creds = Credentials::new(KEY, std::str::from_utf8(SECRET).unwrap()).unwrap();
+        let mut enc = super::super::OrderEncoder::new(Market::Spot, &creds, "BTCUSDT", "h", "ae-");
+        let inst = InstrumentRef {
+            id: InstrumentId(0),
+            price_scale: 2,
+            qty_scale: 5,
+        };
+        let i = OrderIntent::new_order(
+            inst,
+            Side::Sell,
+            OrderType::Limit,
+            TimeInForce::Ioc,
+            Price(6_543_210),
+            Qty(250),
+            0xabc,
+        );
+        let mut out = [0u8; 2048];
+        let n = enc.encode(&i, 1_700_000_000_123, &mut out).unwrap();
+        let rest = std::str::from_utf8(&out[..n]).unwrap();
+        let query = rest["POST /api/v3/order?".len()..]
+            .split(' ')
+            .next()
+            .unwrap();
+        let mut rest_params: Vec<&str> = query
+            .split('&')
+            .filter(|p| !p.starts_with("signature="))
+            .collect();
+        rest_params.push("apiKey");
+        rest_params.sort_unstable();
+        let mut out_ws = [0u8; 2048];
+        let n = enc
+            .encode_ws(&i, 1_700_000_000_123, 5, &mut out_ws)
+            .unwrap();
+        let ws = std::str::from_utf8(&out_ws[..n]).unwrap();
+        let params = ws.split("\"params\":{").nth(1).unwrap();
+        let mut ws_params: Vec<String> = params
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|m| !m.starts_with("\"signature\""))
+            .map(|m| {
+                let (k, v) = m.split_once(':').unwrap();
+                let (k, v) = (k.trim_matches('"'), v.trim_matches('"'));
+                if k == "apiKey" {
+                    k.to_string()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        ws_params.sort_unstable();
+        assert_eq!(ws_params, rest_params);
+        assert!(ws.starts_with("{\"id\":5,\"method\":\"order.place\",\"params\":{"));
+        assert!(rest_params.contains(&"newClientOrderId=ae-0000000000000abc"));
+        assert!(rest_params.contains(&"price=65432.10"));
     }
 
     #[test]
