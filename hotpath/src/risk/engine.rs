@@ -1562,7 +1562,6 @@ mod tests {
 
         // With room for both, the reversal goes out: the close now, the entry once the close
         // has filled; both count from the start.
-        let mut cfg = cfg;
         cfg.chain.max_exposure = 16_000.0;
         let reversal = |t0: u64| {
             let mut r = engine(&t, cfg);
