@@ -600,8 +600,9 @@ fn apply(
     journal_errors: &mut u64,
     item: &Scheduled,
 ) {
-    // Journaled at the strategy's event clock: an execution's own stamp may lie a little
-    // behind the last market event, or be the gateway's local clock (a local rejection).
+    // Journaled at the strategy's event clock (the market data's): an execution's own stamp
+    // may lie behind or ahead of it (a simulator at full speed runs ahead), or be the
+    // gateway's local clock (a local rejection).
     let clock = |strategy: &Strategy, own: u64| match strategy.risk().now_ns() {
         0 => own,
         t => t,

@@ -11,16 +11,16 @@
 //! toward the limits at once, so two decisions cannot both pass the exposure check) until its
 //! fill or a terminal report; an exit is sent once per position until it ends. An order that
 //! has had no answer at all after `pending_timeout_ns` of event time is taken as lost and
-//! forgotten; once the venue has answered (acknowledged or filled part of it) it stays in flight
-//! until its terminal report, however long that takes. The monitor is activated by the first entry fill,
-//! at the fill price.
+//! forgotten; once the venue has answered (acknowledged or filled part of it) it stays in
+//! flight until its terminal report, however long that takes. The monitor is activated by the
+//! first entry fill, at the fill price.
 //!
 //! **Reversals** are sequenced: the close of the opposite position goes out at once and the
 //! new entry, approved and already counted in flight, is sent when that close has filled (the
 //! position is flat). Sent together, the entry could fill first and net against the position
 //! the close was sized for, leaving the close to open a position nobody approved. A close that
-//! ends without flattening (rejected, expired, timed out) drops the held entry, journaled as a
-//! rejection ([`ReasonCode::RISK_REJECT_EXISTING`]).
+//! ends without flattening (rejected, expired) drops the held entry, journaled as a rejection
+//! ([`ReasonCode::RISK_REJECT_EXISTING`]); a close forgotten unanswered takes it along.
 //!
 //! **Exposure** ([`RiskEngine::exposure`]) holds everything the account may end up holding:
 //! every open position, including one whose close is in flight (a reversal's or an exit's: it
@@ -597,8 +597,8 @@ impl RiskEngine {
         }
     }
 
-    /// Drop `i`'s unanswered in-flight orders past their deadline (checked lazily where they matter, so
-    /// no per-event sweep over every symbol).
+    /// Drop `i`'s unanswered in-flight orders past their deadline (checked lazily where they
+    /// matter, so no per-event sweep over every symbol).
     fn expire(&mut self, i: usize) {
         let now = self.now_ns;
         if let Some(Some(s)) = self.slots.get_mut(i) {
@@ -1045,7 +1045,7 @@ impl RiskEngine {
 
     /// An execution report: fills update the position, its exposure value, equity and fees; a
     /// position that goes flat writes its [`TradeClose`]; terminal reports end the order's
-    /// in-flight state. Only a fill moves the clock, and never back (see the module docs).
+    /// in-flight state. Executions never move the clock (see the module docs).
     pub fn on_exec(&mut self, x: &ExecEvent) {
         let is_fill = matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill);
         if is_fill && (x.last_qty.0 <= 0 || x.last_px.0 <= 0) {

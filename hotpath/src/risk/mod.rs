@@ -2,8 +2,9 @@
 //!
 //! The strategy's four-level decision says *when* to enter; this module says *whether*, *how
 //! much*, and *when to get out*. It is built from small, allocation-free pieces that all run on
-//! the strategy thread in event time (the timestamps of the market and execution events, never
-//! the wall clock), so a replay of a journal reproduces every decision byte for byte:
+//! the strategy thread in event time (the timestamps of the market events, never the wall
+//! clock, nor an execution's own stamp: see [`engine`]), so a replay of a journal reproduces
+//! every decision byte for byte:
 //!
 //! * [`state`]: the trading states ACTIVE / REDUCING / HALTED of the account and of each symbol,
 //!   driven by the portfolio risk manager and by the admin kill switch. No state ever blocks an
