@@ -389,7 +389,11 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
             admin_status.clone(),
         );
         let mut acfg = AdminConfig::new(cfg.admin.listen, Some(token));
-        acfg.venue_rest_url = rest_endpoint.clone();
+        // The admin API asks spot's `/api/v3/ticker/24hr`: the configured venue's own REST
+        // endpoint on spot, Binance spot's default otherwise.
+        if market == Market::Spot {
+            acfg.venue_rest_url = rest_endpoint.clone();
+        }
         let h = coldpath::admin::spawn(acfg, state).context("starting the admin API")?;
         eprintln!("admin API: http://{}/api/v1/status", h.addr());
         Some(h)
