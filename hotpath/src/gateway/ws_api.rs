@@ -361,17 +361,7 @@ fn encode(core: &mut Core, w: Work, id: u64, out: &mut [u8], wall: u64) -> Resul
 /// Writes the decimal digits of `v` into `w`.
 fn put_u64(w: &mut W<'_>, v: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    w.put(&digits[i..]);
+    w.put(crate::venue::binance::sign::u64_digits(v, &mut digits));
 }
 
 /// Writes the request frame `{"id":id,"method":method,"params":{…}}` into `out`. `query` is

@@ -543,17 +543,7 @@ impl<const N: usize> QueryBuf<N> {
     /// Append an unsigned integer parameter.
     pub fn push_u64(&mut self, name: &'static str, value: u64) -> Result<(), QueryError> {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = value;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.push_raw(name, &digits[i..])
+        self.push_raw(name, u64_digits(value, &mut digits))
     }
 
     /// Append a fixed-point decimal parameter, formatted exactly (`format_decimal`).
@@ -615,6 +605,24 @@ impl<const N: usize> QueryBuf<N> {
         signer.sign_into(&[self.as_bytes(), body], &mut sig);
         self.push_raw("signature", &sig)
     }
+}
+
+/// The decimal digits of `v`, written into the end of `buf` (20 digits hold any `u64`): the
+/// allocation-free integer formatting every signed request (REST query or WebSocket API
+/// params) uses.
+#[inline]
+pub fn u64_digits(v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 #[cfg(test)]
