@@ -31,6 +31,8 @@ use ringbuffers::spsc::{self, Consumer, Producer};
 #[global_allocator]
 static GLOBAL: testkit::CountingAllocator = testkit::CountingAllocator;
 
+mod common;
+
 const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
@@ -484,49 +486,7 @@ fn lost_response_is_resolved_by_query_without_a_resend() {
 fn steady_state_order_entry_does_not_allocate() {
     let server = RestServer::start(sim_config()).unwrap();
     let mut r = rig(server.addr(), |_| {});
-    let (tx, rx, gw) = (&mut r.tx, &mut r.rx, &mut r.gw);
-    let inst = r.inst;
-    let mut cycle = |cid: u64| {
-        let i = OrderIntent::new_order(
-            inst,
-            Side::Buy,
-            OrderType::Limit,
-            TimeInForce::Gtc,
-            Price(1_000_000),
-            Qty(100),
-            cid,
-        );
-        tx.try_push(i).unwrap();
-        let mut want = ExecKind::Ack;
-        let deadline = Instant::now() + T;
-        loop {
-            gw.poll();
-            if let Some(e) = rx.try_pop() {
-                assert_eq!(e.client_order_id, cid);
-                assert_eq!(e.kind, want, "{e:?}");
-                if want == ExecKind::Canceled {
-                    return;
-                }
-                tx.try_push(OrderIntent::cancel(inst, Side::Buy, cid))
-                    .unwrap();
-                want = ExecKind::Canceled;
-            }
-            assert!(Instant::now() < deadline);
-        }
-    };
-    for cid in 1..=20 {
-        cycle(cid);
-    }
-    let ((), count) = testkit::count_allocations(|| {
-        for cid in 1_000..1_200 {
-            cycle(cid);
-        }
-    });
-    assert_eq!(
-        count.allocations, 0,
-        "allocations in steady state: {count:?}"
-    );
-    assert_eq!(count.deallocations, 0, "{count:?}");
+    common::assert_place_cancel_allocates_nothing(&mut r.tx, &mut r.rx, &mut r.gw, r.inst, T);
     assert_eq!(r.gw.report().orders_sent, 220);
     assert_eq!(server.open_order_count(), 0);
 }
