@@ -21,7 +21,7 @@ use hotpath::gateway::{
     GatewayConfig, GatewayIo, GatewayReport, GatewayStage, Market, RecoverError, VenueAnswer,
     WsApiConfig,
 };
-use hotpath::instrument::{InstrumentTable, Venue};
+use hotpath::instrument::{InstrumentId, InstrumentTable, Venue};
 use hotpath::live::{LiveConfig, LiveSource, StreamKind, SystemClock};
 use hotpath::runtime::{Profile, Stage};
 use hotpath::snapshot::{SnapshotConfig, SnapshotFetcher};
@@ -239,7 +239,6 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         Some(control_rx),
         None,
     )?;
-    stages.push(seat.stage.take().expect("fresh seat"));
 
     let gateway_report = Arc::new(Mutex::new(GatewayReport::default()));
     let intents = std::mem::replace(&mut seat.intents, ringbuffers::spsc::channel(2).1);
@@ -296,22 +295,23 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let venue_state = client
         .state()
         .context("start-up reconciliation: asking the venue")?;
+    // An instrument id of an earlier run's journal, as this run's symbol and id; `None` for a
+    // symbol this run does not trade (the gateway tracks orders of its own instruments only).
+    let this_run = |id: InstrumentId| -> Option<(String, InstrumentId)> {
+        let symbol = match journaled_symbols.get(&id.0) {
+            Some(s) => s.clone(),
+            None if journaled_symbols.is_empty() => table.try_get(id)?.symbol.as_str().to_string(),
+            None => return None,
+        };
+        let now = table.lookup(venue, symbol.as_bytes())?;
+        Some((symbol, now))
+    };
     let answers = coldpath::reconcile::query_journal_only(
         &client,
         &journal_orders,
         &venue_state,
         &prefix,
-        |id| {
-            let symbol = match journaled_symbols.get(&id.0) {
-                Some(s) => s.clone(),
-                None if journaled_symbols.is_empty() => {
-                    table.try_get(id)?.symbol.as_str().to_string()
-                }
-                None => return None,
-            };
-            // Only symbols this run trades: the gateway tracks orders of its own instruments.
-            table.lookup(venue, symbol.as_bytes()).map(|_| symbol)
-        },
+        |id| this_run(id).map(|(symbol, _)| symbol),
         settle,
     )
     .context("start-up reconciliation: asking the venue about the journal's open orders")?;
@@ -347,6 +347,50 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         tracing::info!(symbol = %p.symbol, side = %p.side, amount = %p.amount, entry_price = %p.entry_price, "position at the venue");
     }
     drop(credentials);
+
+    // Positions the earlier runs left open: their fills as the gateway journaled them (before
+    // the recovery above added the fills it learnt of, which reach the strategy through the
+    // execution ring like any fill), rebuilt by the risk engine, so the strategy manages them
+    // (trailing stop, exits, P&L) as its own instead of starting flat beside them.
+    let mut strategy = seat.stage.take().expect("fresh seat");
+    let inherited_fills: Vec<ExecEvent> = journal_orders
+        .fills
+        .iter()
+        .filter_map(|x| {
+            let (_, id) = this_run(x.instrument)?;
+            let r = table.instrument_ref(id);
+            // A symbol re-listed with other scales since: its old mantissas mean nothing now.
+            (r.price_scale == x.price_scale && r.qty_scale == x.qty_scale).then_some(ExecEvent {
+                instrument: id,
+                ..*x
+            })
+        })
+        .collect();
+    let held = strategy.strategy_mut().inherit(&inherited_fills);
+    if held.is_empty() {
+        println!("inherited positions: none");
+    }
+    for id in held {
+        if let Some(p) = strategy.strategy().risk().open_position(id) {
+            let r = table.instrument_ref(id);
+            let mut cid = [0u8; 36];
+            let n = hotpath::gateway::client_id_text(prefix.as_bytes(), p.entry_cid, &mut cid);
+            println!(
+                "inherited position: {} {} {} at {} (opened by {}, {} fills)",
+                table.get(id).symbol.as_str(),
+                if p.side == hotpath::event::Side::Buy {
+                    "long"
+                } else {
+                    "short"
+                },
+                hotpath::fixed::Decimal::new(p.qty.0, r.qty_scale),
+                hotpath::fixed::Decimal::new(p.entry_px.0, r.price_scale),
+                String::from_utf8_lossy(&cid[..n]),
+                p.fills
+            );
+        }
+    }
+    stages.push(Box::new(strategy));
     stages.push(Box::new(gateway));
 
     // The exporter tails the journals; it is started after the appenders exist.

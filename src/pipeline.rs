@@ -80,8 +80,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
     }
 }
 
+/// Offline mode: market time after which an intent (never answered) is forgotten.
+const OFFLINE_UNANSWERED_NS: u64 = 10_000_000_000;
+
 /// Offline mode: the capture replayed straight into the feed stage, no venue.
-fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> Result<ExitCode> {
+fn run_offline(
+    args: RunArgs,
+    mut cfg: crate::config::Config,
+    capture: PathBuf,
+) -> Result<ExitCode> {
+    // No gateway will answer the intents (they are only counted): an entry nobody answers is
+    // forgotten after this much market time, so a symbol can decide again. Written beside the
+    // journal with the rest of the configuration, so a replay decides the same.
+    if cfg.risk.pending_timeout_ns > OFFLINE_UNANSWERED_NS {
+        cfg.risk.pending_timeout_ns = OFFLINE_UNANSWERED_NS;
+        coldpath::backtest::sweep::set_dotted(
+            &mut cfg.merged,
+            "risk.pending_timeout_ns",
+            toml::Value::Integer(OFFLINE_UNANSWERED_NS as i64),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let speed = parse_speed(args.speed.as_deref().unwrap_or("max"))?;
     let profile = Profile::load(args.profile.as_ref().unwrap_or(&cfg.engine.profile))?;
     let journal = args.journal.clone().unwrap_or(cfg.engine.journal.clone());
@@ -125,7 +144,7 @@ fn run_offline(args: RunArgs, cfg: crate::config::Config, capture: PathBuf) -> R
     let mut stages: Vec<Box<dyn Stage>> = vec![feed];
     let params = StrategyParams::from_config(&cfg);
     let mut seat = StrategySeat::new(&input.table, &params, &journal, rx, feed_done)?;
-    stages.push(seat.stage.take().expect("fresh seat"));
+    stages.push(Box::new(seat.stage.take().expect("fresh seat")));
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;
@@ -232,7 +251,7 @@ impl StrategyParams {
 /// (one appender per journal directory), latency histograms, and the intent ring's far end.
 pub struct StrategySeat {
     /// The stage, taken by the caller to place it on a thread.
-    pub stage: Option<Box<dyn Stage>>,
+    pub stage: Option<StrategyStage>,
     /// Counters, filled at shutdown.
     pub report: Arc<Mutex<StrategyReport>>,
     /// Feed -> strategy latency histograms, filled at shutdown.
@@ -321,7 +340,7 @@ impl StrategySeat {
             None => stage,
         };
         Ok(StrategySeat {
-            stage: Some(Box::new(stage)),
+            stage: Some(stage),
             report,
             latency,
             intents,

@@ -260,7 +260,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
     // Recording decides with the default thresholds (it has no configuration file).
     let params = crate::pipeline::StrategyParams::default();
     let mut seat = crate::pipeline::StrategySeat::new(table, &params, &args.out, rx, feed_done)?;
-    stages.push(seat.stage.take().expect("fresh seat"));
+    stages.push(Box::new(seat.stage.take().expect("fresh seat")));
 
     let stop = Arc::new(AtomicBool::new(false));
     crate::signals::install(&stop)?;

@@ -334,7 +334,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         None,
         Some(schedule),
     )?;
-    stages.push(seat.stage.take().expect("fresh seat"));
+    stages.push(Box::new(seat.stage.take().expect("fresh seat")));
 
     eprintln!(
         "replaying {} frames of {} into {} ({} pace)",

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hotpath::codec::{self, decode, open_tailer, RecordKind};
+use hotpath::event::{ExecEvent, ExecKind};
 use hotpath::gateway::{
     client_id_text, parse_client_id, JournaledOrder, Market, OrderState, OrderUpdate,
 };
@@ -122,6 +123,9 @@ pub type JournalOrder = JournaledOrder;
 pub struct JournalState {
     /// Every order ever journaled, at its last state.
     pub orders: BTreeMap<u64, JournalOrder>,
+    /// Every fill the gateway journaled, in journal order (instrument ids of the run that
+    /// journaled each): what positions the earlier runs left are rebuilt from.
+    pub fills: Vec<ExecEvent>,
 }
 
 impl JournalState {
@@ -236,8 +240,8 @@ impl Report {
     }
 }
 
-/// Rebuilds every order's last state from the gateway journal in `dir` (an absent journal is an
-/// empty state: a first start).
+/// Rebuilds every order's last state, and collects every fill, from the gateway journal in `dir`
+/// (an absent journal is an empty state: a first start).
 pub fn journal_state(dir: &Path) -> Result<JournalState, ReconcileError> {
     let mut st = JournalState::default();
     let mut t = match open_tailer(dir) {
@@ -252,6 +256,13 @@ pub fn journal_state(dir: &Path) -> Result<JournalState, ReconcileError> {
                 let u: OrderUpdate = decode(r.payload)
                     .map_err(|e| ReconcileError::Journal(format!("order update: {e:?}")))?;
                 st.apply(&u);
+            }
+            Ok(Some(r)) if r.kind == RecordKind::Exec.as_u16() => {
+                let x: ExecEvent = decode(r.payload)
+                    .map_err(|e| ReconcileError::Journal(format!("execution: {e:?}")))?;
+                if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                    st.fills.push(x);
+                }
             }
             Ok(Some(_)) => {}
             Ok(None) => break,

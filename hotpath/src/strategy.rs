@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ringbuffers::journal::Appender;
+use ringbuffers::outlet::Outlet;
 use ringbuffers::spsc::{Consumer, Producer};
 
 use crate::codec::{append, append_bytes, fnv1a64, Applied, AppliedKind, RecordKind};
@@ -69,8 +70,9 @@ pub struct StrategyReport {
     pub entries_short: u64,
     /// Intents pushed to the output ring.
     pub intents: u64,
-    /// Intents dropped because the output ring was full.
-    pub intents_dropped: u64,
+    /// Intents that found the output ring full and waited in the stage's backlog (none is
+    /// ever dropped: see [`ringbuffers::outlet`]).
+    pub intents_held: u64,
     /// Journal append failures.
     pub journal_errors: u64,
     /// Entries refused by the risk layer.
@@ -166,6 +168,15 @@ impl Strategy {
     /// The risk layer (positions, states, equity).
     pub fn risk(&self) -> &RiskEngine {
         &self.risk
+    }
+
+    /// Takes over the positions earlier runs left open, from their fills (start-up, before
+    /// any event); see [`RiskEngine::inherit`].
+    pub fn inherit<'a>(
+        &mut self,
+        fills: impl IntoIterator<Item = &'a ExecEvent>,
+    ) -> Vec<InstrumentId> {
+        self.risk.inherit(fills)
     }
 
     /// True when the risk layer is on.
@@ -353,21 +364,44 @@ pub struct StrategyIo {
 /// The strategy stage (see the module docs).
 pub struct StrategyStage {
     strategy: Strategy,
-    io: StrategyIo,
+    io: Wired,
     exec: Option<Consumer<ExecEvent>>,
     control: Option<Consumer<Control>>,
     schedule: Option<Schedule>,
     clock: quanta::Clock,
     latency: Option<(LatencyReport, Arc<Mutex<LatencyReport>>)>,
     intents: u64,
-    dropped: u64,
     journal_errors: u64,
 }
 
+/// [`StrategyIo`] as the stage holds it: the intent ring behind an [`Outlet`], so an intent
+/// that finds the ring full waits instead of being lost.
+struct Wired {
+    input: Consumer<MarketEvent>,
+    output: Outlet<OrderIntent>,
+    assume_books_proven: bool,
+    journal: Option<Appender>,
+    upstream_done: Arc<AtomicBool>,
+    batch: usize,
+    report: Arc<Mutex<StrategyReport>>,
+}
+
+/// Intents the outlet holds before its backlog allocates: more than the venue could take in
+/// the time one poll lasts.
+const INTENT_BACKLOG: usize = 256;
+
 impl StrategyStage {
     /// A stage for `strategy` on `io`.
-    pub fn new(strategy: Strategy, mut io: StrategyIo) -> Self {
-        io.batch = io.batch.max(1);
+    pub fn new(strategy: Strategy, io: StrategyIo) -> Self {
+        let io = Wired {
+            input: io.input,
+            output: Outlet::new(io.output, INTENT_BACKLOG),
+            assume_books_proven: io.assume_books_proven,
+            journal: io.journal,
+            upstream_done: io.upstream_done,
+            batch: io.batch.max(1),
+            report: io.report,
+        };
         StrategyStage {
             strategy,
             io,
@@ -377,7 +411,6 @@ impl StrategyStage {
             clock: quanta::Clock::new(),
             latency: None,
             intents: 0,
-            dropped: 0,
             journal_errors: 0,
         }
     }
@@ -421,11 +454,16 @@ impl StrategyStage {
         &self.strategy
     }
 
+    /// The strategy, to prepare before the stage runs (e.g. [`Strategy::inherit`]).
+    pub fn strategy_mut(&mut self) -> &mut Strategy {
+        &mut self.strategy
+    }
+
     /// Counters so far.
     pub fn report(&self) -> StrategyReport {
         let mut r = self.strategy.report();
         r.intents = self.intents;
-        r.intents_dropped = self.dropped;
+        r.intents_held = self.io.output.held();
         r.journal_errors = self.journal_errors;
         r
     }
@@ -446,10 +484,9 @@ impl Stage for StrategyStage {
             clock,
             latency,
             intents,
-            dropped,
             journal_errors,
         } = self;
-        let StrategyIo {
+        let Wired {
             input,
             output,
             assume_books_proven,
@@ -458,7 +495,8 @@ impl Stage for StrategyStage {
             upstream_done,
             ..
         } = io;
-        let mut work = 0;
+        // Intents held back by a full ring go first, ahead of anything this poll decides.
+        let mut work = output.flush();
         if let Some(c) = control.as_mut() {
             work += c.read_batch(*batch, |c| {
                 apply(
@@ -466,7 +504,6 @@ impl Stage for StrategyStage {
                     journal,
                     output,
                     intents,
-                    dropped,
                     journal_errors,
                     &Scheduled::Control(*c),
                 );
@@ -479,7 +516,6 @@ impl Stage for StrategyStage {
                     journal,
                     output,
                     intents,
-                    dropped,
                     journal_errors,
                     &Scheduled::Exec(*x),
                 );
@@ -488,9 +524,8 @@ impl Stage for StrategyStage {
         // Replay: what the live run applied after exactly the events consumed so far.
         let mut apply_due = |strategy: &mut Strategy,
                              journal: &mut Option<Appender>,
-                             output: &mut Producer<OrderIntent>,
+                             output: &mut Outlet<OrderIntent>,
                              intents: &mut u64,
-                             dropped: &mut u64,
                              journal_errors: &mut u64| {
             let Some(s) = schedule.as_mut() else {
                 return;
@@ -500,19 +535,11 @@ impl Stage for StrategyStage {
                     break;
                 }
                 s.next += 1;
-                apply(
-                    strategy,
-                    journal,
-                    output,
-                    intents,
-                    dropped,
-                    journal_errors,
-                    item,
-                );
+                apply(strategy, journal, output, intents, journal_errors, item);
             }
         };
         work += input.read_batch(*batch, |ev| {
-            apply_due(strategy, journal, output, intents, dropped, journal_errors);
+            apply_due(strategy, journal, output, intents, journal_errors);
             let mut e = *ev;
             e.stamps.stamp(StampStage::StrategyIn, clock.raw());
             if let Some((hist, _)) = latency.as_mut() {
@@ -537,37 +564,29 @@ impl Stage for StrategyStage {
                             *journal_errors += 1;
                         }
                     }
-                    match output.try_push(intent) {
-                        Ok(()) => *intents += 1,
-                        Err(_) => *dropped += 1,
-                    }
+                    output.send(intent);
+                    *intents += 1;
                 }
             }
             if !strategy.outbox().is_empty() {
                 let t = e.stamps.venue_ns;
                 let now = clock.raw();
-                drain_stamped(
-                    strategy,
-                    journal,
-                    output,
-                    intents,
-                    dropped,
-                    journal_errors,
-                    t,
-                    now,
-                );
+                drain_stamped(strategy, journal, output, intents, journal_errors, t, now);
             }
         });
         // Acquire pairs with the feed's Release store of `done`: every event is in the ring.
         if upstream_done.load(Ordering::Acquire) && input.is_empty() {
-            apply_due(strategy, journal, output, intents, dropped, journal_errors);
+            apply_due(strategy, journal, output, intents, journal_errors);
         }
         work
     }
 
     fn finished(&self) -> bool {
-        // Acquire pairs with the feed's Release store of `done`.
-        self.io.upstream_done.load(Ordering::Acquire) && self.io.input.is_empty()
+        // Acquire pairs with the feed's Release store of `done`. Held intents must reach the
+        // ring before the stage may stop.
+        self.io.upstream_done.load(Ordering::Acquire)
+            && self.io.input.is_empty()
+            && self.io.output.backlog() == 0
     }
 
     fn shutdown(&mut self) {
@@ -594,9 +613,8 @@ impl Stage for StrategyStage {
 fn apply(
     strategy: &mut Strategy,
     journal: &mut Option<Appender>,
-    output: &mut Producer<OrderIntent>,
+    output: &mut Outlet<OrderIntent>,
     intents: &mut u64,
-    dropped: &mut u64,
     journal_errors: &mut u64,
     item: &Scheduled,
 ) {
@@ -629,15 +647,7 @@ fn apply(
         Scheduled::Exec(x) => {
             strategy.on_exec(x);
             let time_ns = clock(strategy, time_ns);
-            drain(
-                strategy,
-                journal,
-                output,
-                intents,
-                dropped,
-                journal_errors,
-                time_ns,
-            );
+            drain(strategy, journal, output, intents, journal_errors, time_ns);
         }
         Scheduled::Control(c) => strategy.on_control(c),
     }
@@ -648,9 +658,8 @@ fn apply(
 fn drain(
     strategy: &mut Strategy,
     journal: &mut Option<Appender>,
-    output: &mut Producer<OrderIntent>,
+    output: &mut Outlet<OrderIntent>,
     intents: &mut u64,
-    dropped: &mut u64,
     journal_errors: &mut u64,
     time_ns: u64,
 ) {
@@ -659,7 +668,6 @@ fn drain(
         journal,
         output,
         intents,
-        dropped,
         journal_errors,
         time_ns,
         0,
@@ -671,9 +679,8 @@ fn drain(
 fn drain_stamped(
     strategy: &mut Strategy,
     journal: &mut Option<Appender>,
-    output: &mut Producer<OrderIntent>,
+    output: &mut Outlet<OrderIntent>,
     intents: &mut u64,
-    dropped: &mut u64,
     journal_errors: &mut u64,
     time_ns: u64,
     out_tsc: u64,
@@ -696,10 +703,8 @@ fn drain_stamped(
                 *journal_errors += 1;
             }
         }
-        match output.try_push(i) {
-            Ok(()) => *intents += 1,
-            Err(_) => *dropped += 1,
-        }
+        output.send(i);
+        *intents += 1;
     }
     if let Some(j) = journal.as_mut() {
         for c in out.closes() {

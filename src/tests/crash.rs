@@ -47,7 +47,7 @@ const START_BTC: i128 = 10 * 100_000_000;
 /// The engine's configuration: the simulator as a live Binance spot venue, a strategy that
 /// enters every few seconds of wall time, nothing else running.
 fn engine_config(rest: &str, ws: &str) -> String {
-    format!("{}{TRADING}", venue_config(rest, ws, 110))
+    format!("{}{TRADING}{NO_RISK}", venue_config(rest, ws, 110))
 }
 
 /// The simulator as a live Binance spot venue, nothing but the feed, the strategy (with its
@@ -76,7 +76,7 @@ enabled = false
     )
 }
 
-/// A strategy that enters every few seconds of wall time, straight to the gateway.
+/// A strategy that enters every few seconds of wall time.
 const TRADING: &str = r#"
 # Every level that a threshold can open is opened: the regime needs only two 15m candles of
 # structure, any profile level is "at the zone", any ordered cascade and any up/down candle
@@ -94,8 +94,10 @@ cascade_short_max = 1000.0
 bounce_min = -1.0
 volume_spike_min = 0.0
 min_confluence = 0.0
+"#;
 
-# Entries straight to the gateway (no chain, no exit monitor): every entry is an order.
+/// Entries straight to the gateway (no chain, no exit monitor): every entry is an order.
+const NO_RISK: &str = r#"
 [risk]
 enabled = false
 "#;
@@ -925,8 +927,13 @@ fn check_orders(
     }
 }
 
+/// The long tests of this file run one at a time: each drives a 300x market and engines that
+/// need the machine's two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn sigkill_mid_run_with_orders_in_flight_loses_nothing_and_sends_nothing_twice() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let venue = start_venue();
     let client = VenueClient::new(&venue);
@@ -1384,4 +1391,133 @@ fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_re
         "{line}"
     );
     venue.shutdown();
+}
+
+/// A position open when the engine is killed is the next run's to manage: the restart rebuilds
+/// it from the gateway journal's fills (`RiskEngine::inherit`), prints it, and its risk engine
+/// closes it (stop, dynamic exit or hold limit) with the trade journaled under the entry order
+/// of the killed run. A restart that started flat would never close it: the account would keep
+/// a position no stop watches.
+#[test]
+fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
+    use hotpath::event::{ExecEvent, ExecKind, Side};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let venue = start_venue();
+    let client = VenueClient::new(&venue);
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let gw = journal.join("gateway");
+    let cfg = dir.path().join("restart.toml");
+    // The loose strategy with the risk layer on (sizing, exit monitor): the defaults.
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}{TRADING}",
+            venue_config(&venue.rest_url(), &venue.ws_url(), 110)
+        ),
+    )
+    .unwrap();
+
+    // Run 1: killed the moment its journal shows a position (an entry filled, its exit not yet).
+    let mut first = Engine::start(&cfg, &journal, dir.path().join("run0.stderr"), &venue);
+    first.wait_reconciled(0, Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut tail = codec::open_tailer(&gw).expect("gateway journal");
+    let mut net: i64 = 0;
+    let mut opened_by = 0u64;
+    let mut qty_scale = 0u8;
+    loop {
+        while let Some(r) = tail.next().expect("gateway journal readable") {
+            if r.kind != RecordKind::Exec.as_u16() {
+                continue;
+            }
+            let x: ExecEvent = codec::decode(r.payload).expect("execution");
+            if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                continue;
+            }
+            if net == 0 {
+                opened_by = x.client_order_id;
+            }
+            net += x.last_qty.0 * x.side.sign();
+            qty_scale = x.qty_scale;
+        }
+        if net != 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run 0 never held a position\n{}\n{}",
+            first.stdout(),
+            first.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    first.signal(libc::SIGKILL);
+    first.wait(Duration::from_secs(30));
+    // Whatever else the killed run journaled in its last instant counts too.
+    while let Some(r) = tail.next().expect("gateway journal readable") {
+        if r.kind == RecordKind::Exec.as_u16() {
+            let x: ExecEvent = codec::decode(r.payload).expect("execution");
+            if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                if net == 0 {
+                    opened_by = x.client_order_id;
+                }
+                net += x.last_qty.0 * x.side.sign();
+            }
+        }
+    }
+    assert_ne!(net, 0, "the kill came after the position closed");
+
+    // Run 2: inherits it and closes it.
+    let mut second = Engine::start(&cfg, &journal, dir.path().join("run1.stderr"), &venue);
+    second.wait_reconciled(1, Duration::from_secs(120));
+    let inherited = second
+        .line_starting("inherited position:")
+        .unwrap_or_else(|| panic!("run 1 inherited nothing:\n{}", second.stdout()));
+    let side = if net > 0 { "long" } else { "short" };
+    let qty = hotpath::fixed::Decimal::new(net.abs(), qty_scale).to_string();
+    assert!(
+        inherited.starts_with(&format!("inherited position: BTCUSDT {side} {qty} at "))
+            && inherited.contains(&format!("(opened by {}", cid_text(opened_by))),
+        "journal: {side} {qty} opened by {}; run 1 says {inherited:?}",
+        cid_text(opened_by)
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let close = loop {
+        let closes = journal_closes(&journal);
+        if let Some(c) = closes.into_iter().find(|c| c.entry_cid == opened_by) {
+            break c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run 1 never closed the inherited position ({inherited})\n{}\n{}",
+            second.stdout(),
+            second.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let entry_side = if net > 0 { Side::Buy } else { Side::Sell };
+    assert_eq!(close.side, entry_side, "{close:?}");
+    assert!(close.close_ns >= close.open_ns, "{close:?}");
+    second.signal(libc::SIGINT);
+    let status = second.wait(Duration::from_secs(60));
+    assert!(status.success(), "{status}\n{}", second.stderr_tail());
+    // The venue holds what the journal's fills say: nothing was closed twice.
+    let venue_end = settled_snapshot(&client);
+    if let Some(m) = position_mismatch(&venue_end, &order_updates(&gw)) {
+        panic!("after the restart: {m}");
+    }
+    venue.shutdown();
+}
+
+/// The run's closed trades (`<journal>/strategy`).
+fn journal_closes(journal: &Path) -> Vec<hotpath::risk::TradeClose> {
+    let mut t = codec::open_tailer(&journal.join("strategy")).expect("strategy journal");
+    let mut out = Vec::new();
+    while let Some(r) = t.next().expect("strategy journal readable") {
+        if r.kind == RecordKind::TradeClose.as_u16() {
+            out.push(codec::decode(r.payload).expect("trade close"));
+        }
+    }
+    out
 }

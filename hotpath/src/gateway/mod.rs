@@ -74,6 +74,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ringbuffers::journal::Appender;
+use ringbuffers::outlet::Outlet;
 use ringbuffers::spsc::{Consumer, Producer};
 
 use crate::codec::{append, append_bytes, RecordKind};
@@ -116,6 +117,9 @@ pub const LOCAL_REJECT_UNRESOLVED: i32 = -9006;
 
 /// Binance's "Duplicate order sent." and timestamp error codes, and friends.
 const ERR_TIMESTAMP: i32 = -1021;
+/// Execution reports the outlet holds before its backlog allocates: a burst of fills larger
+/// than the ring while the strategy is busy.
+const EXEC_BACKLOG: usize = 256;
 const ERR_NEW_ORDER_REJECTED: i32 = -2010;
 const ERR_NO_SUCH_ORDER: i32 = -2013;
 const ERR_UNKNOWN_STATUS: i32 = -1007;
@@ -334,8 +338,9 @@ pub struct GatewayReport {
     pub time_syncs: u64,
     /// Exec events published.
     pub exec_events: u64,
-    /// Exec events lost because the output ring was full.
-    pub exec_dropped: u64,
+    /// Exec events that found the output ring full and waited in the stage's backlog (none is
+    /// ever dropped: see [`ringbuffers::outlet`]).
+    pub exec_held: u64,
     /// Intents rejected locally.
     pub local_rejects: u64,
     /// Orders rejected by the venue.
@@ -485,7 +490,7 @@ struct Core {
     max_resends: u8,
     max_queries: u8,
     journal: Option<Appender>,
-    output: Producer<ExecEvent>,
+    output: Outlet<ExecEvent>,
     tsc: quanta::Clock,
     r: GatewayReport,
 }
@@ -585,7 +590,7 @@ impl GatewayStage {
             max_resends: cfg.max_resends,
             max_queries: cfg.max_queries.max(1),
             journal: io.journal,
-            output: io.output,
+            output: Outlet::new(io.output, EXEC_BACKLOG),
             tsc: quanta::Clock::new(),
             r: GatewayReport::default(),
         };
@@ -1148,10 +1153,9 @@ impl Core {
                 self.r.journal_errors += 1;
             }
         }
-        match self.output.try_push(ev) {
-            Ok(()) => self.r.exec_events += 1,
-            Err(_) => self.r.exec_dropped += 1,
-        }
+        self.output.send(ev);
+        self.r.exec_events += 1;
+        self.r.exec_held = self.output.held();
     }
 
     fn exec(&self, slot: u32, kind: ExecKind, time_ms: u64) -> Option<ExecEvent> {
@@ -1766,7 +1770,9 @@ impl Stage for GatewayStage {
 
     fn poll(&mut self) -> usize {
         let now = Instant::now();
-        let mut work = self.drive_conns(now);
+        // Reports held back by a full ring go first, ahead of anything this poll receives.
+        let mut work = self.core.output.flush();
+        work += self.drive_conns(now);
         if let Some(s) = self.stream.as_mut() {
             work += s.poll(&mut self.core);
         }

@@ -9,10 +9,11 @@
 //!
 //! **Positions come from fills only.** An entry intent marks an entry *in flight* (it counts
 //! toward the limits at once, so two decisions cannot both pass the exposure check) until its
-//! fill or a terminal report; an exit is sent once per position until it ends. An order that
-//! has had no answer at all after `pending_timeout_ns` of event time is taken as lost and
-//! forgotten; once the venue has answered (acknowledged or filled part of it) it stays in
-//! flight until its terminal report, however long that takes. The monitor is activated by the
+//! fill or a terminal report; an exit is sent once per position until it ends. The gateway
+//! answers every intent, so an order stays in flight until its terminal report, however long
+//! that takes; only a run without a gateway sets `pending_timeout_ns`, the event time after
+//! which an order nobody answered is forgotten (see [`RiskConfig::pending_timeout_ns`] for
+//! why a deadline in event time cannot serve live or simulated runs). The monitor is activated by the
 //! first entry fill, at the fill price.
 //!
 //! **Reversals** are sequenced: the close of the opposite position goes out at once and the
@@ -58,7 +59,7 @@ use super::portfolio::{
     DrawdownLevel, HealthAction, HealthInputs, MinuteBars,
 };
 use super::state::{TradingState, TradingStates};
-use super::{RiskConfig, RiskReject, TradeClose, PNL_SCALE};
+use super::{OpenPosition, RiskConfig, RiskReject, TradeClose, PNL_SCALE};
 
 /// Per-symbol risk attributes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -527,6 +528,56 @@ impl RiskEngine {
     /// The exit monitor of `id`'s position, if one is open.
     pub fn monitor(&self, id: InstrumentId) -> Option<&PositionMonitor> {
         self.slot(id).and_then(|s| s.monitor.as_ref())
+    }
+
+    /// `id`'s open position, if any.
+    pub fn open_position(&self, id: InstrumentId) -> Option<OpenPosition> {
+        let s = self.slot(id)?;
+        let p = &s.pos;
+        Some(OpenPosition {
+            side: p.side()?,
+            qty: Qty(p.qty.abs()),
+            entry_px: vwap(p.entry_value, p.entry_qty),
+            open_ns: p.open_ns,
+            entry_cid: p.entry_cid,
+            fills: p.fills,
+        })
+    }
+
+    /// Takes over the positions earlier runs left open (at start-up, before any event).
+    ///
+    /// `fills` are the earlier runs' fills in journal order, instrument ids already this
+    /// engine's. They are applied to a fresh copy of this engine, each at its own venue time,
+    /// by the same code that applies live fills; the positions the copy ends with (quantity,
+    /// entry value, fees, open time, entry order, a monitor activated at the first entry fill)
+    /// become this engine's, so their stops, exits and P&L work as for positions it opened.
+    /// Nothing else of the past is taken: the trades it closed were journaled by the runs that
+    /// closed them, and equity, breakers and limits start afresh as on any start. Returns the
+    /// instruments left with a position.
+    pub fn inherit<'a>(
+        &mut self,
+        fills: impl IntoIterator<Item = &'a ExecEvent>,
+    ) -> Vec<InstrumentId> {
+        let mut past = self.clone();
+        for x in fills {
+            if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                continue;
+            }
+            past.advance(x.stamps.venue_ns);
+            past.on_exec(x);
+            past.out.clear();
+        }
+        let mut held = Vec::new();
+        for (mine, theirs) in self.slots.iter_mut().zip(&past.slots) {
+            if let (Some(m), Some(t)) = (mine.as_mut(), theirs.as_ref()) {
+                if t.pos.qty != 0 {
+                    m.pos = t.pos;
+                    m.monitor = t.monitor;
+                    held.push(m.inst.id);
+                }
+            }
+        }
+        held
     }
 
     /// Open positions plus entries in flight.
@@ -1247,6 +1298,14 @@ fn unrealized(s: &Slot) -> f64 {
 }
 
 /// The closed-trade record of a slot whose position just went flat.
+/// The volume-weighted price of `q` (mantissa) worth `v` (price * qty mantissas).
+fn vwap(v: i128, q: i64) -> Price {
+    if q <= 0 {
+        return Price::ZERO;
+    }
+    Price(i64::try_from(div_half_even(v, i128::from(q))).unwrap_or(0))
+}
+
 fn trade_close(s: &Slot, reason: ReasonCode, exit_cid: u64, now: u64) -> TradeClose {
     let p = &s.pos;
     let side = if p.exit_qty > 0 && p.entry_qty > 0 {
@@ -1262,12 +1321,6 @@ fn trade_close(s: &Slot, reason: ReasonCode, exit_cid: u64, now: u64) -> TradeCl
     let gross_raw = (p.exit_value - p.entry_value) * i128::from(side.sign());
     let gross = rescale_i128(gross_raw, vs, PNL_SCALE);
     let fees = i64::try_from(p.fees).unwrap_or(i64::MAX);
-    let vwap = |v: i128, q: i64| {
-        if q <= 0 {
-            return Price::ZERO;
-        }
-        Price(i64::try_from(div_half_even(v, i128::from(q))).unwrap_or(0))
-    };
     TradeClose {
         instrument: s.inst.id,
         side,
@@ -1489,7 +1542,12 @@ mod tests {
     fn an_answered_order_stays_in_flight_past_its_deadline() {
         let t = table();
         let btc = t.instrument_ref(InstrumentId(0));
-        let mut r = engine(&t, RiskConfig::default());
+        // A run with no gateway (offline) forgets unanswered orders after 10 s of market.
+        let cfg = RiskConfig {
+            pending_timeout_ns: 10 * S,
+            ..RiskConfig::default()
+        };
+        let mut r = engine(&t, cfg);
         let none = |_| [None; 3];
         let t0 = FRI + 10 * MIN;
         r.on_market(&trade(btc, t0, 5_000_000), none);
@@ -1532,6 +1590,63 @@ mod tests {
         let again = intents(&mut r);
         assert_eq!(again.len(), 1, "sent again once the first is forgotten");
         assert_ne!(again[0].client_order_id, x.client_order_id);
+    }
+
+    /// With a gateway attached (the default), an order is in flight until the gateway answers
+    /// it, however much market time that takes: at full simulator speed an hour of market can
+    /// pass while the venue is still filling a close, and a close sent twice would sell what
+    /// the account no longer holds.
+    #[test]
+    fn an_unanswered_exit_is_sent_once_however_long_the_venue_takes() {
+        let t = table();
+        let btc = t.instrument_ref(InstrumentId(0));
+        let mut r = engine(&t, RiskConfig::default());
+        let none = |_| [None; 3];
+        let t0 = FRI + 10 * MIN;
+        r.on_market(&trade(btc, t0, 5_000_000), none);
+        assert!(r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(5_000_000),
+            t0,
+            1,
+            Stamps::default()
+        ));
+        let e = intents(&mut r)[0];
+        r.on_exec(&exec(&e, ExecKind::Fill, 5_000_000, e.qty.0, t0));
+        r.on_market(&trade(btc, t0 + 40 * S, 4_900_000), none);
+        let x = intents(&mut r);
+        assert_eq!(x.len(), 1);
+        assert_eq!(x[0].reason, ReasonCode::EXIT_TRAILING_STOP);
+        // An hour of falling market, every stop and check still firing: nothing more goes out.
+        for k in 1..=1_800u64 {
+            r.on_market(&trade(btc, t0 + 40 * S + 2 * k * S, 4_800_000), none);
+        }
+        assert!(r.outbox().intents().is_empty(), "the close is in flight");
+        assert!(!r.on_entry(
+            btc.id,
+            Side::Buy,
+            Price(4_800_000),
+            t0 + 3_640 * S,
+            2,
+            Stamps::default()
+        ));
+        r.outbox_mut().clear();
+        // The venue answers at last: the position closes on that fill, once.
+        r.on_exec(&exec(
+            &x[0],
+            ExecKind::Fill,
+            4_900_000,
+            x[0].qty.0,
+            t0 + 3_641 * S,
+        ));
+        assert_eq!(r.position_qty(btc.id), 0);
+        assert_eq!(r.outbox().closes().len(), 1);
+        let c = r.outbox().closes()[0];
+        assert_eq!(
+            (c.exit_cid, c.reason),
+            (x[0].client_order_id, ReasonCode::EXIT_TRAILING_STOP)
+        );
     }
 
     #[test]
@@ -1714,7 +1829,7 @@ mod tests {
             (fx.id, Side::Sell, efx.qty, ReasonCode::EXIT_SESSION_CLOSE)
         );
         assert_eq!(x[0].order_type, OrderType::Market);
-        // Sent once while in flight (until `pending_timeout_ns`, 10 s).
+        // Sent once while in flight.
         r.on_market(&quote(fx, at(23, 30) + 5 * S, 137_600), none);
         assert!(r.outbox().intents().is_empty());
         // The close fills: the trade log carries the session-close reason.

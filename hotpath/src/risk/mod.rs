@@ -76,9 +76,17 @@ pub struct RiskConfig {
     pub portfolio: PortfolioConfig,
     /// Weekly session of session-based instruments (forex).
     pub session: SessionConfig,
-    /// An order with no answer at all after this much event time is forgotten (the gateway's
-    /// IOC answer was lost or never came), so the symbol can trade again (ns); an answered
-    /// order stays in flight until its terminal report.
+    /// An order with no answer at all after this much event time is forgotten, so the symbol
+    /// can trade again (ns); an answered order stays in flight until its terminal report.
+    ///
+    /// Never (`u64::MAX`) by default, and it should stay so wherever a gateway is attached: the
+    /// gateway answers every intent (acknowledgement, fill, rejection, or after its own
+    /// wall-clock timeout the venue's answer to a query), and the rings between them lose
+    /// nothing ([`ringbuffers::outlet`]). A deadline in *event* time cannot tell a lost order
+    /// from a slow answer: against a simulator at full speed, ten seconds of market time pass
+    /// in milliseconds, and an exit forgotten while the venue was still filling it goes out a
+    /// second time (the venue then rejects it for lack of balance, or worse, fills it). Only a
+    /// run with no gateway (offline over a capture, where intents are merely counted) sets it.
     pub pending_timeout_ns: u64,
 }
 
@@ -92,7 +100,7 @@ impl Default for RiskConfig {
             monitor: MonitorConfig::default(),
             portfolio: PortfolioConfig::default(),
             session: SessionConfig::default(),
-            pending_timeout_ns: 10_000_000_000,
+            pending_timeout_ns: u64::MAX,
         }
     }
 }
@@ -143,6 +151,23 @@ pub struct RiskReject {
     pub limit: f64,
     /// Journal sequence number of the decision that asked for the entry (56, 8).
     pub decision_seq: u64,
+}
+
+/// An open position as the risk engine holds it ([`RiskEngine::open_position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenPosition {
+    /// Long ([`Side::Buy`]) or short.
+    pub side: Side,
+    /// Open quantity (mantissa at the instrument's quantity scale).
+    pub qty: Qty,
+    /// Volume-weighted price of the entry fills.
+    pub entry_px: Price,
+    /// Event time of the first entry fill, ns.
+    pub open_ns: u64,
+    /// Client order id of the order whose fill opened it.
+    pub entry_cid: u64,
+    /// Fills so far.
+    pub fills: u16,
 }
 
 /// A closed position, from its fills: the per-trade log (journaled as
