@@ -318,8 +318,23 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     let recon = coldpath::reconcile::reconcile(&journal_orders, &venue_state, &answers, &prefix);
     coldpath::reconcile::journal_report(&journal.join("reconcile"), &recon)?;
     for r in &recon.recover {
+        // The order's trades, so each fill the journal lacks is journaled with its own price
+        // and fee; without them (the venue would not say) one fill at the average price.
+        let trades =
+            match &r.venue {
+                Some(o) if o.has_fills() => client
+                    .order_trades(&o.symbol, o.order_id)
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "recovering at the average price, without fees");
+                        String::new()
+                    }),
+                _ => String::new(),
+            };
         let answer = match &r.venue {
-            Some(o) => VenueAnswer::Known(o.raw.as_bytes()),
+            Some(o) => VenueAnswer::Known {
+                order: o.raw.as_bytes(),
+                trades: trades.as_bytes(),
+            },
             None => VenueAnswer::Unknown,
         };
         match gateway.recover(r.client_order_id, r.journaled.as_ref(), answer) {

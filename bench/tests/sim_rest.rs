@@ -670,6 +670,15 @@ out['canceled'] = c['status']
 out['after'] = ex.fetch_order(o['id'], 'BTC/USDT')['status']
 bal = ex.fetch_balance()
 out['usdt'] = [bal['USDT']['free'], bal['USDT']['used']]
+mkt = ex.create_order('BTC/USDT', 'market', 'buy', 0.001)
+trades = ex.fetch_my_trades('BTC/USDT')
+out['trades'] = [
+    {'order': t['order'], 'amount': t['amount'], 'fee': t['fee']['cost'],
+     'fee_currency': t['fee']['currency'], 'taker': t['takerOrMaker']}
+    for t in trades
+]
+out['market_order'] = mkt['id']
+out['market_fee'] = (mkt.get('fee') or {}).get('cost')
 print(json.dumps(out))
 "#;
 
@@ -702,4 +711,15 @@ fn ccxt_places_fetches_and_cancels_a_limit_order() {
     assert_eq!(v["after"], "canceled");
     assert_eq!(v["usdt"], serde_json::json!([1_000_000.0, 0.0]));
     assert_eq!(server.open_order_count(), 0);
+    // `myTrades` as ccxt reads it: the market order's trades, taker, fees in USDT.
+    let trades = v["trades"].as_array().expect("trades");
+    assert!(!trades.is_empty(), "{v}");
+    let amount: f64 = trades.iter().map(|t| t["amount"].as_f64().unwrap()).sum();
+    assert!((amount - 0.001).abs() < 1e-12, "{v}");
+    for t in trades {
+        assert_eq!(t["order"], v["market_order"], "{v}");
+        assert_eq!(t["fee_currency"], "USDT", "{v}");
+        assert_eq!(t["taker"], "taker", "{v}");
+        assert!(t["fee"].as_f64().unwrap() > 0.0, "{v}");
+    }
 }

@@ -82,10 +82,20 @@ impl VenueOrder {
         }
     }
 
+    /// Whether the venue has filled any of it.
+    pub fn has_fills(&self) -> bool {
+        nonzero(&self.executed_qty)
+    }
+
     /// Whether the venue still works the order.
     pub fn is_open(&self) -> bool {
         matches!(self.status.as_str(), "NEW" | "PARTIALLY_FILLED")
     }
+}
+
+/// A decimal the venue printed (`"0.00100000"`, `"-0.010"`) is not zero.
+fn nonzero(s: &str) -> bool {
+    s.bytes().any(|b| (b'1'..=b'9').contains(&b))
 }
 
 /// One open position of a derivatives account (USD-M), as the venue prints it.
@@ -337,10 +347,12 @@ impl VenueClient {
             (Market::Spot, "time") => "/api/v3/time",
             (Market::Spot, "order") => "/api/v3/order",
             (Market::Spot, "openOrders") => "/api/v3/openOrders",
+            (Market::Spot, "trades") => "/api/v3/myTrades",
             (Market::Spot, _) => "/api/v3/account",
             (Market::UsdM, "time") => "/fapi/v1/time",
             (Market::UsdM, "order") => "/fapi/v1/order",
             (Market::UsdM, "openOrders") => "/fapi/v1/openOrders",
+            (Market::UsdM, "trades") => "/fapi/v1/userTrades",
             (Market::UsdM, _) => "/fapi/v2/account",
         }
     }
@@ -412,7 +424,6 @@ impl VenueClient {
             .map(VenueOrder::from_json)
             .collect();
         let account = self.get(self.path("account"), "", true)?;
-        let nonzero = |s: &str| s.bytes().any(|b| (b'1'..=b'9').contains(&b));
         let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_default().to_string();
         let list = |k: &str| {
             account[k]
@@ -455,6 +466,22 @@ impl VenueClient {
             positions,
             clock_offset_ms: self.offset_ms,
         })
+    }
+
+    /// The trades of order `order_id` on `symbol`, oldest first: the venue's JSON array as
+    /// received (spot `GET /api/v3/myTrades`, USD-M `GET /fapi/v1/userTrades`, by `orderId`),
+    /// for the gateway's recovery to journal each fill with its own price and fee.
+    pub fn order_trades(&self, symbol: &str, order_id: u64) -> Result<String, ReconcileError> {
+        let params = format!("symbol={symbol}&orderId={order_id}");
+        match self.try_get(self.path("trades"), &params, true)? {
+            Ok(v @ Value::Array(_)) => Ok(v.to_string()),
+            Ok(v) => Err(ReconcileError::Venue(format!(
+                "trades of order {order_id}: not a list: {v}"
+            ))),
+            Err((code, msg)) => Err(ReconcileError::Venue(format!(
+                "trades of order {order_id}: error {code}: {msg}"
+            ))),
+        }
     }
 
     /// `GET order` by `origClientOrderId`: the order, or `None` if the venue does not know it

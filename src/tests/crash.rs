@@ -1370,17 +1370,44 @@ fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_re
         "c closed as unknown to the venue"
     );
     assert_eq!(position_mismatch(&snapshot, &updates), None);
+    // a's fills as the venue's trades: each with its trade id, quantity and fee (from
+    // `myTrades`), the last one completing it.
     let mut fills = Vec::new();
+    let mut complete = Vec::new();
     let mut t = codec::open_tailer(&gw).unwrap();
     while let Some(r) = t.next().unwrap() {
         if r.kind == RecordKind::Exec.as_u16() {
             let x: ExecEvent = codec::decode(r.payload).unwrap();
+            if x.client_order_id == a && matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                fills.push((
+                    x.trade_id,
+                    to_scale8(x.last_qty.0, x.qty_scale),
+                    to_scale8(x.fee, x.fee_scale),
+                ));
+            }
             if x.client_order_id == a && x.kind == ExecKind::Fill {
-                fills.push(to_scale8(x.cum_qty.0, x.qty_scale));
+                complete.push(to_scale8(x.cum_qty.0, x.qty_scale));
             }
         }
     }
-    assert_eq!(fills, vec![executed], "a's fill, once");
+    let trades: Vec<(u64, i128, i128)> = filled["fills"]
+        .as_array()
+        .expect("a FULL response")
+        .iter()
+        .map(|f| {
+            (
+                f["tradeId"].as_u64().unwrap(),
+                dec8(f["qty"].as_str().unwrap()),
+                dec8(f["commission"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert!(
+        trades.iter().all(|t| t.2 > 0),
+        "the venue charged fees: {trades:?}"
+    );
+    assert_eq!(fills, trades, "a's trades, each once, with their fees");
+    assert_eq!(complete, vec![executed], "a completed once");
 
     // The next start finds them closed: only b, still open at the venue and in the journal.
     let line = start_and_stop(&cfg, &journal, dir.path().join("run1.stderr"), &venue, 1);

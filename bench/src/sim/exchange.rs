@@ -88,6 +88,10 @@ pub(crate) struct Fill {
     pub qty: i64,
     pub commission: i64,
     pub trade_id: u64,
+    /// Venue time of the trade, ms.
+    pub time_ms: u64,
+    /// This order was the resting side.
+    pub maker: bool,
 }
 
 /// One order, open or closed.
@@ -114,6 +118,28 @@ pub(crate) struct Order {
 }
 
 impl Order {
+    /// The order's trades as `GET /api/v3/myTrades` lists them, oldest first.
+    pub fn trades_json(&self) -> impl Iterator<Item = Value> + '_ {
+        let quote = market(self.symbol).map_or("", |m| m.quote);
+        self.fills.iter().map(move |f| {
+            json!({
+                "symbol": self.symbol,
+                "id": f.trade_id,
+                "orderId": self.order_id,
+                "orderListId": -1,
+                "price": dec(f.price),
+                "qty": dec(f.qty),
+                "quoteQty": dec(quote_of(f.price, f.qty)),
+                "commission": dec(f.commission),
+                "commissionAsset": quote,
+                "time": f.time_ms,
+                "isBuyer": self.is_buy(),
+                "isMaker": f.maker,
+                "isBestMatch": true,
+            })
+        })
+    }
+
     pub fn is_open(&self) -> bool {
         matches!(self.status, "NEW" | "PARTIALLY_FILLED")
     }
@@ -354,6 +380,8 @@ impl Exchange {
             qty,
             commission: fee,
             trade_id,
+            time_ms: now_ms,
+            maker,
         };
         let o = &mut self.orders[idx];
         o.locked_left -= release;

@@ -718,6 +718,7 @@ pub(crate) enum Endpoint {
     QueryOrder,
     OpenOrders,
     AllOrders,
+    MyTrades,
     Account,
     NewListenKey,
     KeepListenKey,
@@ -737,6 +738,7 @@ impl Endpoint {
             ("GET", "/api/v3/order") => Endpoint::QueryOrder,
             ("GET", "/api/v3/openOrders") => Endpoint::OpenOrders,
             ("GET", "/api/v3/allOrders") => Endpoint::AllOrders,
+            ("GET", "/api/v3/myTrades") => Endpoint::MyTrades,
             ("GET", "/api/v3/account") => Endpoint::Account,
             ("POST", "/api/v3/userDataStream") => Endpoint::NewListenKey,
             ("PUT", "/api/v3/userDataStream") => Endpoint::KeepListenKey,
@@ -759,6 +761,7 @@ impl Endpoint {
             "order.status" => Endpoint::QueryOrder,
             "openOrders.status" => Endpoint::OpenOrders,
             "allOrders" => Endpoint::AllOrders,
+            "myTrades" => Endpoint::MyTrades,
             "account.status" => Endpoint::Account,
             "userDataStream.start" => Endpoint::NewListenKey,
             "userDataStream.ping" => Endpoint::KeepListenKey,
@@ -775,6 +778,7 @@ impl Endpoint {
                 | Endpoint::QueryOrder
                 | Endpoint::OpenOrders
                 | Endpoint::AllOrders
+                | Endpoint::MyTrades
                 | Endpoint::Account
         )
     }
@@ -796,6 +800,14 @@ impl Endpoint {
             Endpoint::Ping | Endpoint::Time | Endpoint::NewOrder | Endpoint::CancelOrder => 1,
             Endpoint::ExchangeInfo | Endpoint::Account | Endpoint::AllOrders => 20,
             Endpoint::QueryOrder => 4,
+            // Binance: 20, or 5 for one order's trades.
+            Endpoint::MyTrades => {
+                if params.get("orderId").is_some() {
+                    5
+                } else {
+                    20
+                }
+            }
             Endpoint::OpenOrders => {
                 if params.get("symbol").is_some() {
                     6
@@ -1222,6 +1234,7 @@ fn dispatch(
                     .collect(),
             ))
         }
+        Endpoint::MyTrades => my_trades(shared, params),
         Endpoint::NewListenKey => {
             let mut st = shared.state();
             let n = st.listen_keys.len() as u64;
@@ -1616,6 +1629,47 @@ fn new_order(
             .map(|(g, _)| g)
             .unwrap_or_else(|e| e.into_inner().0);
     }
+}
+
+/// `GET /api/v3/myTrades`: the account's trades on `symbol`, oldest first; `orderId` selects
+/// one order's (then `fromId` is not allowed, as at Binance), `fromId` starts at a trade id,
+/// `limit` (default 500, at most 1000) caps the list.
+fn my_trades(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
+    let m = symbol_param(params)?;
+    let num = |name: &str| -> Result<Option<u64>, ApiError> {
+        params
+            .get(name)
+            .map(|v| v.parse::<u64>().map_err(|_| mandatory(name)))
+            .transpose()
+    };
+    let (order_id, from_id) = (num("orderId")?, num("fromId")?);
+    if order_id.is_some() && from_id.is_some() {
+        return Err(err(
+            400,
+            -1106,
+            "Parameter 'fromId' sent when not required.",
+        ));
+    }
+    let limit = num("limit")?.unwrap_or(500);
+    if !(1..=1000).contains(&limit) {
+        return Err(err(
+            400,
+            -1100,
+            "Illegal characters found in parameter 'limit'; legal range is '1..1000'.",
+        ));
+    }
+    let st = shared.state();
+    let mut trades: Vec<(u64, Value)> = st
+        .ex
+        .orders
+        .iter()
+        .filter(|o| o.symbol == m.symbol && order_id.is_none_or(|id| o.order_id == id))
+        .flat_map(|o| o.fills.iter().map(|f| f.trade_id).zip(o.trades_json()))
+        .filter(|(id, _)| from_id.is_none_or(|from| *id >= from))
+        .collect();
+    trades.sort_by_key(|(id, _)| *id);
+    trades.truncate(limit as usize);
+    Ok(Value::Array(trades.into_iter().map(|(_, v)| v).collect()))
 }
 
 fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError> {

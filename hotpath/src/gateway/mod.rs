@@ -1326,7 +1326,8 @@ impl Core {
         if r.status != Some(OrderStatus::Rejected) {
             self.ack(slot, r.order_id, cause, r.time_ms);
         }
-        // Fills: from the `fills` array when there is one, else one fill at the average price.
+        // Fills: from the `fills` array (or, at recovery, the order's trade list) when there is
+        // one, else one fill at the average price.
         let mut running = 0i64;
         let mut fills = 0;
         let mut parsed: [crate::venue::binance::orders::Fill; 16] = Default::default();
@@ -1342,15 +1343,17 @@ impl Core {
         } else if fills > 0 && fills <= parsed.len() {
             for f in parsed.iter().take(fills) {
                 running += f.qty.0;
+                // A trade list's trades carry their own time; `fills` share the response's.
+                let time_ms = if f.time_ms != 0 { f.time_ms } else { r.time_ms };
                 self.fill(
                     slot,
                     f.price,
                     Qty(running),
                     f.commission,
                     f.trade_id,
-                    false,
+                    f.maker,
                     cause,
-                    r.time_ms,
+                    time_ms,
                 );
             }
         }

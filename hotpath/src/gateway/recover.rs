@@ -79,8 +79,15 @@ impl JournaledOrder {
 /// What the venue said about an order at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VenueAnswer<'a> {
-    /// The order as `GET order` or `openOrders` shows it: one JSON object.
-    Known(&'a [u8]),
+    /// The order as `GET order` or `openOrders` shows it (`order`: one JSON object), with its
+    /// trades when the venue listed them (`trades`: the JSON array of spot `myTrades` or USD-M
+    /// `userTrades` for this order, oldest first; empty if not asked).
+    Known {
+        /// The order object.
+        order: &'a [u8],
+        /// The order's trade list, or empty.
+        trades: &'a [u8],
+    },
     /// The venue does not know the order (`-2013`): it never arrived.
     Unknown,
 }
@@ -147,9 +154,9 @@ impl GatewayStage {
         venue: VenueAnswer<'_>,
     ) -> Result<OrderState, RecoverError> {
         let cid = client_order_id;
-        let body = match venue {
+        let (body, trades) = match venue {
             VenueAnswer::Unknown => return Ok(self.close_unknown(journaled)),
-            VenueAnswer::Known(body) => body,
+            VenueAnswer::Known { order, trades } => (order, trades),
         };
         let malformed = |why: String| RecoverError::Malformed { cid, why };
         let (mut symbol, mut side, mut text): (&[u8], Option<Side>, &[u8]) = (b"", None, b"");
@@ -191,9 +198,13 @@ impl GatewayStage {
                 now: qs,
             });
         }
-        // `cum_quote` (spot's `cummulativeQuoteQty`, USD-M's `cumQuote`) gives the average
-        // price of the fill for what the journal lacks.
-        let r = decode_order_response(body, ps, qs).map_err(|e| malformed(e.to_string()))?;
+        // The trade list gives each fill the journal lacks with its own price, fee, trade id
+        // and maker flag; without one, `cum_quote` (spot's `cummulativeQuoteQty`, USD-M's
+        // `cumQuote`) gives one fill at the average price, and no fee.
+        let mut r = decode_order_response(body, ps, qs).map_err(|e| malformed(e.to_string()))?;
+        if r.fills.is_empty() {
+            r.fills = trades;
+        }
         let qty = match journaled {
             Some(j) if r.orig_qty.0 == 0 => j.orig_qty,
             _ => r.orig_qty,

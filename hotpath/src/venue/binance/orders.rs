@@ -373,7 +373,8 @@ pub fn decode_order_response(
     Ok(r)
 }
 
-/// One element of a `FULL` response's `fills`.
+/// One element of a `FULL` response's `fills`, or one trade of an account trade list (spot
+/// `GET /api/v3/myTrades`, USD-M `GET /fapi/v1/userTrades`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fill {
     /// `price` at the instrument's price scale.
@@ -382,11 +383,16 @@ pub struct Fill {
     pub qty: Qty,
     /// `commission` at [`FEE_SCALE`].
     pub commission: i64,
-    /// `tradeId`.
+    /// `tradeId` (a `fills` element) or `id` (a trade list's).
     pub trade_id: u64,
+    /// `isMaker` (spot) or `maker` (USD-M); false in `fills`, which only takers get.
+    pub maker: bool,
+    /// `time`, ms; 0 in `fills`, which have none.
+    pub time_ms: u64,
 }
 
-/// Calls `f` for each fill of a `fills` array; stops at the first malformed one.
+/// Calls `f` for each fill of a `fills` array or each trade of a trade list; stops at the
+/// first malformed one.
 pub fn for_each_fill(
     fills: &[u8],
     price_scale: u8,
@@ -421,7 +427,9 @@ pub fn for_each_fill(
                 }
             }
             b"commission" => fill.commission = v.as_mantissa(FEE_SCALE).unwrap_or(0),
-            b"tradeId" => fill.trade_id = v.as_u64().unwrap_or(0),
+            b"tradeId" | b"id" => fill.trade_id = v.as_u64().unwrap_or(0),
+            b"isMaker" | b"maker" => fill.maker = v == JsonValue::Bool(true),
+            b"time" => fill.time_ms = v.as_u64().unwrap_or(0),
             _ => {}
         });
         match r {
