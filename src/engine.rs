@@ -368,20 +368,39 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
     // execution ring like any fill), rebuilt by the risk engine, so the strategy manages them
     // (trailing stop, exits, P&L) as its own instead of starting flat beside them.
     let mut strategy = seat.stage.take().expect("fresh seat");
-    let inherited_fills: Vec<ExecEvent> = journal_orders
-        .fills
-        .iter()
-        .filter_map(|x| {
-            let (_, id) = this_run(x.instrument)?;
-            let r = table.instrument_ref(id);
-            // A symbol re-listed with other scales since: its old mantissas mean nothing now.
-            (r.price_scale == x.price_scale && r.qty_scale == x.qty_scale).then_some(ExecEvent {
-                instrument: id,
-                ..*x
+    let this_run_fills = |fills: &[ExecEvent]| -> Vec<ExecEvent> {
+        fills
+            .iter()
+            .filter_map(|x| {
+                let (_, id) = this_run(x.instrument)?;
+                let r = table.instrument_ref(id);
+                // A symbol re-listed with other scales since: its old mantissas mean nothing.
+                (r.price_scale == x.price_scale && r.qty_scale == x.qty_scale).then_some(
+                    ExecEvent {
+                        instrument: id,
+                        ..*x
+                    },
+                )
             })
-        })
-        .collect();
-    let held = strategy.strategy_mut().inherit(&inherited_fills);
+            .collect()
+    };
+    if market == Market::UsdM {
+        // USD-M states positions, and the venue wins: where the journal's fills (the
+        // recovered ones included) leave another position than the venue holds, the gateway
+        // journals and publishes correcting fills of no order, which reach the strategy after
+        // the recovered ones, and the next start's journal agrees with the venue.
+        let after = this_run_fills(&coldpath::reconcile::journal_state(&gw_dir)?.fills);
+        let mut probe = strategy.strategy().risk().clone();
+        probe.inherit(&after);
+        let findings = venue_position_steps(table, &recon.positions, &probe, &mut gateway);
+        for f in &findings {
+            tracing::warn!(finding = %serde_json::to_string(f).unwrap_or_default(), "reconciliation discrepancy");
+        }
+        coldpath::reconcile::journal_findings(&journal.join("reconcile"), &findings)?;
+    }
+    let held = strategy
+        .strategy_mut()
+        .inherit(&this_run_fills(&journal_orders.fills));
     if held.is_empty() {
         println!("inherited positions: none");
     }
@@ -636,4 +655,58 @@ fn status_extra(
         ));
     }
     v
+}
+
+/// For every instrument of `table`: the fills that take the position `held` rebuilt from the
+/// journal to the venue's (`positions`, USD-M; none listed is flat), handed to the gateway to
+/// journal and publish ([`GatewayStage::adjust_position`]), and a finding for each instrument
+/// corrected.
+fn venue_position_steps(
+    table: &InstrumentTable,
+    positions: &[coldpath::reconcile::VenuePosition],
+    held: &hotpath::risk::RiskEngine,
+    gateway: &mut GatewayStage,
+) -> Vec<coldpath::reconcile::Finding> {
+    use hotpath::fixed::{parse_mantissa, rescale, Decimal, Price, Rounding};
+    let mut findings = Vec::new();
+    for (id, spec) in table.iter() {
+        let r = table.instrument_ref(id);
+        let symbol = spec.symbol.as_str();
+        // One-way mode lists one `BOTH` row; hedge mode a `LONG` and a `SHORT` one, whose
+        // signed amounts net. The entry price is the larger leg's.
+        let mut target = 0i64;
+        let mut entry = (0i64, Price::ZERO);
+        let mut shown = Vec::new();
+        for p in positions.iter().filter(|p| p.symbol == symbol) {
+            let Ok(q) = parse_mantissa(p.amount.as_bytes(), r.qty_scale) else {
+                tracing::warn!(symbol, amount = %p.amount, "position amount at another scale; left alone");
+                continue;
+            };
+            let px = parse_mantissa(p.entry_price.as_bytes(), 8)
+                .ok()
+                .and_then(|m| rescale(m, 8, r.price_scale, Rounding::HalfEven).ok())
+                .unwrap_or(0);
+            target += q;
+            if q.abs() > entry.0 {
+                entry = (q.abs(), Price(px));
+            }
+            shown.push(p);
+        }
+        let now = held.open_position(id);
+        let steps = hotpath::risk::OpenPosition::steps_to(now.as_ref(), target, entry.1);
+        if steps.is_empty() {
+            continue;
+        }
+        let journal_qty = now.map_or(0, |p| p.signed_qty());
+        findings.push(coldpath::reconcile::Finding::Position {
+            symbol: symbol.to_string(),
+            journal: Decimal::new(journal_qty, r.qty_scale).to_string(),
+            venue: Decimal::new(target, r.qty_scale).to_string(),
+            venue_entry_price: Decimal::new(entry.1 .0, r.price_scale).to_string(),
+        });
+        for (side, qty, px) in steps {
+            gateway.adjust_position(r, side, qty, px);
+        }
+    }
+    findings
 }

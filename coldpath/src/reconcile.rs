@@ -187,6 +187,19 @@ pub enum Finding {
         /// The venue's view.
         order: VenueOrder,
     },
+    /// The journal's fills leave another position than the venue holds (USD-M, where the
+    /// venue states positions): the gateway journals correcting fills of no order and the
+    /// strategy takes the venue's position.
+    Position {
+        /// Symbol.
+        symbol: String,
+        /// The position the journal's fills give (signed, venue decimals).
+        journal: String,
+        /// The venue's `positionAmt`.
+        venue: String,
+        /// The venue's `entryPrice`.
+        venue_entry_price: String,
+    },
 }
 
 /// How a journal-only order is resolved.
@@ -635,18 +648,18 @@ pub fn reconcile(
     report
 }
 
+/// Appends findings made after the report was journaled (positions, which are compared once
+/// the gateway has applied the venue's answers) to the journal in `dir`.
+pub fn journal_findings(dir: &Path, findings: &[Finding]) -> Result<(), ReconcileError> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    append_json(dir, findings.iter().map(serde_json::to_value))
+}
+
 /// Appends the report to the journal in `dir` (created): one `Reconcile` record per finding and
 /// one summary record, JSON text.
 pub fn journal_report(dir: &Path, report: &Report) -> Result<(), ReconcileError> {
-    let jerr = |e: String| ReconcileError::Journal(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(|e| jerr(e.to_string()))?;
-    let mut app = Appender::open(dir, codec::journal_config()).map_err(|e| jerr(e.to_string()))?;
-    let ts = now_ms().max(0) as u64 * 1_000_000;
-    for f in &report.findings {
-        let body = serde_json::to_vec(f).map_err(|e| jerr(e.to_string()))?;
-        codec::append_bytes(&mut app, RecordKind::Reconcile, 0, ts, &body)
-            .map_err(|e| jerr(e.to_string()))?;
-    }
     let summary = serde_json::json!({
         "finding": "summary",
         "matched": report.matched,
@@ -654,11 +667,34 @@ pub fn journal_report(dir: &Path, report: &Report) -> Result<(), ReconcileError>
         "balances": report.balances,
         "positions": report.positions,
     });
-    let body = serde_json::to_vec(&summary).map_err(|e| jerr(e.to_string()))?;
-    codec::append_bytes(&mut app, RecordKind::Reconcile, 0, ts, &body)
-        .map_err(|e| jerr(e.to_string()))?;
-    app.flush().map_err(|e| jerr(e.to_string()))?;
-    Ok(())
+    append_json(
+        dir,
+        report
+            .findings
+            .iter()
+            .map(serde_json::to_value)
+            .chain([Ok(summary)]),
+    )
+}
+
+/// One `Reconcile` record (JSON text) per value, all stamped now, in the journal in `dir`
+/// (created).
+fn append_json(
+    dir: &Path,
+    values: impl Iterator<Item = serde_json::Result<Value>>,
+) -> Result<(), ReconcileError> {
+    let jerr = |e: String| ReconcileError::Journal(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| jerr(e.to_string()))?;
+    let mut app = Appender::open(dir, codec::journal_config()).map_err(|e| jerr(e.to_string()))?;
+    let ts = now_ms().max(0) as u64 * 1_000_000;
+    for v in values {
+        let body = v
+            .and_then(|v| serde_json::to_vec(&v))
+            .map_err(|e| jerr(e.to_string()))?;
+        codec::append_bytes(&mut app, RecordKind::Reconcile, 0, ts, &body)
+            .map_err(|e| jerr(e.to_string()))?;
+    }
+    app.flush().map_err(|e| jerr(e.to_string()))
 }
 
 #[cfg(test)]

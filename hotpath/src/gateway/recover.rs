@@ -15,9 +15,9 @@
 //! on it, which is what reconciliation compares with the venue.
 
 use super::{GatewayStage, OrderState, OrderUpdate, UpdateCause, ERR_NO_SUCH_ORDER};
-use crate::event::{OrderIntent, OrderType, Side, TimeInForce};
+use crate::event::{ExecEvent, ExecKind, OrderIntent, OrderType, Side, Stamps, TimeInForce};
 use crate::fixed::{Price, Qty};
-use crate::instrument::InstrumentId;
+use crate::instrument::{InstrumentId, InstrumentRef};
 use crate::venue::binance::orders::{decode_order_response, for_each_field};
 
 use super::limits::wall_ms;
@@ -256,6 +256,23 @@ impl GatewayStage {
             .table
             .get(slot)
             .map_or(OrderState::Unknown, |o| o.state))
+    }
+
+    /// Journals and publishes a fill of no order (client order id 0, trade id 0) of `qty` on
+    /// `side` at `px`: start-up reconciliation's correction where a venue that states
+    /// positions (USD-M) holds another position in `inst` than the journal's fills give (see
+    /// `risk::OpenPosition::steps_to`). Journaled like any fill, so the next start's fold of
+    /// the journal agrees with the venue; published, so the strategy's position follows.
+    pub fn adjust_position(&mut self, inst: InstrumentRef, side: Side, qty: Qty, px: Price) {
+        let stamps = Stamps::new(wall_ms() * 1_000_000, self.core.tsc.raw());
+        let ev = ExecEvent::new(inst, ExecKind::Fill, side, 0, 0, stamps).with_fill(
+            px,
+            qty,
+            qty,
+            Qty::ZERO,
+            0,
+        );
+        self.core.emit(ev);
     }
 
     /// Closes an order the venue does not know.

@@ -547,7 +547,7 @@ impl RiskEngine {
     /// Takes over the positions earlier runs left open (at start-up, before any event).
     ///
     /// `fills` are the earlier runs' fills in journal order, instrument ids already this
-    /// engine's. They are applied to a fresh copy of this engine, each at its own venue time,
+    /// engine's. They are applied to a flat copy of this engine, each at its own venue time,
     /// by the same code that applies live fills; the positions the copy ends with (quantity,
     /// entry value, fees, open time, entry order, a monitor activated at the first entry fill)
     /// become this engine's, so their stops, exits and P&L work as for positions it opened.
@@ -559,6 +559,10 @@ impl RiskEngine {
         fills: impl IntoIterator<Item = &'a ExecEvent>,
     ) -> Vec<InstrumentId> {
         let mut past = self.clone();
+        for s in past.slots.iter_mut().flatten() {
+            s.pos = Position::default();
+            s.monitor = None;
+        }
         for x in fills {
             if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
                 continue;
@@ -570,9 +574,9 @@ impl RiskEngine {
         let mut held = Vec::new();
         for (mine, theirs) in self.slots.iter_mut().zip(&past.slots) {
             if let (Some(m), Some(t)) = (mine.as_mut(), theirs.as_ref()) {
+                m.pos = t.pos;
+                m.monitor = t.monitor;
                 if t.pos.qty != 0 {
-                    m.pos = t.pos;
-                    m.monitor = t.monitor;
                     held.push(m.inst.id);
                 }
             }

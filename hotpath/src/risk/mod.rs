@@ -170,6 +170,59 @@ pub struct OpenPosition {
     pub fills: u16,
 }
 
+/// One fill of [`OpenPosition::steps_to`]: `qty` on `side` at `px`.
+pub type PositionStep = (Side, Qty, Price);
+
+impl OpenPosition {
+    /// The signed quantity (mantissa): > 0 long, < 0 short.
+    pub fn signed_qty(&self) -> i64 {
+        self.qty.0 * self.side.sign()
+    }
+
+    /// The fills (at most two) that take `held` (`None`: flat) to a position of `target`
+    /// (signed quantity mantissa) entered at `target_px`: what start-up reconciliation
+    /// applies where a venue that states positions (USD-M) holds another one than the
+    /// journal's fills give. The venue wins.
+    ///
+    /// Adding to a position on its own side is one fill at `target_px`; reducing it is one
+    /// fill at the held entry price, so the correction books no profit or loss; anything else
+    /// (a flip, or a position the journal has not) closes what is held at its entry price and
+    /// opens the venue's at `target_px`, since a fill past flat would not be applied as an
+    /// opening one (exits are reduce-only).
+    pub fn steps_to(
+        held: Option<&OpenPosition>,
+        target: i64,
+        target_px: Price,
+    ) -> Vec<PositionStep> {
+        let now = held.map_or(0, OpenPosition::signed_qty);
+        let diff = target - now;
+        let side_of = |q: i64| if q > 0 { Side::Buy } else { Side::Sell };
+        let mut steps = Vec::with_capacity(2);
+        if diff == 0 {
+            return steps;
+        }
+        match held {
+            Some(h) if target != 0 && target.signum() == now.signum() => {
+                let px = if target.abs() > now.abs() {
+                    target_px
+                } else {
+                    h.entry_px
+                };
+                steps.push((side_of(diff), Qty(diff.abs()), px));
+            }
+            _ => {
+                if let Some(h) = held {
+                    steps.push((h.side.opposite(), h.qty, h.entry_px));
+                }
+                if target != 0 {
+                    steps.push((side_of(target), Qty(target.abs()), target_px));
+                }
+            }
+        }
+        steps
+    }
+}
+
 /// A closed position, from its fills: the per-trade log (journaled as
 /// `RecordKind::TradeClose`). P&L is exact: the sums of `price * qty` over the entry and exit
 /// fills, at `price_scale + qty_scale`, rescaled once to [`PNL_SCALE`]; fees are the fills'
@@ -221,3 +274,75 @@ pub struct TradeClose {
 
 const _: () = assert!(core::mem::size_of::<RiskReject>() == 64);
 const _: () = assert!(core::mem::size_of::<TradeClose>() == 96);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(side: Side, qty: i64, px: i64) -> OpenPosition {
+        OpenPosition {
+            side,
+            qty: Qty(qty),
+            entry_px: Price(px),
+            open_ns: 1,
+            entry_cid: 7,
+            fills: 1,
+        }
+    }
+
+    /// Applies steps to a signed quantity the way the risk engine applies fills (a fill past
+    /// flat is not applied beyond it).
+    fn apply(mut q: i64, steps: &[PositionStep]) -> i64 {
+        for &(side, qty, _) in steps {
+            let d = qty.0 * side.sign();
+            q = if q == 0 || q.signum() == d.signum() {
+                q + d
+            } else {
+                q + d.signum() * qty.0.min(q.abs())
+            };
+        }
+        q
+    }
+
+    #[test]
+    fn steps_take_any_held_position_to_the_venues() {
+        let px = Price(5_000_000);
+        let cases: &[(Option<OpenPosition>, i64)] = &[
+            (None, 0),
+            (None, 30),
+            (None, -30),
+            (Some(held(Side::Buy, 10, 4_900_000)), 10),
+            (Some(held(Side::Buy, 10, 4_900_000)), 25),
+            (Some(held(Side::Buy, 10, 4_900_000)), 4),
+            (Some(held(Side::Buy, 10, 4_900_000)), 0),
+            (Some(held(Side::Buy, 10, 4_900_000)), -6),
+            (Some(held(Side::Sell, 10, 4_900_000)), -25),
+            (Some(held(Side::Sell, 10, 4_900_000)), 6),
+        ];
+        for (h, target) in cases {
+            let steps = OpenPosition::steps_to(h.as_ref(), *target, px);
+            let now = h.as_ref().map_or(0, OpenPosition::signed_qty);
+            assert_eq!(apply(now, &steps), *target, "{h:?} -> {target}: {steps:?}");
+            assert!(steps.len() <= 2);
+            assert_eq!(steps.is_empty(), now == *target);
+        }
+        // Adding books at the venue's price; reducing and closing at the held entry, so the
+        // correction itself makes no profit or loss.
+        let h = held(Side::Buy, 10, 4_900_000);
+        assert_eq!(
+            OpenPosition::steps_to(Some(&h), 25, px),
+            vec![(Side::Buy, Qty(15), px)]
+        );
+        assert_eq!(
+            OpenPosition::steps_to(Some(&h), 4, px),
+            vec![(Side::Sell, Qty(6), Price(4_900_000))]
+        );
+        assert_eq!(
+            OpenPosition::steps_to(Some(&h), -6, px),
+            vec![
+                (Side::Sell, Qty(10), Price(4_900_000)),
+                (Side::Sell, Qty(6), px)
+            ]
+        );
+    }
+}
