@@ -1427,7 +1427,7 @@ fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_re
 /// a position no stop watches.
 #[test]
 fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
-    use hotpath::event::{ExecEvent, ExecKind, Side};
+    use hotpath::event::Side;
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let venue = start_venue();
     let client = VenueClient::new(&venue);
@@ -1450,25 +1450,10 @@ fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
     first.wait_reconciled(0, Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut tail = codec::open_tailer(&gw).expect("gateway journal");
-    let mut net: i64 = 0;
-    let mut opened_by = 0u64;
-    let mut qty_scale = 0u8;
+    let mut book = FillBook::default();
     loop {
-        while let Some(r) = tail.next().expect("gateway journal readable") {
-            if r.kind != RecordKind::Exec.as_u16() {
-                continue;
-            }
-            let x: ExecEvent = codec::decode(r.payload).expect("execution");
-            if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
-                continue;
-            }
-            if net == 0 {
-                opened_by = x.client_order_id;
-            }
-            net += x.last_qty.0 * x.side.sign();
-            qty_scale = x.qty_scale;
-        }
-        if net != 0 {
+        book.read(&mut tail);
+        if book.net != 0 {
             break;
         }
         assert!(
@@ -1482,17 +1467,12 @@ fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
     first.signal(libc::SIGKILL);
     first.wait(Duration::from_secs(30));
     // Whatever else the killed run journaled in its last instant counts too.
-    while let Some(r) = tail.next().expect("gateway journal readable") {
-        if r.kind == RecordKind::Exec.as_u16() {
-            let x: ExecEvent = codec::decode(r.payload).expect("execution");
-            if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
-                if net == 0 {
-                    opened_by = x.client_order_id;
-                }
-                net += x.last_qty.0 * x.side.sign();
-            }
-        }
-    }
+    book.read(&mut tail);
+    let FillBook {
+        net,
+        opened_by,
+        qty_scale,
+    } = book;
     assert_ne!(net, 0, "the kill came after the position closed");
 
     // Run 2: inherits it and closes it.
@@ -1535,6 +1515,37 @@ fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
         panic!("after the restart: {m}");
     }
     venue.shutdown();
+}
+
+/// The net position the gateway journal's fills give, and the order that opened it.
+#[derive(Default)]
+struct FillBook {
+    /// Signed quantity mantissa.
+    net: i64,
+    /// Client order id of the fill that last took it off flat.
+    opened_by: u64,
+    qty_scale: u8,
+}
+
+impl FillBook {
+    /// Folds in every fill the tailer has not read yet.
+    fn read(&mut self, tail: &mut ringbuffers::journal::Tailer) {
+        use hotpath::event::{ExecEvent, ExecKind};
+        while let Some(r) = tail.next().expect("gateway journal readable") {
+            if r.kind != RecordKind::Exec.as_u16() {
+                continue;
+            }
+            let x: ExecEvent = codec::decode(r.payload).expect("execution");
+            if !matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                continue;
+            }
+            if self.net == 0 {
+                self.opened_by = x.client_order_id;
+            }
+            self.net += x.last_qty.0 * x.side.sign();
+            self.qty_scale = x.qty_scale;
+        }
+    }
 }
 
 /// The run's closed trades (`<journal>/strategy`).

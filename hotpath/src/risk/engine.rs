@@ -1460,14 +1460,13 @@ mod tests {
         v
     }
 
-    #[test]
-    fn executions_never_move_the_clock_off_the_market() {
+    /// An engine over [`table`] whose BTC trade at `t0` (50,000.00) is followed by a long
+    /// entry decision there: the engine and the entry's intent.
+    fn long_btc_at(cfg: RiskConfig, t0: u64) -> (RiskEngine, InstrumentRef, OrderIntent) {
         let t = table();
         let btc = t.instrument_ref(InstrumentId(0));
-        let mut r = engine(&t, RiskConfig::default());
-        let none = |_| [None; 3];
-        let t0 = FRI + 10 * MIN;
-        r.on_market(&trade(btc, t0, 5_000_000), none);
+        let mut r = engine(&t, cfg);
+        r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
         assert!(r.on_entry(
             btc.id,
             Side::Buy,
@@ -1477,6 +1476,14 @@ mod tests {
             Stamps::default()
         ));
         let e = intents(&mut r)[0];
+        (r, btc, e)
+    }
+
+    #[test]
+    fn executions_never_move_the_clock_off_the_market() {
+        let none = |_| [None; 3];
+        let t0 = FRI + 10 * MIN;
+        let (mut r, btc, e) = long_btc_at(RiskConfig::default(), t0);
         // Live, the venue's execution clock can be a little behind its market data.
         r.on_exec(&exec(
             &e,
@@ -1544,26 +1551,14 @@ mod tests {
 
     #[test]
     fn an_answered_order_stays_in_flight_past_its_deadline() {
-        let t = table();
-        let btc = t.instrument_ref(InstrumentId(0));
         // A run with no gateway (offline) forgets unanswered orders after 10 s of market.
         let cfg = RiskConfig {
             pending_timeout_ns: 10 * S,
             ..RiskConfig::default()
         };
-        let mut r = engine(&t, cfg);
         let none = |_| [None; 3];
         let t0 = FRI + 10 * MIN;
-        r.on_market(&trade(btc, t0, 5_000_000), none);
-        r.on_entry(
-            btc.id,
-            Side::Buy,
-            Price(5_000_000),
-            t0,
-            1,
-            Stamps::default(),
-        );
-        let e = intents(&mut r)[0];
+        let (mut r, btc, e) = long_btc_at(cfg, t0);
         let approved = r.exposure();
         // Acknowledged, then 20 s of market (past the 10 s deadline) before its fills.
         r.on_exec(&exec(&e, ExecKind::Ack, 0, 0, t0));
@@ -1602,21 +1597,9 @@ mod tests {
     /// the account no longer holds.
     #[test]
     fn an_unanswered_exit_is_sent_once_however_long_the_venue_takes() {
-        let t = table();
-        let btc = t.instrument_ref(InstrumentId(0));
-        let mut r = engine(&t, RiskConfig::default());
         let none = |_| [None; 3];
         let t0 = FRI + 10 * MIN;
-        r.on_market(&trade(btc, t0, 5_000_000), none);
-        assert!(r.on_entry(
-            btc.id,
-            Side::Buy,
-            Price(5_000_000),
-            t0,
-            1,
-            Stamps::default()
-        ));
-        let e = intents(&mut r)[0];
+        let (mut r, btc, e) = long_btc_at(RiskConfig::default(), t0);
         r.on_exec(&exec(&e, ExecKind::Fill, 5_000_000, e.qty.0, t0));
         r.on_market(&trade(btc, t0 + 40 * S, 4_900_000), none);
         let x = intents(&mut r);
