@@ -199,8 +199,8 @@ fn run_offline(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The feed stage as every command wires it (a 1 MiB frame buffer, up to 16,384 events per
-/// poll, the given books), with the flag it sets when its source ends and its report.
+/// The feed stage as every command wires it ([`FeedStage::engine`]), boxed for the runtime,
+/// with the flag it sets when its source ends and its report.
 pub fn feed_stage<S, D>(
     source: S,
     decoder: D,
@@ -212,19 +212,7 @@ where
     S: hotpath::feed::FrameSource + Send + 'static,
     D: hotpath::feed::FrameDecoder + Send + 'static,
 {
-    let done = Arc::new(AtomicBool::new(false));
-    let report = Arc::new(Mutex::new(FeedCounters::default()));
-    let stage = FeedStage::new(
-        source,
-        decoder,
-        journal,
-        output,
-        1 << 20,
-        16_384,
-        done.clone(),
-        report.clone(),
-    )
-    .with_books(books);
+    let (stage, done, report) = FeedStage::engine(source, decoder, journal, output, books);
     (Box::new(stage), done, report)
 }
 

@@ -100,19 +100,13 @@ pub(crate) fn run_with(
     let appender = ringbuffers::journal::Appender::open(dir, hotpath::codec::journal_config())
         .with_context(|| format!("opening journal {}", dir.display()))?;
     let (tx, rx) = ringbuffers::spsc::channel(RING);
-    let feed_done = Arc::new(AtomicBool::new(false));
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let feed = FeedStage::new(
+    let (feed, feed_done, feed_report) = FeedStage::engine(
         source,
         input.decoder(),
         appender,
         tx,
-        1 << 20,
-        16_384,
-        feed_done.clone(),
-        feed_report.clone(),
-    )
-    .with_books(BookSet::for_table(&input.table, SyncMode::Snapshot));
+        BookSet::for_table(&input.table, SyncMode::Snapshot),
+    );
 
     let sdir = dir.join("strategy");
     std::fs::create_dir_all(&sdir).with_context(|| format!("creating {}", sdir.display()))?;

@@ -431,20 +431,15 @@ fn run_rep(
         ringbuffers::journal::Appender::open(&d, hotpath::codec::journal_config())
             .with_context(|| format!("opening journal {}", d.display()))
     };
-    // The feed stage as src/pipeline.rs `feed_stage` builds it for `algo-engine run`.
+    // The feed stage as `algo-engine run` builds it.
     let (tx, rx) = ringbuffers::spsc::channel(4096);
-    let feed_report = Arc::new(Mutex::new(FeedCounters::default()));
-    let feed = FeedStage::new(
+    let (feed, _, feed_report) = FeedStage::engine(
         source,
         BinanceFeedDecoder::new(Scanner::new(table, venue), None),
         journal("feed")?,
         tx,
-        1 << 20,
-        16_384,
-        Arc::new(AtomicBool::new(false)),
-        feed_report.clone(),
-    )
-    .with_books(BookSet::for_table(table, SyncMode::Snapshot));
+        BookSet::for_table(table, SyncMode::Snapshot),
+    );
 
     let (intent_tx, intent_rx) = ringbuffers::spsc::channel::<OrderIntent>(1024);
     let (exec_tx, exec_rx) = ringbuffers::spsc::channel::<ExecEvent>(4096);

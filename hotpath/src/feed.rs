@@ -314,7 +314,47 @@ pub struct FeedStage<S: FrameSource, D: FrameDecoder> {
     report: Arc<std::sync::Mutex<FeedCounters>>,
 }
 
+/// The largest frame the engine's feed takes (1 MiB: a full 5,000-level depth snapshot body
+/// fits with room to spare).
+pub const ENGINE_MAX_FRAME: usize = 1 << 20;
+/// The most events one frame may publish in the engine's feed (a depth update's levels).
+pub const ENGINE_MAX_EVENTS: usize = 16_384;
+
+/// A feed stage as the engine wires it ([`FeedStage::engine`]): the stage, the flag it sets
+/// once its source has ended and everything is published, and its counters at shutdown.
+pub type EngineFeed<S, D> = (
+    FeedStage<S, D>,
+    Arc<AtomicBool>,
+    Arc<std::sync::Mutex<FeedCounters>>,
+);
+
 impl<S: FrameSource, D: FrameDecoder> FeedStage<S, D> {
+    /// The feed as every engine command and benchmark wires it: [`ENGINE_MAX_FRAME`],
+    /// [`ENGINE_MAX_EVENTS`], `books` kept from the depth stream, a fresh done flag and
+    /// counters, so what is measured is what runs.
+    pub fn engine(
+        source: S,
+        decoder: D,
+        journal: Appender,
+        out: Producer<MarketEvent>,
+        books: BookSet,
+    ) -> EngineFeed<S, D> {
+        let done = Arc::new(AtomicBool::new(false));
+        let report = Arc::new(std::sync::Mutex::new(FeedCounters::default()));
+        let stage = FeedStage::new(
+            source,
+            decoder,
+            journal,
+            out,
+            ENGINE_MAX_FRAME,
+            ENGINE_MAX_EVENTS,
+            done.clone(),
+            report.clone(),
+        )
+        .with_books(books);
+        (stage, done, report)
+    }
+
     /// A feed reading `source`, decoding with `decoder`, journaling to `journal` and publishing
     /// to `out`. `max_frame` bounds one frame; `max_events` bounds the events of one frame (a
     /// depth update with more levels is journaled whole but forwarded only up to the bound).
