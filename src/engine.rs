@@ -607,6 +607,14 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         gw.unknown_orders,
         gw.journal_errors
     );
+    let intents_held = seat.report.lock().map_or(0, |r| r.intents_held);
+    if intents_held + gw.exec_held > 0 {
+        // A ring was full for a moment: nothing was lost, but a stage fell behind.
+        println!(
+            "rings: {intents_held} intents and {} execution reports waited for ring space (none lost)",
+            gw.exec_held
+        );
+    }
     print!("{}", status.render(table, &[]));
     println!(
         "journal: {} (inspect with `algo-engine journal inspect {}`)",
