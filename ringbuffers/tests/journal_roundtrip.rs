@@ -612,3 +612,45 @@ fn unused_preallocated_segments_are_invisible() {
         "unused prepared segments are removed on close"
     );
 }
+
+/// A writer lock that looks held only for a moment (a child forked by another thread holds a
+/// copy of the descriptor until it execs) is not a live writer: `verify` checks the tail and a
+/// new appender opens; a lock held throughout is one, and the appender is refused.
+#[test]
+fn a_lock_held_for_a_moment_is_not_a_live_writer() {
+    use std::os::unix::io::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut app = Appender::open(dir.path(), JournalConfig::new(SCHEMA)).unwrap();
+        app.append(1, 0, 1, b"x").unwrap();
+    }
+    let hold = || {
+        let f = std::fs::File::open(dir.path().join(ringbuffers::journal::LOCK_FILE)).unwrap();
+        // SAFETY: flock on the fd `f` owns; released when `f` is closed.
+        assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+        f
+    };
+    // Held for 30 ms, as across a fork and exec.
+    let f = hold();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        drop(f);
+    });
+    assert!(!verify(dir.path(), Some(SCHEMA)).unwrap().live);
+    release.join().unwrap();
+    let f = hold();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        drop(f);
+    });
+    Appender::open(dir.path(), JournalConfig::new(SCHEMA)).expect("opens once released");
+    release.join().unwrap();
+    // Held throughout: a live writer.
+    let f = hold();
+    assert!(verify(dir.path(), Some(SCHEMA)).unwrap().live);
+    assert!(matches!(
+        Appender::open(dir.path(), JournalConfig::new(SCHEMA)),
+        Err(JournalError::Locked { .. })
+    ));
+    drop(f);
+}

@@ -927,8 +927,8 @@ fn check_orders(
     }
 }
 
-/// The long tests of this file run one at a time: each drives a 300x market and engines that
-/// need the machine's two cores.
+/// The tests of this file run one at a time: each drives a 300x market and engines that need
+/// the machine's two cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
@@ -1247,6 +1247,7 @@ fn start_and_stop(
 
 #[test]
 fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_reports_it_once() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     use hotpath::event::{ExecEvent, ExecKind};
     use OrderState::*;
     let venue = start_venue_with(LatencyModel::Zero, StartMode::Immediately);

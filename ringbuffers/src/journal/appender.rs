@@ -261,7 +261,7 @@ fn unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// How long [`take_lock`] retries a held lock before reporting `Locked`.
+/// How long [`flock_within`] retries a held lock (then `take_lock` reports `Locked`).
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Takes the advisory writer lock of `dir` (`journal.lock`), or fails with `Locked`.
@@ -274,23 +274,37 @@ fn take_lock(dir: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .open(&path)
         .map_err(io_err(&path))?;
-    // A flock belongs to the open file description, which a `fork` shares: while any thread of
-    // this process is between `fork` and `exec` (spawning a child), the child holds a copy of
-    // every descriptor, so a lock just released by `drop` can still look held for a moment.
-    // A short bounded retry tells that apart from a journal really open elsewhere.
+    if flock_within(&f, libc::LOCK_EX).map_err(|source| JournalError::Io {
+        path: path.clone(),
+        source,
+    })? {
+        Ok(f)
+    } else {
+        Err(JournalError::Locked { path })
+    }
+}
+
+/// Takes flock `op` (`LOCK_EX` or `LOCK_SH`) on `f`, retrying for up to [`LOCK_RETRY`] while
+/// another holder has it; `Ok(false)` if it is still held then.
+///
+/// Why retry: a flock belongs to the open file description, which a `fork` shares. While any
+/// thread of this process is between `fork` and `exec` (spawning a child), the child holds a
+/// copy of every descriptor, so a lock just released by `drop` can still look held for a
+/// moment. A short bounded retry tells that apart from a journal really open elsewhere.
+pub(crate) fn flock_within(f: &File, op: libc::c_int) -> std::io::Result<bool> {
     let deadline = std::time::Instant::now() + LOCK_RETRY;
     loop {
-        // SAFETY: flock on an fd we own.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // SAFETY: flock on an fd `f` owns, valid for the call.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) };
         if rc == 0 {
-            return Ok(f);
+            return Ok(true);
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::WouldBlock {
-            return Err(JournalError::Io { path, source: e });
+            return Err(e);
         }
         if std::time::Instant::now() >= deadline {
-            return Err(JournalError::Locked { path });
+            return Ok(false);
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }

@@ -1,5 +1,6 @@
 //! Offline (or live) integrity check of a whole journal.
 
+use super::appender::flock_within;
 use super::format::{
     first_nonzero, read_slot, HeaderState, Slot, SEGMENT_HEADER_LEN, TAIL_RESERVE,
 };
@@ -58,19 +59,20 @@ impl VerifyReport {
     }
 }
 
-/// True if an appender currently holds the journal's lock.
+/// True if an appender currently holds the journal's lock (a lock that looks held only while a
+/// forked child has yet to exec is not: see [`flock_within`]).
 fn is_live(dir: &Path) -> bool {
     let Ok(f) = std::fs::File::open(dir.join(LOCK_FILE)) else {
         return false;
     };
-    // SAFETY: flock on an fd we own; a shared non-blocking probe, released right away.
-    unsafe {
-        if libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 {
-            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
+    match flock_within(&f, libc::LOCK_SH) {
+        Ok(true) => {
+            // SAFETY: flock on an fd we own; releases the shared probe taken above.
+            unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
             false
-        } else {
-            true
         }
+        Ok(false) => true,
+        Err(_) => false,
     }
 }
 
