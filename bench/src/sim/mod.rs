@@ -37,6 +37,7 @@
 //! ladder, so limit orders away from it rest and marketable ones fill against it.
 
 pub mod exchange;
+mod futures;
 pub mod history;
 mod klines;
 pub mod market;
@@ -49,7 +50,9 @@ mod ws_api;
 
 pub use exchange::{Fees, LatencyModel};
 pub use history::{HistorySource, DEFAULT_HISTORY_HOURS};
-pub use rest::{RestConfig, RestServer};
+pub use rest::{MarketType, RestConfig, RestServer};
 pub use stamps::{FrameStamp, OrderStamp, WireStamps};
 pub use synth::{Generator, Regime, SynthConfig, SynthTrade};
-pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode, WS_API_PATH};
+pub use venue::{
+    MarketSource, Pace, SimConfig, SimVenue, StartMode, USDM_WS_API_PATH, WS_API_PATH,
+};
