@@ -19,6 +19,9 @@
 //!   the trade's quantity, shared among the resting orders in id order.
 //! * `LIMIT_MAKER` that would cross is rejected (`-2010` "Order would immediately match and
 //!   take.").
+//! * **USD-M**: with a futures account (`futures`) a fill moves a position and the margin wallet
+//!   instead of balances, nothing is locked, and the reports are USD-M's (`ORDER_TRADE_UPDATE`,
+//!   `ACCOUNT_UPDATE`); matching is the same.
 //! * **Fees**: maker/taker rates at scale 8 (Binance spot default 0.1 % both). Commission is
 //!   always charged in the **quote** asset (USDT), on both sides: `commission = ceil(quoteQty *
 //!   rate)` to 1e-8. Binance charges a buyer in the base asset by default; charging the quote
@@ -54,6 +57,14 @@ pub struct Fees {
     pub maker: i64,
     /// Rate charged on taker fills.
     pub taker: i64,
+}
+
+impl Fees {
+    /// Binance USD-M's base tier: 0.02 % maker, 0.05 % taker.
+    pub const USDM: Fees = Fees {
+        maker: 20_000,
+        taker: 50_000,
+    };
 }
 
 impl Default for Fees {

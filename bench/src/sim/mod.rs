@@ -9,6 +9,8 @@
 //!
 //! Parts, as they exist today:
 //!
+//! * [`MarketType`]: spot (the default) or USD-M futures (`/fapi/...`, a margin wallet and
+//!   one-way positions, `ORDER_TRADE_UPDATE`; see the `futures` module).
 //! * [`rest`]: the REST side (HTTP/1.1 with keep-alive): server time, `exchangeInfo` for
 //!   BTCUSDT and ETHUSDT with their real filters, a depth snapshot, klines, and signed order
 //!   entry (new, cancel, query, open orders, account) with Binance's HMAC-SHA256 signature check
