@@ -480,8 +480,11 @@ fn ccxt_binanceusdm_trades_and_reads_its_position() {
     assert_eq!(v["position"]["contracts"].as_f64(), Some(0.005));
     let entry = (0.001 * 59999.9 + 0.004 * 59999.8) / 0.005;
     assert!((v["position"]["entryPrice"].as_f64().unwrap() - entry).abs() < 1e-6, "{v}");
-    // A bare server charges spot's default fees (0.1 %): on 299.9991 USDT of fills.
+    // ccxt's total is the margin balance: the wallet (less spot's default 0.1 % fee, which a
+    // bare server charges, on 299.9991 USDT of fills) plus the short's unrealized profit at
+    // the mark (the ladder's mid, 60000).
     let total = v["usdt_total"].as_f64().unwrap();
-    assert!((total - (1_000_000.0 - 0.299_999_1)).abs() < 1e-6, "{v}");
+    let unrealized = (entry - 60_000.0) * 0.005;
+    assert!((total - (1_000_000.0 - 0.299_999_1 + unrealized)).abs() < 1e-6, "{v}");
     assert_eq!(server.open_order_count(), 0);
 }

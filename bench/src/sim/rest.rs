@@ -810,6 +810,8 @@ pub(crate) enum Endpoint {
     Account,
     /// USD-M `positionRisk`.
     PositionRisk,
+    /// USD-M `leverageBracket` (ccxt reads it before positions).
+    LeverageBracket,
     NewListenKey,
     KeepListenKey,
     CloseListenKey,
@@ -854,6 +856,7 @@ impl Endpoint {
             ("GET", "/fapi/v1/allOrders") => Endpoint::AllOrders,
             ("GET", "/fapi/v2/account" | "/fapi/v3/account") => Endpoint::Account,
             ("GET", "/fapi/v2/positionRisk" | "/fapi/v3/positionRisk") => Endpoint::PositionRisk,
+            ("GET", "/fapi/v1/leverageBracket") => Endpoint::LeverageBracket,
             ("POST", "/fapi/v1/listenKey") => Endpoint::NewListenKey,
             ("PUT", "/fapi/v1/listenKey") => Endpoint::KeepListenKey,
             ("DELETE", "/fapi/v1/listenKey") => Endpoint::CloseListenKey,
@@ -896,6 +899,7 @@ impl Endpoint {
                 | Endpoint::AllOrders
                 | Endpoint::Account
                 | Endpoint::PositionRisk
+                | Endpoint::LeverageBracket
         )
     }
 
@@ -920,7 +924,8 @@ impl Endpoint {
             Endpoint::ExchangeInfo
             | Endpoint::Account
             | Endpoint::AllOrders
-            | Endpoint::PositionRisk => 20,
+            | Endpoint::PositionRisk
+            | Endpoint::LeverageBracket => 20,
             Endpoint::QueryOrder => 4,
             Endpoint::OpenOrders => {
                 if params.get("symbol").is_some() {
@@ -1423,6 +1428,28 @@ fn dispatch(
                 MarketType::UsdM => json!({}),
             })
         }
+        Endpoint::LeverageBracket => {
+            let selected: Vec<&Market> = match params.get("symbol") {
+                Some(_) => vec![symbol_param(shared, params)?],
+                None => markets(shared.cfg.market_type).iter().collect(),
+            };
+            // One bracket: the simulator has no tiered margin.
+            Ok(Value::Array(
+                selected
+                    .iter()
+                    .map(|m| {
+                        json!({"symbol": m.symbol, "notionalCoef": 1.0, "brackets": [{
+                            "bracket": 1,
+                            "initialLeverage": shared.cfg.leverage.max(1),
+                            "notionalCap": 1_000_000_000u64,
+                            "notionalFloor": 0,
+                            "maintMarginRatio": 0.004,
+                            "cum": 0.0,
+                        }]})
+                    })
+                    .collect(),
+            ))
+        }
         Endpoint::PositionRisk => {
             let symbol = match params.get("symbol") {
                 Some(_) => Some(symbol_param(shared, params)?.symbol),
@@ -1617,6 +1644,7 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         None => 100,
     };
     let st = shared.state();
+    let stamp = st.ex.stamp_ms(shared.now_ms());
     let (bids, asks, id) = match st.ex.books.get(m.symbol) {
         Some(b) => (
             b.bids
@@ -1636,8 +1664,7 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
     };
     if shared.cfg.market_type == MarketType::UsdM {
         // USD-M's snapshot carries the message and transaction times too.
-        let t = shared.state().ex.stamp_ms(shared.now_ms());
-        return Ok(json!({"lastUpdateId": id, "E": t, "T": t, "bids": bids, "asks": asks}));
+        return Ok(json!({"lastUpdateId": id, "E": stamp, "T": stamp, "bids": bids, "asks": asks}));
     }
     Ok(json!({"lastUpdateId": id, "bids": bids, "asks": asks}))
 }
