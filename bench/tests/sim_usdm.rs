@@ -210,12 +210,28 @@ fn orders_over_fapi_have_usdm_shapes_and_errors() {
         (&"NEW".into(), &false.into(), &"BOTH".into())
     );
     let id = o["orderId"].as_u64().unwrap();
-    let (_, q) = c.call("GET", "/fapi/v1/order", "symbol=BTCUSDT&origClientOrderId=u-1", true);
-    assert_eq!((q["orderId"].as_u64(), &q["status"]), (Some(id), &"NEW".into()));
-    assert!(q["time"].as_u64().is_some() && q.get("cumQty").is_none(), "{q}");
+    let (_, q) = c.call(
+        "GET",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&origClientOrderId=u-1",
+        true,
+    );
+    assert_eq!(
+        (q["orderId"].as_u64(), &q["status"]),
+        (Some(id), &"NEW".into())
+    );
+    assert!(
+        q["time"].as_u64().is_some() && q.get("cumQty").is_none(),
+        "{q}"
+    );
     let (_, open) = c.call("GET", "/fapi/v1/openOrders", "symbol=BTCUSDT", true);
     assert_eq!(open.as_array().unwrap().len(), 1);
-    let (s, x) = c.call("DELETE", "/fapi/v1/order", &format!("symbol=BTCUSDT&orderId={id}"), true);
+    let (s, x) = c.call(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        true,
+    );
     assert_eq!((s, &x["status"]), (200, &"CANCELED".into()), "{x}");
     let (_, all) = c.call("GET", "/fapi/v1/allOrders", "symbol=BTCUSDT", true);
     assert_eq!(all[0]["status"], "CANCELED");
@@ -226,9 +242,18 @@ fn orders_over_fapi_have_usdm_shapes_and_errors() {
         (s, v["code"].as_i64().unwrap_or(0))
     };
     let limit = "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC";
-    assert_eq!(err(&format!("{limit}&quantity=0.010&price=59000.05")), (400, -4014));
-    assert_eq!(err(&format!("{limit}&quantity=0.0015&price=59000.0")), (400, -1111));
-    assert_eq!(err(&format!("{limit}&quantity=0.001&price=59000.0")), (400, -4164));
+    assert_eq!(
+        err(&format!("{limit}&quantity=0.010&price=59000.05")),
+        (400, -4014)
+    );
+    assert_eq!(
+        err(&format!("{limit}&quantity=0.0015&price=59000.0")),
+        (400, -1111)
+    );
+    assert_eq!(
+        err(&format!("{limit}&quantity=0.001&price=59000.0")),
+        (400, -4164)
+    );
     assert_eq!(
         err("symbol=BTCUSDT&side=BUY&type=LIMIT_MAKER&quantity=0.010&price=59000.0"),
         (400, -1116)
@@ -238,7 +263,12 @@ fn orders_over_fapi_have_usdm_shapes_and_errors() {
         err("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTX&quantity=0.010&price=60000.1"),
         (400, -5022)
     );
-    assert_eq!(err(&format!("{limit}&quantity=0.010&price=59000.0&positionSide=LONG")), (400, -4061));
+    assert_eq!(
+        err(&format!(
+            "{limit}&quantity=0.010&price=59000.0&positionSide=LONG"
+        )),
+        (400, -4061)
+    );
     // Flat: a reduce-only order cannot reduce anything.
     assert_eq!(
         err("symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.010&reduceOnly=true"),
@@ -255,7 +285,10 @@ fn orders_over_fapi_have_usdm_shapes_and_errors() {
     Signer::from_secret_bytes(cfg.api_secret.as_bytes()).sign_into(&[stale.as_bytes()], &mut sig);
     let (s, v) = c.raw(
         "POST",
-        &format!("/fapi/v1/order?{stale}&signature={}", std::str::from_utf8(&sig).unwrap()),
+        &format!(
+            "/fapi/v1/order?{stale}&signature={}",
+            std::str::from_utf8(&sig).unwrap()
+        ),
     );
     assert_eq!((s, v["code"].as_i64()), (400, Some(-1021)));
 }
@@ -282,7 +315,12 @@ fn initial_margin_at_the_leverage_limits_what_may_be_opened() {
     assert_eq!(v["msg"], "Margin is insufficient.");
     // Canceling frees the margin.
     let id = big["orderId"].as_u64().unwrap();
-    c.call("DELETE", "/fapi/v1/order", &format!("symbol=BTCUSDT&orderId={id}"), true);
+    c.call(
+        "DELETE",
+        "/fapi/v1/order",
+        &format!("symbol=BTCUSDT&orderId={id}"),
+        true,
+    );
     assert_eq!(buy("0.002").0, 200);
 }
 
@@ -321,8 +359,14 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
     let (_, lk) = c.call("POST", "/fapi/v1/listenKey", "", false);
     let key = lk["listenKey"].as_str().unwrap().to_owned();
     // USD-M hands out the same key again, and its keepalive needs no parameter.
-    assert_eq!(c.call("POST", "/fapi/v1/listenKey", "", false).1["listenKey"], key);
-    assert_eq!(c.call("PUT", "/fapi/v1/listenKey", "", false).1["listenKey"], key);
+    assert_eq!(
+        c.call("POST", "/fapi/v1/listenKey", "", false).1["listenKey"],
+        key
+    );
+    assert_eq!(
+        c.call("PUT", "/fapi/v1/listenKey", "", false).1["listenKey"],
+        key
+    );
     let mut user = UserStream::connect(v.ws_addr(), &format!("/ws/{key}"));
     let market = |side: &str, qty: &str, extra: &str| {
         let (s, o) = c.order(&format!(
@@ -334,7 +378,10 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
 
     // Book A: buy 0.004 at the ask, 60010.
     let o1 = market("BUY", "0.004", "");
-    assert_eq!((o1["status"].as_str(), o1["avgPrice"].as_str()), (Some("FILLED"), Some("60010.00000000")));
+    assert_eq!(
+        (o1["status"].as_str(), o1["avgPrice"].as_str()),
+        (Some("FILLED"), Some("60010.00000000"))
+    );
     assert_eq!(v.position("BTCUSDT"), (d8("0.004"), d8("60010")));
     // Book B: buy 0.002 at 60060: the entry is the quantity-weighted average.
     let _md = UserStream::connect(v.ws_addr(), "/ws/btcusdt@depth@0ms");
@@ -355,7 +402,11 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
     // rest expires with the position closed.
     let o4 = market("BUY", "0.010", "&reduceOnly=true");
     assert_eq!(
-        (o4["status"].as_str(), o4["executedQty"].as_str(), o4["reduceOnly"].as_bool()),
+        (
+            o4["status"].as_str(),
+            o4["executedQty"].as_str(),
+            o4["reduceOnly"].as_bool()
+        ),
         (Some("EXPIRED"), Some("0.00400000"), Some(true))
     );
     assert_eq!(v.position("BTCUSDT"), (0, 0));
@@ -388,7 +439,14 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
         assert_eq!(v["e"], "ORDER_TRADE_UPDATE");
         if r.exec_type == ExecType::Trade {
             let rp = d8(v["o"]["rp"].as_str().unwrap());
-            trades.push((r.order_id, r.last_px, r.last_qty, r.commission, rp, r.status));
+            trades.push((
+                r.order_id,
+                r.last_px,
+                r.last_qty,
+                r.commission,
+                rp,
+                r.status,
+            ));
         }
         if r.order_id == last_id && r.exec_type == ExecType::Expired {
             assert_eq!(r.status, OrderStatus::Expired);
@@ -399,10 +457,38 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
     assert_eq!(
         trades,
         [
-            (id(&o1), Price(6_001_000), Qty(4), d8("0.12002"), 0, OrderStatus::Filled),
-            (id(&o1) + 1, Price(6_006_000), Qty(2), d8("0.06006"), 0, OrderStatus::Filled),
-            (id(&o3), Price(6_005_000), Qty(10), d8("0.30025"), d8("0.14"), OrderStatus::Filled),
-            (last_id, Price(6_006_000), Qty(4), d8("0.12012"), -d8("0.04"), OrderStatus::PartiallyFilled),
+            (
+                id(&o1),
+                Price(6_001_000),
+                Qty(4),
+                d8("0.12002"),
+                0,
+                OrderStatus::Filled
+            ),
+            (
+                id(&o1) + 1,
+                Price(6_006_000),
+                Qty(2),
+                d8("0.06006"),
+                0,
+                OrderStatus::Filled
+            ),
+            (
+                id(&o3),
+                Price(6_005_000),
+                Qty(10),
+                d8("0.30025"),
+                d8("0.14"),
+                OrderStatus::Filled
+            ),
+            (
+                last_id,
+                Price(6_006_000),
+                Qty(4),
+                d8("0.12012"),
+                -d8("0.04"),
+                OrderStatus::PartiallyFilled
+            ),
         ]
     );
     assert_eq!(
@@ -462,10 +548,17 @@ fn ccxt_binanceusdm_trades_and_reads_its_position() {
     let stdout = testkit::run_script(
         &py,
         CCXT_SCRIPT,
-        &[&server.addr().port().to_string(), &cfg.api_key, &cfg.api_secret],
+        &[
+            &server.addr().port().to_string(),
+            &cfg.api_key,
+            &cfg.api_secret,
+        ],
     );
     let v: Value = serde_json::from_str(stdout.trim()).unwrap();
-    assert_eq!(v["markets"], serde_json::json!(["BTC/USDT:USDT", "ETH/USDT:USDT"]));
+    assert_eq!(
+        v["markets"],
+        serde_json::json!(["BTC/USDT:USDT", "ETH/USDT:USDT"])
+    );
     assert_eq!(v["precision"]["price"].as_f64(), Some(0.1), "{v}");
     assert_eq!(v["precision"]["amount"].as_f64(), Some(0.001));
     assert_eq!(v["min_cost"].as_f64(), Some(100.0));
@@ -479,12 +572,18 @@ fn ccxt_binanceusdm_trades_and_reads_its_position() {
     assert_eq!(v["position"]["side"], "short", "{v}");
     assert_eq!(v["position"]["contracts"].as_f64(), Some(0.005));
     let entry = (0.001 * 59999.9 + 0.004 * 59999.8) / 0.005;
-    assert!((v["position"]["entryPrice"].as_f64().unwrap() - entry).abs() < 1e-6, "{v}");
+    assert!(
+        (v["position"]["entryPrice"].as_f64().unwrap() - entry).abs() < 1e-6,
+        "{v}"
+    );
     // ccxt's total is the margin balance: the wallet (less spot's default 0.1 % fee, which a
     // bare server charges, on 299.9991 USDT of fills) plus the short's unrealized profit at
     // the mark (the ladder's mid, 60000).
     let total = v["usdt_total"].as_f64().unwrap();
     let unrealized = (entry - 60_000.0) * 0.005;
-    assert!((total - (1_000_000.0 - 0.299_999_1 + unrealized)).abs() < 1e-6, "{v}");
+    assert!(
+        (total - (1_000_000.0 - 0.299_999_1 + unrealized)).abs() < 1e-6,
+        "{v}"
+    );
     assert_eq!(server.open_order_count(), 0);
 }

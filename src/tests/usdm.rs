@@ -8,13 +8,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+mod common;
 
 use bench::sim::{
     Fees, HistorySource, MarketSource, MarketType, Pace, RestConfig, SimConfig, SimVenue,
     StartMode, SynthConfig,
 };
+use hotpath::fixed::parse_mantissa;
 use hotpath::venue::binance::sign::Signer;
 use serde_json::Value;
 
@@ -122,39 +124,30 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
     .expect("start the simulator");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    assert_eq!(venue.market_type(), MarketType::UsdM);
     let cfg = dir.join("c.toml");
     std::fs::write(&cfg, engine_config(&venue.rest_url(), &venue.ws_url())).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_algo-engine"))
-        .arg("run")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--journal")
-        .arg(dir.join("j"))
-        .arg("--duration")
-        .arg("25")
-        .env("BINANCE_API_KEY", venue.api_key())
-        .env("BINANCE_API_SECRET", venue.api_secret())
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn algo-engine");
-    let mut err = String::new();
-    let mut stderr = child.stderr.take().unwrap();
-    let err_reader = std::thread::spawn(move || {
-        let _ = stderr.read_to_string(&mut err);
-        err
-    });
-    let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    let status = child.wait().unwrap();
-    let err = err_reader.join().unwrap();
+    let journal = dir.join("j");
+    let run = common::engine_command(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--journal",
+        journal.to_str().unwrap(),
+        "--duration",
+        "25",
+    ])
+    .env("BINANCE_API_KEY", venue.api_key())
+    .env("BINANCE_API_SECRET", venue.api_secret())
+    .output()
+    .expect("run algo-engine");
+    let (out, err) = (common::text(&run.stdout), common::text(&run.stderr));
     let tail: Vec<&str> = err.lines().rev().take(40).collect();
     let context = format!(
         "--- stdout\n{out}\n--- stderr (last lines, newest first)\n{}",
         tail.join("\n")
     );
+    let status = run.status;
     assert!(status.success(), "{status}\n{context}");
 
     // Reconciliation ran at start against the USD-M account (nothing open yet).
@@ -162,7 +155,10 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         .lines()
         .find(|l| l.starts_with("reconciliation:"))
         .unwrap_or_else(|| panic!("no reconciliation line\n{context}"));
-    assert!(recon.starts_with("reconciliation: 0 open orders at the venue"), "{recon}");
+    assert!(
+        recon.starts_with("reconciliation: 0 open orders at the venue"),
+        "{recon}"
+    );
     let line = |p: &str| {
         out.lines()
             .find(|l| l.starts_with(p))
@@ -171,10 +167,17 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
     let (gateway, strategy) = (line("gateway:"), line("strategy:"));
     let sent = count_before(gateway, "orders sent");
     assert!(sent > 0, "{gateway}\n{context}");
-    assert_eq!(count_before(gateway, "venue rejects"), 0, "{gateway}\n{context}");
+    assert_eq!(
+        count_before(gateway, "venue rejects"),
+        0,
+        "{gateway}\n{context}"
+    );
     assert_eq!(count_before(gateway, "unknown orders"), 0, "{gateway}");
     // Fills came back to the strategy (from the ORDER_TRADE_UPDATE stream).
-    assert!(count_before(strategy, "executions") > 0, "{strategy}\n{context}");
+    assert!(
+        count_before(strategy, "executions") > 0,
+        "{strategy}\n{context}"
+    );
 
     // The venue's side: orders of the engine, filled, on the USD-M account.
     let all = signed_get(&venue, "/fapi/v1/allOrders", "symbol=BTCUSDT");
@@ -186,7 +189,10 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         .collect();
     assert!(!filled.is_empty(), "{all:?}");
     for o in &filled {
-        assert!(o["clientOrderId"].as_str().unwrap().starts_with("ae-"), "{o}");
+        assert!(
+            o["clientOrderId"].as_str().unwrap().starts_with("ae-"),
+            "{o}"
+        );
         assert!(o["cumQuote"].as_str().is_some() && o.get("cummulativeQuoteQty").is_none());
     }
     // The position the venue holds is what the filled orders add up to.
@@ -202,8 +208,30 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         })
         .sum();
     let (amt, _) = venue.position("BTCUSDT");
-    assert!((amt as f64 / 1e8 - signed_qty).abs() < 1e-9, "{amt} vs {signed_qty}");
+    assert!(
+        (amt as f64 / 1e8 - signed_qty).abs() < 1e-9,
+        "{amt} vs {signed_qty}"
+    );
+    // The engine's books and the venue's agree: with the position flat again (every trade of
+    // the run closed), the wallet moved by exactly the net P&L the engine journaled for its
+    // closed trades (realized profit less fees). A cent of tolerance for rounding: the venue
+    // truncates average entry prices to 8 decimals, the engine rounds its to the price scale;
+    // one fee or fill missing on either side would be worth dollars.
     let acct = signed_get(&venue, "/fapi/v2/account", "");
-    let wallet: f64 = acct["totalWalletBalance"].as_str().unwrap().parse().unwrap();
-    assert!(wallet < 1_000_000.0, "fees were charged: {acct}");
+    let wallet = acct["totalWalletBalance"].as_str().unwrap();
+    let change = parse_mantissa(wallet.as_bytes(), 8).unwrap() - 1_000_000 * 100_000_000;
+    let closes = common::journal_closes(&journal);
+    let closed = count_before(strategy, "closed trades");
+    assert_eq!(closes.len() as u64, closed, "{strategy}");
+    if amt == 0 {
+        assert!(closed > 0, "{strategy}");
+        let net: i64 = closes.iter().map(|c| c.net_pnl).sum();
+        assert!(
+            (change - net).abs() <= 1_000_000,
+            "venue {change} vs engine {net}: {acct}"
+        );
+    } else {
+        // A position still open holds the fees of its entries, not yet in a closed trade.
+        assert_ne!(change, 0, "{acct}");
+    }
 }

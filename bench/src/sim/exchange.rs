@@ -510,7 +510,10 @@ impl Exchange {
             }
         }
         // A reduce-only order takes at most the position (it never flips it).
-        let position = self.futures.as_ref().map_or(0, |f| f.position(m.symbol).amt);
+        let position = self
+            .futures
+            .as_ref()
+            .map_or(0, |f| f.position(m.symbol).amt);
         let take = if req.reduce_only {
             req.qty.min(position.abs())
         } else {

@@ -60,8 +60,8 @@ impl Position {
         } else {
             self.entry - price
         };
-        let realized = i64::try_from(i128::from(per_unit) * i128::from(closed) / i128::from(ONE))
-            .unwrap_or(0);
+        let realized =
+            i64::try_from(i128::from(per_unit) * i128::from(closed) / i128::from(ONE)).unwrap_or(0);
         self.amt = a + d;
         if self.amt == 0 {
             self.entry = 0;
@@ -222,12 +222,7 @@ impl Futures {
 
     /// `GET /fapi/v2/positionRisk` (`v3` has the same fields ccxt reads): every position, or
     /// `symbol`'s.
-    pub fn position_risk_json(
-        &self,
-        symbol: Option<&str>,
-        marks: Marks<'_>,
-        now_ms: u64,
-    ) -> Value {
+    pub fn position_risk_json(&self, symbol: Option<&str>, marks: Marks<'_>, now_ms: u64) -> Value {
         Value::Array(
             self.positions
                 .iter()
@@ -409,6 +404,13 @@ mod tests {
         assert_eq!(p.apply(-3 * Q, 59_990 * ONE), -15 * ONE / 1000);
         assert_eq!((p.amt, p.entry), (-2 * Q, 59_990 * ONE));
         assert_eq!(p.apply(2 * Q, 59_980 * ONE), 20 * ONE / 1000);
-        assert_eq!(p, Position { amt: 0, entry: 0, realized: 50 * ONE / 1000 });
+        assert_eq!(
+            p,
+            Position {
+                amt: 0,
+                entry: 0,
+                realized: 50 * ONE / 1000
+            }
+        );
     }
 }

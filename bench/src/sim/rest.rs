@@ -17,6 +17,15 @@
 //! | GET | `/api/v3/account` | signed | 20 |
 //! | POST/PUT/DELETE | `/api/v3/userDataStream` | API key | 2 |
 //!
+//! With [`MarketType::UsdM`] the same endpoints are served on USD-M's paths instead
+//! (`/fapi/v1/{ping,time,exchangeInfo,depth,klines,order,openOrders,allOrders,listenKey,
+//! leverageBracket}`, `/fapi/v2|v3/{account,positionRisk}`), with USD-M's weights, filters
+//! (tick 0.1 / step 0.001 for BTCUSDT, `MIN_NOTIONAL` 100), order parameters (`reduceOnly`,
+//! `positionSide=BOTH`, `GTX`; `newOrderRespType` `ACK` by default or `RESULT`), response shapes
+//! (`cumQuote`, `avgPrice`, `reduceOnly`, no `fills`) and error codes (`-4014` tick, `-1111`
+//! step, `-4164` notional, `-5022` post-only would take, `-2022` reduce-only, `-2019` margin,
+//! `-4061` position side); the account is the `futures` module's.
+//!
 //! # Behaviour copied from Binance
 //!
 //! * **Signatures**: `X-MBX-APIKEY` must name the configured key (`-2014` when absent or

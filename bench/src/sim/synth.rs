@@ -545,7 +545,11 @@ impl Sym {
             data.push_str("]}");
             out.push(self.frame(
                 t1,
-                if self.usdm { "depth@0ms" } else { "depth@100ms" },
+                if self.usdm {
+                    "depth@0ms"
+                } else {
+                    "depth@100ms"
+                },
                 &data,
                 Event::Depth {
                     symbol: self.symbol,

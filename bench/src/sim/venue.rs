@@ -109,7 +109,10 @@ pub enum StartMode {
 /// Configuration of a [`SimVenue`].
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// REST side: bind address, API key/secret, limits, starting balances.
+    /// REST side: bind address, API key/secret, limits, starting balances, and the market
+    /// type (`rest.market_type`: spot or USD-M), which the whole venue follows: its REST paths,
+    /// the account, the user stream's events, the WebSocket API's path and the synthetic tape's
+    /// ticks, steps and stream shapes. Use [`Fees::USDM`] for USD-M's fee rates.
     pub rest: RestConfig,
     /// WebSocket bind address (port 0 picks one).
     pub ws_bind: SocketAddr,
