@@ -500,6 +500,7 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
             (0, 0),
         ]
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 const CCXT_SCRIPT: &str = r#"
