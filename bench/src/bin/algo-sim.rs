@@ -7,8 +7,11 @@
 //! ```text
 //! algo-sim [--capture PATH --speed 1x|10x|max | --synthetic --seed N]
 //!          [--history none|synthetic[:HOURS]|DIR]
-//!          [--rest-port P --ws-port Q] [--immediate]
+//!          [--rest-port P --ws-port Q] [--immediate] [--market spot|usdm]
 //! ```
+//!
+//! `--market usdm` serves Binance USD-M futures instead of spot (`/fapi/...`, a USDT margin
+//! wallet and positions, `ORDER_TRADE_UPDATE`, `@depth@0ms` streams, `/ws-fapi/v1`).
 //!
 //! `--history` is the candle history `GET /api/v3/klines` serves before the tape (an engine
 //! warms up from it): `synthetic` (the default, 30 hours; continuous with a synthetic tape,
@@ -19,12 +22,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bench::sim::{HistorySource, MarketSource, Pace, SimConfig, SimVenue, StartMode, SynthConfig};
+use bench::sim::{
+    HistorySource, MarketSource, MarketType, Pace, SimConfig, SimVenue, StartMode, SynthConfig,
+};
 
 fn usage() -> ! {
     eprintln!(
         "usage: algo-sim [--capture PATH --speed 1x|10x|max | --synthetic --seed N] \
-         [--history none|synthetic[:HOURS]|DIR] [--rest-port P --ws-port Q] [--immediate]"
+         [--history none|synthetic[:HOURS]|DIR] [--rest-port P --ws-port Q] [--immediate] \
+         [--market spot|usdm]"
     );
     std::process::exit(2)
 }
@@ -38,6 +44,7 @@ fn main() {
     let mut ws_port = 0u16;
     let mut start = StartMode::OnFirstSubscriber;
     let mut history = HistorySource::default();
+    let mut market_type = MarketType::Spot;
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
@@ -49,6 +56,7 @@ fn main() {
             "--ws-port" => ws_port = val().parse().unwrap_or_else(|_| usage()),
             "--history" => history = HistorySource::parse(&val()).unwrap_or_else(|| usage()),
             "--immediate" => start = StartMode::Immediately,
+            "--market" => market_type = MarketType::parse(&val()).unwrap_or_else(|| usage()),
             _ => usage(),
         }
     }
@@ -59,6 +67,7 @@ fn main() {
         ..SimConfig::default()
     };
     cfg.rest.bind = SocketAddr::from(([127, 0, 0, 1], rest_port));
+    cfg.rest.market_type = market_type;
     cfg.ws_bind = SocketAddr::from(([127, 0, 0, 1], ws_port));
     cfg.market = match capture {
         Some(path) => MarketSource::Capture {
@@ -82,14 +91,18 @@ fn main() {
         }
     };
     println!("REST        {}", venue.rest_url());
+    let (api, depth) = match market_type {
+        MarketType::Spot => ("/api/v3", "depth@100ms"),
+        MarketType::UsdM => ("/fapi/v1", "depth@0ms"),
+    };
     println!(
-        "  klines    {}/api/v3/klines?symbol=BTCUSDT&interval=15m (history built in {} ms)",
+        "  klines    {}{api}/klines?symbol=BTCUSDT&interval=15m (history built in {} ms)",
         venue.rest_url(),
         venue.history_build_time().as_millis()
     );
     println!("WebSocket   {}", venue.ws_url());
     println!(
-        "  streams   {}/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@depth@100ms",
+        "  streams   {}/stream?streams=btcusdt@trade/btcusdt@bookTicker/btcusdt@{depth}",
         venue.ws_url()
     );
     println!("API key     {}", venue.api_key());

@@ -19,6 +19,9 @@
 //!   the trade's quantity, shared among the resting orders in id order.
 //! * `LIMIT_MAKER` that would cross is rejected (`-2010` "Order would immediately match and
 //!   take.").
+//! * **USD-M**: with a futures account (`futures`) a fill moves a position and the margin wallet
+//!   instead of balances, nothing is locked, and the reports are USD-M's (`ORDER_TRADE_UPDATE`,
+//!   `ACCOUNT_UPDATE`); matching is the same.
 //! * **Fees**: maker/taker rates at scale 8 (Binance spot default 0.1 % both). Commission is
 //!   always charged in the **quote** asset (USDT), on both sides: `commission = ceil(quoteQty *
 //!   rate)` to 1e-8. Binance charges a buyer in the base asset by default; charging the quote
@@ -42,6 +45,7 @@ use std::sync::mpsc::Sender;
 
 use serde_json::{json, Value};
 
+use super::futures::{self, Futures};
 use super::klines::Klines;
 use super::market::{Book, Event, TapeFrame};
 use super::rest::{dec, err, market, ApiError, Market, ONE};
@@ -53,6 +57,14 @@ pub struct Fees {
     pub maker: i64,
     /// Rate charged on taker fills.
     pub taker: i64,
+}
+
+impl Fees {
+    /// Binance USD-M's base tier: 0.02 % maker, 0.05 % taker.
+    pub const USDM: Fees = Fees {
+        maker: 20_000,
+        taker: 50_000,
+    };
 }
 
 impl Default for Fees {
@@ -92,6 +104,8 @@ pub(crate) struct Fill {
     pub time_ms: u64,
     /// This order was the resting side.
     pub maker: bool,
+    /// Profit the fill realized (USD-M; 0 on spot).
+    pub realized: i64,
 }
 
 /// One order, open or closed.
@@ -115,28 +129,47 @@ pub(crate) struct Order {
     /// Displayed quantity ahead of it at its price.
     pub queue_ahead: i64,
     pub fills: Vec<Fill>,
+    /// USD-M `reduceOnly` (always false on spot).
+    pub reduce_only: bool,
 }
 
 impl Order {
-    /// The order's trades as `GET /api/v3/myTrades` lists them, oldest first.
-    pub fn trades_json(&self) -> impl Iterator<Item = Value> + '_ {
+    /// The order's trades as `GET /api/v3/myTrades` (spot) or `GET /fapi/v1/userTrades`
+    /// (`usdm`) lists them, oldest first.
+    pub fn trades_json(&self, usdm: bool) -> impl Iterator<Item = Value> + '_ {
         let quote = market(self.symbol).map_or("", |m| m.quote);
         self.fills.iter().map(move |f| {
-            json!({
+            let mut t = json!({
                 "symbol": self.symbol,
                 "id": f.trade_id,
                 "orderId": self.order_id,
-                "orderListId": -1,
                 "price": dec(f.price),
                 "qty": dec(f.qty),
                 "quoteQty": dec(quote_of(f.price, f.qty)),
                 "commission": dec(f.commission),
                 "commissionAsset": quote,
                 "time": f.time_ms,
-                "isBuyer": self.is_buy(),
-                "isMaker": f.maker,
-                "isBestMatch": true,
-            })
+            });
+            let extra = if usdm {
+                json!({
+                    "side": self.side,
+                    "positionSide": "BOTH",
+                    "buyer": self.is_buy(),
+                    "maker": f.maker,
+                    "realizedPnl": dec(f.realized),
+                })
+            } else {
+                json!({
+                    "orderListId": -1,
+                    "isBuyer": self.is_buy(),
+                    "isMaker": f.maker,
+                    "isBestMatch": true,
+                })
+            };
+            if let (Some(t), Value::Object(e)) = (t.as_object_mut(), extra) {
+                t.extend(e);
+            }
+            t
         })
     }
 
@@ -187,6 +220,8 @@ pub(crate) struct NewOrder {
     pub qty: i64,
     pub client_order_id: String,
     pub resp_type: &'static str,
+    /// USD-M `reduceOnly`.
+    pub reduce_only: bool,
 }
 
 /// The account, the books and the order list.
@@ -205,6 +240,8 @@ pub(crate) struct Exchange {
     pub market_ns: u64,
     /// Candles: the history plus every trade applied, for REST `klines`.
     pub klines: Klines,
+    /// The USD-M account (margin wallet and positions) instead of `balances`, in USD-M mode.
+    pub futures: Option<Futures>,
 }
 
 impl Exchange {
@@ -219,6 +256,22 @@ impl Exchange {
             events: None,
             market_ns: 0,
             klines: Klines::default(),
+            futures: None,
+        }
+    }
+
+    /// The mark price of `symbol` for margin and unrealized profit: the book's mid.
+    pub(crate) fn mark(&self, symbol: &str) -> Option<i64> {
+        let b = self.books.get(symbol)?;
+        Some((b.best_bid()?.0 + b.best_ask()?.0) / 2)
+    }
+
+    /// Order `o` as `GET order`/`openOrders`/`allOrders` show it on this market.
+    pub(crate) fn order_view(&self, o: &Order) -> Value {
+        if self.futures.is_some() {
+            futures::order_json(o, true)
+        } else {
+            o.query_json()
         }
     }
 
@@ -244,7 +297,8 @@ impl Exchange {
     }
 
     fn emit_position(&self, assets: &[&str], now_ms: u64) {
-        if self.events.is_none() {
+        // USD-M reports the account with each fill (`ACCOUNT_UPDATE`, see `fill`).
+        if self.events.is_none() || self.futures.is_some() {
             return;
         }
         let b: Vec<Value> = assets
@@ -271,6 +325,11 @@ impl Exchange {
             return;
         }
         let o = &self.orders[idx];
+        if self.futures.is_some() {
+            let last = last.map(|f| (f.price, f.qty, f.commission, f.trade_id, f.realized));
+            self.emit(futures::order_trade_update(o, x, last, maker, now_ms));
+            return;
+        }
         let m = market(o.symbol);
         let (l, lp, n, t) = match last {
             Some(f) => (f.qty, f.price, f.commission, f.trade_id as i64),
@@ -350,8 +409,72 @@ impl Exchange {
         let fee = commission(quote, rate);
         let trade_id = self.next_trade_id;
         self.next_trade_id += 1;
+        let (release, realized) = match &mut self.futures {
+            Some(fut) => {
+                let o = &self.orders[idx];
+                let d = if o.is_buy() { qty } else { -qty };
+                let realized = fut.positions.entry(o.symbol).or_default().apply(d, price);
+                fut.wallet += realized - fee;
+                (0, realized)
+            }
+            None => match self.settle_spot(idx, qty, quote, fee) {
+                Some(release) => (release, 0),
+                None => return,
+            },
+        };
+        let f = Fill {
+            price,
+            qty,
+            commission: fee,
+            trade_id,
+            time_ms: now_ms,
+            maker,
+            realized,
+        };
+        let o = &mut self.orders[idx];
+        o.locked_left -= release;
+        o.executed += qty;
+        o.cum_quote += quote;
+        o.update_ms = now_ms;
+        o.status = if o.executed >= o.orig_qty {
+            "FILLED"
+        } else {
+            "PARTIALLY_FILLED"
+        };
+        o.fills.push(f.clone());
+        if o.status == "FILLED" {
+            self.release_rest(idx);
+        }
+        self.report(idx, "TRADE", Some(&f), maker, None, now_ms);
+        if let Some(fut) = &self.futures {
+            let symbol = self.orders[idx].symbol;
+            self.emit(fut.account_update(symbol, self.mark(symbol), now_ms));
+            self.expire_reduce_only(symbol, now_ms);
+        }
+    }
+
+    /// USD-M: reduce-only orders of `symbol` that can no longer reduce the position (it is flat
+    /// or on their side now) expire, as Binance cancels them when the position closes.
+    fn expire_reduce_only(&mut self, symbol: &str, now_ms: u64) {
+        let Some(fut) = &self.futures else { return };
+        let position = fut.position(symbol).amt;
+        for idx in 0..self.orders.len() {
+            let o = &self.orders[idx];
+            let reduces = position != 0 && (position > 0) != o.is_buy();
+            if o.reduce_only && o.symbol == symbol && o.is_open() && !reduces {
+                let o = &mut self.orders[idx];
+                o.status = "EXPIRED";
+                o.update_ms = now_ms;
+                self.report(idx, "EXPIRED", None, false, None, now_ms);
+            }
+        }
+    }
+
+    /// Spot settlement of a fill of order `idx`: both assets, the lock released; returns the
+    /// amount released (`None` for a symbol the venue does not list).
+    fn settle_spot(&mut self, idx: usize, qty: i64, quote: i64, fee: i64) -> Option<i64> {
         let o = &self.orders[idx];
-        let Some(m) = market(o.symbol) else { return };
+        let m = market(o.symbol)?;
         let (buy, limit, locked_left) = (o.is_buy(), o.order_type != "MARKET", o.locked_left);
         let mut release = 0;
         if buy {
@@ -375,29 +498,7 @@ impl Exchange {
             }
             self.balances.entry(m.quote.into()).or_insert((0, 0)).0 += quote - fee;
         }
-        let f = Fill {
-            price,
-            qty,
-            commission: fee,
-            trade_id,
-            time_ms: now_ms,
-            maker,
-        };
-        let o = &mut self.orders[idx];
-        o.locked_left -= release;
-        o.executed += qty;
-        o.cum_quote += quote;
-        o.update_ms = now_ms;
-        o.status = if o.executed >= o.orig_qty {
-            "FILLED"
-        } else {
-            "PARTIALLY_FILLED"
-        };
-        o.fills.push(f.clone());
-        if o.status == "FILLED" {
-            self.release_rest(idx);
-        }
-        self.report(idx, "TRADE", Some(&f), maker, None, now_ms);
+        Some(release)
     }
 
     /// Give back whatever order `idx` still locks.
@@ -434,20 +535,39 @@ impl Exchange {
         let m = req.market;
         let buy = req.side == "BUY";
         let book = self.books.get(m.symbol);
-        if req.order_type == "LIMIT_MAKER" {
+        // Spot's LIMIT_MAKER and USD-M's GTX are the same post-only order.
+        let post_only = req.order_type == "LIMIT_MAKER" || req.time_in_force == "GTX";
+        if post_only {
             let crosses = match book {
                 Some(b) if buy => b.best_ask().is_some_and(|(p, _)| p <= req.price),
                 Some(b) => b.best_bid().is_some_and(|(p, _)| p >= req.price),
                 None => false,
             };
+            if crosses && self.futures.is_some() {
+                return Err(err(
+                    400,
+                    -5022,
+                    "Due to the order could not be executed as maker, the Post Only order will be rejected.",
+                ));
+            }
             if crosses {
                 return Err(err(400, -2010, "Order would immediately match and take."));
             }
         }
-        let mut fills = if req.order_type == "LIMIT_MAKER" {
+        // A reduce-only order takes at most the position (it never flips it).
+        let position = self
+            .futures
+            .as_ref()
+            .map_or(0, |f| f.position(m.symbol).amt);
+        let take = if req.reduce_only {
+            req.qty.min(position.abs())
+        } else {
+            req.qty
+        };
+        let mut fills = if post_only {
             Vec::new()
         } else {
-            Self::sweep(book, buy, req.price, req.qty)
+            Self::sweep(book, buy, req.price, take)
         };
         let swept: i64 = fills.iter().map(|f| f.1).sum();
         if req.time_in_force == "FOK" && swept < req.qty {
@@ -463,7 +583,95 @@ impl Exchange {
             })
             .copied()
             .unwrap_or(0);
-        // Balance check and lock.
+        let lock = if self.futures.is_some() {
+            self.check_margin(&req, position, &fills)?;
+            0
+        } else {
+            self.lock_spot(&req, &fills)?
+        };
+        let order_id = self.next_order_id;
+        self.next_order_id += 1;
+        self.orders.push(Order {
+            symbol: m.symbol,
+            order_id,
+            client_order_id: req.client_order_id,
+            price: req.price,
+            orig_qty: req.qty,
+            executed: 0,
+            cum_quote: 0,
+            status: "NEW",
+            time_in_force: req.time_in_force,
+            order_type: req.order_type,
+            side: req.side,
+            time_ms: now_ms,
+            update_ms: now_ms,
+            locked_left: lock,
+            queue_ahead,
+            fills: Vec::new(),
+            reduce_only: req.reduce_only,
+        });
+        let idx = self.orders.len() - 1;
+        // USD-M's `ACK` is the order as accepted, before it matched.
+        let ack = (self.futures.is_some() && req.resp_type == "ACK")
+            .then(|| futures::order_json(&self.orders[idx], false));
+        self.report(idx, "NEW", None, false, None, now_ms);
+        for (p, q) in fills {
+            self.fill(idx, p, q, false, now_ms);
+        }
+        let o = &self.orders[idx];
+        if o.is_open() && (o.order_type == "MARKET" || matches!(o.time_in_force, "IOC" | "FOK")) {
+            self.orders[idx].status = "EXPIRED";
+            self.release_rest(idx);
+            self.report(idx, "EXPIRED", None, false, None, now_ms);
+        }
+        self.emit_position(&[m.base, m.quote], now_ms);
+        Ok(ack.unwrap_or_else(|| self.response(idx, req.resp_type, now_ms)))
+    }
+
+    /// USD-M's order checks: `reduceOnly` must reduce (`-2022`), and the part of the order that
+    /// opens or increases the position needs its initial margin available (`-2019`).
+    fn check_margin(
+        &self,
+        req: &NewOrder,
+        position: i64,
+        fills: &[(i64, i64)],
+    ) -> Result<(), ApiError> {
+        let Some(fut) = &self.futures else {
+            return Ok(());
+        };
+        let buy = req.side == "BUY";
+        let reduces = position != 0 && (position > 0) != buy;
+        if req.reduce_only {
+            return if reduces {
+                Ok(())
+            } else {
+                Err(err(400, -2022, "ReduceOnly Order is rejected."))
+            };
+        }
+        let opens = if reduces {
+            (req.qty - position.abs()).max(0)
+        } else {
+            req.qty
+        };
+        let price = match req.order_type {
+            "MARKET" => fills
+                .last()
+                .map(|f| f.0)
+                .or_else(|| self.mark(req.market.symbol))
+                .unwrap_or(0),
+            _ => req.price,
+        };
+        let need = fut.margin_of(quote_of(price, opens));
+        let marks = |s: &str| self.mark(s);
+        if need > fut.available(&self.orders, &marks) {
+            return Err(err(400, -2019, "Margin is insufficient."));
+        }
+        Ok(())
+    }
+
+    /// Spot's balance check: the order's cost must be free; a limit order locks it (returned).
+    fn lock_spot(&mut self, req: &NewOrder, fills: &[(i64, i64)]) -> Result<i64, ApiError> {
+        let (m, buy) = (req.market, req.side == "BUY");
         let (asset, need, lock) = if req.order_type == "MARKET" {
             if buy {
                 let cost: i64 = fills.iter().map(|&(p, q)| quote_of(p, q)).sum();
@@ -488,43 +696,14 @@ impl Exchange {
         }
         bal.0 -= lock;
         bal.1 += lock;
-        let order_id = self.next_order_id;
-        self.next_order_id += 1;
-        self.orders.push(Order {
-            symbol: m.symbol,
-            order_id,
-            client_order_id: req.client_order_id,
-            price: req.price,
-            orig_qty: req.qty,
-            executed: 0,
-            cum_quote: 0,
-            status: "NEW",
-            time_in_force: req.time_in_force,
-            order_type: req.order_type,
-            side: req.side,
-            time_ms: now_ms,
-            update_ms: now_ms,
-            locked_left: lock,
-            queue_ahead,
-            fills: Vec::new(),
-        });
-        let idx = self.orders.len() - 1;
-        self.report(idx, "NEW", None, false, None, now_ms);
-        for (p, q) in fills {
-            self.fill(idx, p, q, false, now_ms);
-        }
-        let o = &self.orders[idx];
-        if o.is_open() && (o.order_type == "MARKET" || matches!(o.time_in_force, "IOC" | "FOK")) {
-            self.orders[idx].status = "EXPIRED";
-            self.release_rest(idx);
-            self.report(idx, "EXPIRED", None, false, None, now_ms);
-        }
-        self.emit_position(&[m.base, m.quote], now_ms);
-        Ok(self.response(idx, req.resp_type, now_ms))
+        Ok(lock)
     }
 
     fn response(&self, idx: usize, resp_type: &str, now_ms: u64) -> Value {
         let o = &self.orders[idx];
+        if self.futures.is_some() {
+            return futures::order_json(o, false);
+        }
         let mut v = json!({
             "symbol": o.symbol,
             "orderId": o.order_id,
@@ -580,6 +759,11 @@ impl Exchange {
         o.status = "CANCELED";
         o.update_ms = now_ms;
         let o = &self.orders[idx];
+        if self.futures.is_some() {
+            let out = futures::order_json(o, false);
+            self.report(idx, "CANCELED", None, false, None, now_ms);
+            return out;
+        }
         let out = json!({
             "symbol": o.symbol,
             "origClientOrderId": o.client_order_id,
@@ -653,6 +837,11 @@ impl Exchange {
             if avail == 0 {
                 break;
             }
+            // A reduce-only order fills at most the position.
+            let cap = match (&self.futures, &self.orders[idx]) {
+                (Some(f), o) if o.reduce_only => f.position(o.symbol).amt.abs(),
+                _ => i64::MAX,
+            };
             let o = &mut self.orders[idx];
             if o.symbol != symbol || !o.is_open() {
                 continue;
@@ -674,7 +863,7 @@ impl Exchange {
             } else {
                 0
             };
-            let q = can.min(o.orig_qty - o.executed);
+            let q = can.min(o.orig_qty - o.executed).min(cap);
             if q > 0 {
                 let px = o.price;
                 avail -= q;

@@ -31,7 +31,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::klines::{load_csv_dir, Klines, Series, MINUTE_MS};
-use super::rest::market;
+use super::rest::{market_in, MarketType};
 use super::synth::{Generator, SynthConfig};
 
 /// Default length of the synthetic history: 100 closed 15m candles are 25 h; 30 h leaves room
@@ -118,8 +118,10 @@ pub(crate) fn load_csv(
 }
 
 /// A synthetic history of `symbol` for a capture: `history_ms` of the generator (seed 1)
-/// ending just before `end_ms`, rescaled so that its last close is `last_price`.
+/// ending just before `end_ms`, rescaled so that its last close is `last_price`, on
+/// `market_type`'s ticks and steps (the engine reads the candles at the instrument's scales).
 pub(crate) fn synthetic_for_capture(
+    market_type: MarketType,
     symbol: &'static str,
     end_ms: u64,
     history_ms: u64,
@@ -133,13 +135,14 @@ pub(crate) fn synthetic_for_capture(
             symbols: vec![symbol.to_owned()],
             start_ms: end_ms,
             duration_ms: 0,
+            market_type,
             ..SynthConfig::default()
         },
         end_ms - start,
     );
     let mut series = Series::default();
     gen.play_history(|t| series.record(t.time_ms, t.price, t.qty, t.buyer_maker));
-    if let (Some(close), Some(m)) = (series.last_close(), market(symbol)) {
+    if let (Some(close), Some(m)) = (series.last_close(), market_in(market_type, symbol)) {
         series.rescale(last_price, close, m.tick);
     }
     series

@@ -9,6 +9,8 @@
 //!
 //! Parts, as they exist today:
 //!
+//! * [`MarketType`]: spot (the default) or USD-M futures (`/fapi/...`, a margin wallet and
+//!   one-way positions, `ORDER_TRADE_UPDATE`; see the `futures` module).
 //! * [`rest`]: the REST side (HTTP/1.1 with keep-alive): server time, `exchangeInfo` for
 //!   BTCUSDT and ETHUSDT with their real filters, a depth snapshot, klines, and signed order
 //!   entry (new, cancel, query, open orders, account) with Binance's HMAC-SHA256 signature check
@@ -37,6 +39,7 @@
 //! ladder, so limit orders away from it rest and marketable ones fill against it.
 
 pub mod exchange;
+mod futures;
 pub mod history;
 mod klines;
 pub mod market;
@@ -49,7 +52,9 @@ mod ws_api;
 
 pub use exchange::{Fees, LatencyModel};
 pub use history::{HistorySource, DEFAULT_HISTORY_HOURS};
-pub use rest::{RestConfig, RestServer};
+pub use rest::{MarketType, RestConfig, RestServer};
 pub use stamps::{FrameStamp, OrderStamp, WireStamps};
 pub use synth::{Generator, Regime, SynthConfig, SynthTrade};
-pub use venue::{MarketSource, Pace, SimConfig, SimVenue, StartMode, WS_API_PATH};
+pub use venue::{
+    MarketSource, Pace, SimConfig, SimVenue, StartMode, USDM_WS_API_PATH, WS_API_PATH,
+};

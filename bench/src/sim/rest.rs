@@ -17,6 +17,15 @@
 //! | GET | `/api/v3/account` | signed | 20 |
 //! | POST/PUT/DELETE | `/api/v3/userDataStream` | API key | 2 |
 //!
+//! With [`MarketType::UsdM`] the same endpoints are served on USD-M's paths instead
+//! (`/fapi/v1/{ping,time,exchangeInfo,depth,klines,order,openOrders,allOrders,listenKey,
+//! leverageBracket}`, `/fapi/v2|v3/{account,positionRisk}`), with USD-M's weights, filters
+//! (tick 0.1 / step 0.001 for BTCUSDT, `MIN_NOTIONAL` 100), order parameters (`reduceOnly`,
+//! `positionSide=BOTH`, `GTX`; `newOrderRespType` `ACK` by default or `RESULT`), response shapes
+//! (`cumQuote`, `avgPrice`, `reduceOnly`, no `fills`) and error codes (`-4014` tick, `-1111`
+//! step, `-4164` notional, `-5022` post-only would take, `-2022` reduce-only, `-2019` margin,
+//! `-4061` position side); the account is the `futures` module's.
+//!
 //! # Behaviour copied from Binance
 //!
 //! * **Signatures**: `X-MBX-APIKEY` must name the configured key (`-2014` when absent or
@@ -79,6 +88,7 @@ use hotpath::venue::binance::sign::{valid_client_order_id, Signer};
 use serde_json::{json, Value};
 
 use super::exchange::{Exchange, Fees, LatencyModel, NewOrder};
+use super::futures::Futures;
 use super::klines::{dec128, Interval, Query};
 use super::stamps::WireLog;
 
@@ -86,9 +96,35 @@ use super::stamps::WireLog;
 const SCALE: u8 = 8;
 pub(crate) const ONE: i64 = 100_000_000;
 
+/// Which of Binance's APIs the simulator serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MarketType {
+    /// Spot: `/api/v3/...`, balances, `executionReport`.
+    #[default]
+    Spot,
+    /// USD-M futures: `/fapi/...`, a USDT margin wallet and one-way positions,
+    /// `ORDER_TRADE_UPDATE`/`ACCOUNT_UPDATE` (see the `futures` module).
+    UsdM,
+}
+
+impl MarketType {
+    /// Parse `spot` or `usdm` (also `usd-m`, `binance-usdm`).
+    pub fn parse(s: &str) -> Option<MarketType> {
+        match s.to_ascii_lowercase().as_str() {
+            "spot" | "binance-spot" => Some(MarketType::Spot),
+            "usdm" | "usd-m" | "binance-usdm" => Some(MarketType::UsdM),
+            _ => None,
+        }
+    }
+}
+
 /// Configuration of a [`RestServer`].
 #[derive(Clone, Debug)]
 pub struct RestConfig {
+    /// Spot (the default) or USD-M futures.
+    pub market_type: MarketType,
+    /// USD-M: the leverage of every symbol (initial margin = notional / leverage).
+    pub leverage: u32,
     /// Address to bind; port 0 picks a free one. Loopback by default.
     pub bind: SocketAddr,
     /// The one API key accepted.
@@ -106,13 +142,16 @@ pub struct RestConfig {
     pub ban_duration: Duration,
     /// Added to the wall clock to give the server's time, in milliseconds.
     pub clock_offset_ms: i64,
-    /// Starting balances: asset and free amount as a decimal string.
+    /// Starting balances: asset and free amount as a decimal string. On USD-M the `USDT`
+    /// amount is the margin wallet and the other assets are ignored.
     pub balances: Vec<(String, String)>,
 }
 
 impl Default for RestConfig {
     fn default() -> Self {
         RestConfig {
+            market_type: MarketType::Spot,
+            leverage: 20,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             api_key: "simkey".into(),
             api_secret: "simsecret".into(),
@@ -180,8 +219,55 @@ const MARKETS: [Market; 2] = [
     },
 ];
 
+/// BTCUSDT and ETHUSDT perpetuals with the filters Binance USD-M publishes for them (coarser
+/// ticks and steps than spot, and a minimum notional of 100 / 20 USDT).
+const USDM_MARKETS: [Market; 2] = [
+    Market {
+        symbol: "BTCUSDT",
+        base: "BTC",
+        quote: "USDT",
+        min_price: ONE / 10,
+        max_price: 4_529_764 * ONE,
+        tick: ONE / 10,
+        min_qty: ONE / 1000,
+        max_qty: 1_000 * ONE,
+        step: ONE / 1000,
+        min_notional: 100 * ONE,
+        max_notional: i64::MAX,
+        ref_price: 60_000 * ONE,
+    },
+    Market {
+        symbol: "ETHUSDT",
+        base: "ETH",
+        quote: "USDT",
+        min_price: ONE / 100,
+        max_price: 306_177 * ONE,
+        tick: ONE / 100,
+        min_qty: ONE / 1000,
+        max_qty: 10_000 * ONE,
+        step: ONE / 1000,
+        min_notional: 20 * ONE,
+        max_notional: i64::MAX,
+        ref_price: 3_000 * ONE,
+    },
+];
+
+/// The symbols listed on `kind`.
+pub(crate) fn markets(kind: MarketType) -> &'static [Market] {
+    match kind {
+        MarketType::Spot => &MARKETS,
+        MarketType::UsdM => &USDM_MARKETS,
+    }
+}
+
+/// A spot symbol (the symbol names and assets are the same on both markets).
 pub(crate) fn market(symbol: &str) -> Option<&'static Market> {
-    MARKETS.iter().find(|m| m.symbol == symbol)
+    market_in(MarketType::Spot, symbol)
+}
+
+/// `symbol` on `kind`, with that market's filters.
+pub(crate) fn market_in(kind: MarketType, symbol: &str) -> Option<&'static Market> {
+    markets(kind).iter().find(|m| m.symbol == symbol)
 }
 
 /// A value at scale 8 as Binance prints it (`"0.10000000"`).
@@ -353,6 +439,7 @@ impl RestServer {
 
     pub(crate) fn start_with(cfg: RestConfig, opts: VenueOpts) -> io::Result<RestServer> {
         let mut balances = BTreeMap::new();
+        let mut ex_futures = None;
         for (asset, amount) in &cfg.balances {
             let v = parse_mantissa(amount.as_bytes(), SCALE).map_err(|e| {
                 io::Error::new(
@@ -362,10 +449,17 @@ impl RestServer {
             })?;
             balances.insert(asset.clone(), (v, 0));
         }
+        let kind = cfg.market_type;
+        if kind == MarketType::UsdM {
+            let wallet = balances.get("USDT").map_or(0, |b| b.0);
+            balances.clear();
+            ex_futures = Some(Futures::new(wallet, cfg.leverage));
+        }
         let mut ex = Exchange::new(balances, opts.fees);
+        ex.futures = ex_futures;
         ex.events = opts.events;
         if opts.ladder {
-            for m in &MARKETS {
+            for m in markets(kind) {
                 let level = |i: i64, side: i64| {
                     let px = m.ref_price + side * (i + 1) * m.tick;
                     (px, m.min_qty * (1 + (i * 7919) % 97))
@@ -683,7 +777,11 @@ fn serve_connection(stream: TcpStream, shared: &Shared) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         if let Some(log) = &shared.stamps {
-            if req.method == "POST" && req.path.trim_end_matches('/') == "/api/v3/order" {
+            let order_path = match shared.cfg.market_type {
+                MarketType::Spot => "/api/v3/order",
+                MarketType::UsdM => "/fapi/v1/order",
+            };
+            if req.method == "POST" && req.path.trim_end_matches('/') == order_path {
                 let tsc = log.now();
                 let id = raw_param(&req.body, b"newClientOrderId=")
                     .or_else(|| raw_param(&req.query, b"newClientOrderId="))
@@ -720,13 +818,20 @@ pub(crate) enum Endpoint {
     AllOrders,
     MyTrades,
     Account,
+    /// USD-M `positionRisk`.
+    PositionRisk,
+    /// USD-M `leverageBracket` (ccxt reads it before positions).
+    LeverageBracket,
     NewListenKey,
     KeepListenKey,
     CloseListenKey,
 }
 
 impl Endpoint {
-    fn route(method: &str, path: &str) -> Option<Endpoint> {
+    fn route(kind: MarketType, method: &str, path: &str) -> Option<Endpoint> {
+        if kind == MarketType::UsdM {
+            return Self::route_usdm(method, path);
+        }
         Some(match (method, path.trim_end_matches('/')) {
             ("GET", "/api/v3/ping") => Endpoint::Ping,
             ("GET", "/api/v3/time") => Endpoint::Time,
@@ -747,10 +852,36 @@ impl Endpoint {
         })
     }
 
+    /// USD-M's paths (`/fapi/v1/...`; the account and positions are `v2`, also served as `v3`).
+    fn route_usdm(method: &str, path: &str) -> Option<Endpoint> {
+        Some(match (method, path.trim_end_matches('/')) {
+            ("GET", "/fapi/v1/ping") => Endpoint::Ping,
+            ("GET", "/fapi/v1/time") => Endpoint::Time,
+            ("GET", "/fapi/v1/exchangeInfo") => Endpoint::ExchangeInfo,
+            ("GET", "/fapi/v1/depth") => Endpoint::Depth,
+            ("GET", "/fapi/v1/klines") => Endpoint::Klines,
+            ("POST", "/fapi/v1/order") => Endpoint::NewOrder,
+            ("DELETE", "/fapi/v1/order") => Endpoint::CancelOrder,
+            ("GET", "/fapi/v1/order") => Endpoint::QueryOrder,
+            ("GET", "/fapi/v1/openOrders") => Endpoint::OpenOrders,
+            ("GET", "/fapi/v1/allOrders") => Endpoint::AllOrders,
+            ("GET", "/fapi/v1/userTrades") => Endpoint::MyTrades,
+            ("GET", "/fapi/v2/account" | "/fapi/v3/account") => Endpoint::Account,
+            ("GET", "/fapi/v2/positionRisk" | "/fapi/v3/positionRisk") => Endpoint::PositionRisk,
+            ("GET", "/fapi/v1/leverageBracket") => Endpoint::LeverageBracket,
+            ("POST", "/fapi/v1/listenKey") => Endpoint::NewListenKey,
+            ("PUT", "/fapi/v1/listenKey") => Endpoint::KeepListenKey,
+            ("DELETE", "/fapi/v1/listenKey") => Endpoint::CloseListenKey,
+            _ => return None,
+        })
+    }
+
     /// The endpoint of a WebSocket API method (Binance's names; an explicit `v3/` prefix is
     /// accepted, as Binance does).
     pub(crate) fn ws_method(method: &str) -> Option<Endpoint> {
-        Some(match method.strip_prefix("v3/").unwrap_or(method) {
+        let method = method.strip_prefix("v3/").unwrap_or(method);
+        // USD-M's WebSocket API names its account methods `v2/...`.
+        Some(match method.strip_prefix("v2/").unwrap_or(method) {
             "ping" => Endpoint::Ping,
             "time" => Endpoint::Time,
             "exchangeInfo" => Endpoint::ExchangeInfo,
@@ -763,6 +894,7 @@ impl Endpoint {
             "allOrders" => Endpoint::AllOrders,
             "myTrades" => Endpoint::MyTrades,
             "account.status" => Endpoint::Account,
+            "account.position" => Endpoint::PositionRisk,
             "userDataStream.start" => Endpoint::NewListenKey,
             "userDataStream.ping" => Endpoint::KeepListenKey,
             "userDataStream.stop" => Endpoint::CloseListenKey,
@@ -780,6 +912,8 @@ impl Endpoint {
                 | Endpoint::AllOrders
                 | Endpoint::MyTrades
                 | Endpoint::Account
+                | Endpoint::PositionRisk
+                | Endpoint::LeverageBracket
         )
     }
 
@@ -791,14 +925,21 @@ impl Endpoint {
         )
     }
 
-    fn weight(self, params: &Params) -> u32 {
+    fn weight(self, kind: MarketType, params: &Params) -> u32 {
+        if kind == MarketType::UsdM {
+            return self.weight_usdm(params);
+        }
         match self {
             Endpoint::NewListenKey
             | Endpoint::KeepListenKey
             | Endpoint::CloseListenKey
             | Endpoint::Klines => 2,
             Endpoint::Ping | Endpoint::Time | Endpoint::NewOrder | Endpoint::CancelOrder => 1,
-            Endpoint::ExchangeInfo | Endpoint::Account | Endpoint::AllOrders => 20,
+            Endpoint::ExchangeInfo
+            | Endpoint::Account
+            | Endpoint::AllOrders
+            | Endpoint::PositionRisk
+            | Endpoint::LeverageBracket => 20,
             Endpoint::QueryOrder => 4,
             // Binance: 20, or 5 for one order's trades.
             Endpoint::MyTrades => {
@@ -825,6 +966,37 @@ impl Endpoint {
                 501..=1000 => 50,
                 _ => 250,
             },
+        }
+    }
+
+    /// USD-M's request weights (its own table: `depth` and `klines` by `limit`, the account
+    /// and positions 5).
+    fn weight_usdm(self, params: &Params) -> u32 {
+        let limit = |default| {
+            params
+                .get("limit")
+                .and_then(|l| l.parse::<u32>().ok())
+                .unwrap_or(default)
+        };
+        match self {
+            Endpoint::Depth => match limit(500) {
+                0..=50 => 2,
+                51..=100 => 5,
+                101..=500 => 10,
+                _ => 20,
+            },
+            Endpoint::Klines => match limit(500) {
+                0..=99 => 1,
+                100..=499 => 2,
+                500..=1000 => 5,
+                _ => 10,
+            },
+            Endpoint::Account
+            | Endpoint::PositionRisk
+            | Endpoint::AllOrders
+            | Endpoint::MyTrades => 5,
+            Endpoint::OpenOrders if params.get("symbol").is_none() => 40,
+            _ => 1,
         }
     }
 }
@@ -924,7 +1096,7 @@ fn strip_signature(raw: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
 
 /// Run one request through rate limiting, authentication and the endpoint.
 fn handle(shared: &Shared, peer: IpAddr, req: &Request) -> Response {
-    let Some(ep) = Endpoint::route(&req.method, &req.path) else {
+    let Some(ep) = Endpoint::route(shared.cfg.market_type, &req.method, &req.path) else {
         return Response {
             status: 404,
             body: json!({"code": -1000, "msg": format!("Unknown endpoint {} {}", req.method, req.path)})
@@ -980,7 +1152,7 @@ pub(crate) fn execute(
     params: &Params,
     auth: impl FnOnce() -> Result<(), ApiError>,
 ) -> (Result<Value, ApiError>, Vec<(&'static str, String)>) {
-    let weight = ep.weight(params);
+    let weight = ep.weight(shared.cfg.market_type, params);
     let now = Instant::now();
     let (admit, used) = {
         let mut st = shared.state();
@@ -1166,9 +1338,9 @@ pub(crate) fn check_recv_window(shared: &Shared, params: &Params, ts: u64) -> Re
     Ok(())
 }
 
-fn symbol_param(params: &Params) -> Result<&'static Market, ApiError> {
+fn symbol_param(shared: &Shared, params: &Params) -> Result<&'static Market, ApiError> {
     let s = params.require("symbol")?;
-    market(s).ok_or_else(|| err(400, -1121, "Invalid symbol."))
+    market_in(shared.cfg.market_type, s).ok_or_else(|| err(400, -1121, "Invalid symbol."))
 }
 
 fn decimal_param(params: &Params, name: &str) -> Result<i64, ApiError> {
@@ -1202,14 +1374,14 @@ fn dispatch(
         Endpoint::NewOrder => new_order(shared, params, headers),
         Endpoint::CancelOrder => cancel_order(shared, params),
         Endpoint::QueryOrder => {
-            let m = symbol_param(params)?;
+            let m = symbol_param(shared, params)?;
             let st = shared.state();
             let i = find_index(&st, m, params)?;
-            Ok(st.ex.orders[i].query_json())
+            Ok(st.ex.order_view(&st.ex.orders[i]))
         }
         Endpoint::OpenOrders => {
             let filter = match params.get("symbol") {
-                Some(_) => Some(symbol_param(params)?.symbol),
+                Some(_) => Some(symbol_param(shared, params)?.symbol),
                 None => None,
             };
             let st = shared.state();
@@ -1218,25 +1390,31 @@ fn dispatch(
                     .orders
                     .iter()
                     .filter(|o| o.is_open() && filter.is_none_or(|s| s == o.symbol))
-                    .map(super::exchange::Order::query_json)
+                    .map(|o| st.ex.order_view(o))
                     .collect(),
             ))
         }
         Endpoint::AllOrders => {
-            let m = symbol_param(params)?;
+            let m = symbol_param(shared, params)?;
             let st = shared.state();
             Ok(Value::Array(
                 st.ex
                     .orders
                     .iter()
                     .filter(|o| o.symbol == m.symbol)
-                    .map(super::exchange::Order::query_json)
+                    .map(|o| st.ex.order_view(o))
                     .collect(),
             ))
         }
         Endpoint::MyTrades => my_trades(shared, params),
         Endpoint::NewListenKey => {
             let mut st = shared.state();
+            // USD-M hands out the account's live key again rather than a second one.
+            if shared.cfg.market_type == MarketType::UsdM {
+                if let Some(key) = st.listen_keys.first() {
+                    return Ok(json!({"listenKey": key}));
+                }
+            }
             let n = st.listen_keys.len() as u64;
             // 60 characters, like Binance's.
             let seed = shared.started.elapsed().as_nanos() as u64 ^ (n << 40);
@@ -1254,18 +1432,69 @@ fn dispatch(
             Ok(json!({"listenKey": key}))
         }
         Endpoint::KeepListenKey | Endpoint::CloseListenKey => {
-            let key = params.require("listenKey")?;
             let mut st = shared.state();
+            // USD-M's key belongs to the API key: the parameter is optional there.
+            let key = match (params.get("listenKey"), shared.cfg.market_type) {
+                (Some(k), _) => k,
+                (None, MarketType::UsdM) => st.listen_keys.first().map_or("", String::as_str),
+                (None, MarketType::Spot) => return Err(mandatory("listenKey")),
+            };
             let Some(i) = st.listen_keys.iter().position(|k| k == key) else {
                 return Err(err(400, -1125, "This listenKey does not exist."));
             };
             if ep == Endpoint::CloseListenKey {
                 st.listen_keys.remove(i);
             }
-            Ok(json!({}))
+            Ok(match shared.cfg.market_type {
+                MarketType::Spot => json!({}),
+                // USD-M's keepalive answers with the key.
+                MarketType::UsdM if ep == Endpoint::KeepListenKey => {
+                    json!({"listenKey": st.listen_keys[i]})
+                }
+                MarketType::UsdM => json!({}),
+            })
+        }
+        Endpoint::LeverageBracket => {
+            let selected: Vec<&Market> = match params.get("symbol") {
+                Some(_) => vec![symbol_param(shared, params)?],
+                None => markets(shared.cfg.market_type).iter().collect(),
+            };
+            // One bracket: the simulator has no tiered margin.
+            Ok(Value::Array(
+                selected
+                    .iter()
+                    .map(|m| {
+                        json!({"symbol": m.symbol, "notionalCoef": 1.0, "brackets": [{
+                            "bracket": 1,
+                            "initialLeverage": shared.cfg.leverage.max(1),
+                            "notionalCap": 1_000_000_000u64,
+                            "notionalFloor": 0,
+                            "maintMarginRatio": 0.004,
+                            "cum": 0.0,
+                        }]})
+                    })
+                    .collect(),
+            ))
+        }
+        Endpoint::PositionRisk => {
+            let symbol = match params.get("symbol") {
+                Some(_) => Some(symbol_param(shared, params)?.symbol),
+                None => None,
+            };
+            let st = shared.state();
+            let Some(fut) = &st.ex.futures else {
+                return Err(err(404, -1000, "positionRisk is a USD-M endpoint"));
+            };
+            let marks = |s: &str| st.ex.mark(s);
+            Ok(fut.position_risk_json(symbol, &marks, st.ex.stamp_ms(shared.now_ms())))
         }
         Endpoint::Account => {
             let st = shared.state();
+            if let Some(fut) = &st.ex.futures {
+                let marks = |s: &str| st.ex.mark(s);
+                let now = st.ex.stamp_ms(shared.now_ms());
+                return Ok(fut.account_json(&st.ex.orders, &marks, now));
+            }
             let balances: Vec<Value> = st
                 .ex
                 .balances
@@ -1332,19 +1561,91 @@ fn market_json(m: &Market) -> Value {
     })
 }
 
+/// A perpetual as USD-M's `exchangeInfo` lists it.
+fn usdm_market_json(m: &Market) -> Value {
+    let decimals = |v: i64| {
+        let mut d = 8;
+        let mut v = v;
+        while d > 0 && v % 10 == 0 {
+            v /= 10;
+            d -= 1;
+        }
+        d
+    };
+    // USD-M prints filters with the symbol's own decimals, not 8.
+    let fmt = |v: i64, d: u32| {
+        let s = dec(v);
+        let cut = s.len() - (8 - d as usize) - usize::from(d == 0);
+        s[..cut].to_owned()
+    };
+    let (pd, qd) = (decimals(m.tick), decimals(m.step));
+    json!({
+        "symbol": m.symbol,
+        "pair": m.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": 4_133_404_800_000u64,
+        "onboardDate": 1_569_398_400_000u64,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": m.base,
+        "quoteAsset": m.quote,
+        "marginAsset": "USDT",
+        "pricePrecision": pd.max(2),
+        "quantityPrecision": qd,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": fmt(m.min_price, pd), "maxPrice": fmt(m.max_price, pd), "tickSize": fmt(m.tick, pd)},
+            {"filterType": "LOT_SIZE", "minQty": fmt(m.min_qty, qd), "maxQty": fmt(m.max_qty, qd), "stepSize": fmt(m.step, qd)},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": fmt(m.min_qty, qd), "maxQty": fmt(m.max_qty, qd), "stepSize": fmt(m.step, qd)},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": fmt(m.min_notional, 0)},
+            {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+        ],
+        "orderTypes": ["LIMIT", "MARKET"],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+    })
+}
+
 fn exchange_info(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
     let selected: Vec<&Market> = match (params.get("symbol"), params.get("symbols")) {
-        (Some(_), _) => vec![symbol_param(params)?],
+        (Some(_), _) => vec![symbol_param(shared, params)?],
         (None, Some(list)) => {
             let names: Vec<String> =
                 serde_json::from_str(list).map_err(|_| mandatory("symbols"))?;
             names
                 .iter()
-                .map(|n| market(n).ok_or_else(|| err(400, -1121, "Invalid symbol.")))
+                .map(|n| {
+                    market_in(shared.cfg.market_type, n)
+                        .ok_or_else(|| err(400, -1121, "Invalid symbol."))
+                })
                 .collect::<Result<_, _>>()?
         }
-        (None, None) => MARKETS.iter().collect(),
+        (None, None) => markets(shared.cfg.market_type).iter().collect(),
     };
+    if shared.cfg.market_type == MarketType::UsdM {
+        return Ok(json!({
+            "timezone": "UTC",
+            "serverTime": shared.now_ms(),
+            "futuresType": "U_MARGINED",
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": shared.cfg.weight_limit},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": ORDER_LIMIT_10S},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+            ],
+            "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": true, "autoAssetExchange": "-10000"}],
+            "symbols": selected.into_iter().map(usdm_market_json).collect::<Vec<_>>(),
+        }));
+    }
     Ok(json!({
         "timezone": "UTC",
         "serverTime": shared.now_ms(),
@@ -1360,7 +1661,7 @@ fn exchange_info(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
 }
 
 fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
-    let m = symbol_param(params)?;
+    let m = symbol_param(shared, params)?;
     let limit = match params.get("limit") {
         Some(l) => l
             .parse::<usize>()
@@ -1369,6 +1670,7 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         None => 100,
     };
     let st = shared.state();
+    let stamp = st.ex.stamp_ms(shared.now_ms());
     let (bids, asks, id) = match st.ex.books.get(m.symbol) {
         Some(b) => (
             b.bids
@@ -1386,6 +1688,10 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         ),
         None => (Vec::new(), Vec::new(), 0),
     };
+    if shared.cfg.market_type == MarketType::UsdM {
+        // USD-M's snapshot carries the message and transaction times too.
+        return Ok(json!({"lastUpdateId": id, "E": stamp, "T": stamp, "bids": bids, "asks": asks}));
+    }
     Ok(json!({"lastUpdateId": id, "bids": bids, "asks": asks}))
 }
 
@@ -1437,7 +1743,7 @@ fn time_zone_ms(params: &Params) -> Result<i64, ApiError> {
 }
 
 fn klines(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
-    let m = symbol_param(params)?;
+    let m = symbol_param(shared, params)?;
     let interval = Interval::parse(params.require("interval")?, time_zone_ms(params)?)
         .ok_or_else(|| err(400, -1120, "Invalid interval."))?;
     // Binance documents "Default 500; max 1000." and nothing for more; served as the maximum.
@@ -1490,15 +1796,17 @@ fn new_order(
     params: &Params,
     headers: &mut Vec<(&'static str, String)>,
 ) -> Result<Value, ApiError> {
-    let m = symbol_param(params)?;
+    let m = symbol_param(shared, params)?;
     let side = match params.require("side")? {
         "BUY" => "BUY",
         "SELL" => "SELL",
         _ => return Err(err(400, -1117, "Invalid side.")),
     };
+    let usdm = shared.cfg.market_type == MarketType::UsdM;
     let order_type = match params.require("type")? {
         "LIMIT" => "LIMIT",
-        "LIMIT_MAKER" => "LIMIT_MAKER",
+        // USD-M's post-only is `LIMIT` + `GTX`.
+        "LIMIT_MAKER" if !usdm => "LIMIT_MAKER",
         "MARKET" => "MARKET",
         _ => return Err(err(400, -1116, "Invalid orderType.")),
     };
@@ -1507,6 +1815,7 @@ fn new_order(
             "GTC" => "GTC",
             "IOC" => "IOC",
             "FOK" => "FOK",
+            "GTX" if usdm => "GTX",
             _ => return Err(err(400, -1115, "Invalid timeInForce.")),
         }
     } else {
@@ -1535,21 +1844,51 @@ fn new_order(
         0
     } else {
         let price = decimal_param(params, "price")?;
+        if usdm && price % m.tick != 0 {
+            return Err(err(400, -4014, "Price not increased by tick size."));
+        }
         if price < m.min_price || price > m.max_price || (price - m.min_price) % m.tick != 0 {
             return Err(err(400, -1013, "Filter failure: PRICE_FILTER"));
         }
         price
     };
+    if usdm && qty % m.step != 0 {
+        return Err(err(
+            400,
+            -1111,
+            "Precision is over the maximum defined for this asset.",
+        ));
+    }
     if qty < m.min_qty || qty > m.max_qty || (qty - m.min_qty) % m.step != 0 {
         return Err(err(400, -1013, "Filter failure: LOT_SIZE"));
     }
-    if order_type != "MARKET" {
+    let reduce_only = usdm_position_params(params, usdm)?;
+    if usdm && !reduce_only {
+        // USD-M checks the notional of market orders too, at the mark price.
+        let px = match order_type {
+            "MARKET" => shared.state().ex.mark(m.symbol).unwrap_or(m.ref_price),
+            _ => price,
+        };
+        if notional(px, qty) < m.min_notional {
+            return Err(err(
+                400,
+                -4164,
+                format!(
+                    "Order's notional must be no smaller than {} (unless you choose reduce only).",
+                    m.min_notional / ONE
+                ),
+            ));
+        }
+    } else if !usdm && order_type != "MARKET" {
         let value = notional(price, qty);
         if value < m.min_notional || value > m.max_notional {
             return Err(err(400, -1013, "Filter failure: NOTIONAL"));
         }
     }
     let resp_type = match params.get("newOrderRespType") {
+        // USD-M answers `ACK` unless asked otherwise, and has no `FULL`.
+        None if usdm => "ACK",
+        Some("FULL") if usdm => return Err(err(400, -1177, "Invalid newOrderRespType.")),
         None if order_type == "MARKET" || order_type == "LIMIT" => "FULL",
         None => "ACK",
         Some("ACK") => "ACK",
@@ -1602,6 +1941,7 @@ fn new_order(
         qty,
         client_order_id: client_id.unwrap_or_else(|| random_client_id(shared, n)),
         resp_type,
+        reduce_only,
     };
     let delay = shared.latency.sample_ns(&mut st.latency_rng);
     if delay == 0 || !st.driver_running {
@@ -1631,11 +1971,13 @@ fn new_order(
     }
 }
 
-/// `GET /api/v3/myTrades`: the account's trades on `symbol`, oldest first; `orderId` selects
+/// `GET /api/v3/myTrades` (USD-M: `/fapi/v1/userTrades`, its own row shape): the account's
+/// trades on `symbol`, oldest first; `orderId` selects
 /// one order's (then `fromId` is not allowed, as at Binance), `fromId` starts at a trade id,
 /// `limit` (default 500, at most 1000) caps the list.
 fn my_trades(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
-    let m = symbol_param(params)?;
+    let m = symbol_param(shared, params)?;
+    let usdm = shared.cfg.market_type == MarketType::UsdM;
     let num = |name: &str| -> Result<Option<u64>, ApiError> {
         params
             .get(name)
@@ -1664,12 +2006,36 @@ fn my_trades(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
         .orders
         .iter()
         .filter(|o| o.symbol == m.symbol && order_id.is_none_or(|id| o.order_id == id))
-        .flat_map(|o| o.fills.iter().map(|f| f.trade_id).zip(o.trades_json()))
+        .flat_map(|o| o.fills.iter().map(|f| f.trade_id).zip(o.trades_json(usdm)))
         .filter(|(id, _)| from_id.is_none_or(|from| *id >= from))
         .collect();
     trades.sort_by_key(|(id, _)| *id);
     trades.truncate(limit as usize);
     Ok(Value::Array(trades.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// USD-M's `reduceOnly` (returned) and `positionSide` (one-way mode: `BOTH` only); on spot
+/// neither exists and they are ignored, as Binance ignores unknown parameters.
+fn usdm_position_params(params: &Params, usdm: bool) -> Result<bool, ApiError> {
+    if !usdm {
+        return Ok(false);
+    }
+    if params.get("positionSide").is_some_and(|s| s != "BOTH") {
+        return Err(err(
+            400,
+            -4061,
+            "Order's position side does not match user's setting.",
+        ));
+    }
+    match params.get("reduceOnly") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(err(
+            400,
+            -1130,
+            "Data sent for parameter 'reduceOnly' is not valid.",
+        )),
+    }
 }
 
 fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError> {
@@ -1698,7 +2064,7 @@ fn find_index(st: &State, m: &Market, params: &Params) -> Result<usize, ApiError
 }
 
 fn cancel_order(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
-    let m = symbol_param(params)?;
+    let m = symbol_param(shared, params)?;
     let now = shared.now_ms();
     let mut st = shared.state();
     let idx = find_index(&st, m, params).map_err(|e| {

@@ -27,6 +27,7 @@
 use std::fmt::Write as _;
 
 use super::market::{Event, TapeFrame};
+use super::rest::{market_in, MarketType};
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +42,9 @@ pub struct SynthConfig {
     pub max_events: Option<usize>,
     /// Market time of the first step, ms since the epoch (default 2024-08-08 00:00 UTC).
     pub start_ms: u64,
+    /// Spot (the default) or USD-M: the market's ticks and steps, and USD-M's stream shapes
+    /// (`@depth@0ms` with `T` and `pu`, `bookTicker` with `e`/`E`/`T`, trades with `X`).
+    pub market_type: MarketType,
 }
 
 impl Default for SynthConfig {
@@ -51,6 +55,7 @@ impl Default for SynthConfig {
             duration_ms: 24 * 3600 * 1000,
             max_events: None,
             start_ms: 1_723_075_200_000,
+            market_type: MarketType::Spot,
         }
     }
 }
@@ -132,6 +137,8 @@ struct Sym {
     sent_bids: Vec<(i64, i64)>,
     sent_asks: Vec<(i64, i64)>,
     sent_top: Option<(i64, i64, i64, i64)>,
+    /// USD-M stream shapes.
+    usdm: bool,
 }
 
 /// One trade of the generator's history (see [`Generator::with_history`]).
@@ -174,7 +181,7 @@ impl Generator {
     pub fn new(cfg: &SynthConfig) -> Generator {
         let mut syms = Vec::new();
         for (i, s) in cfg.symbols.iter().enumerate() {
-            let Some(m) = super::rest::market(&s.to_ascii_uppercase()) else {
+            let Some(m) = market_in(cfg.market_type, &s.to_ascii_uppercase()) else {
                 continue;
             };
             let btc = m.base == "BTC";
@@ -201,6 +208,7 @@ impl Generator {
                 sent_bids: Vec::new(),
                 sent_asks: Vec::new(),
                 sent_top: None,
+                usdm: cfg.market_type == MarketType::UsdM,
                 rng,
             });
         }
@@ -424,7 +432,11 @@ impl Sym {
             fmt8(&mut data, price);
             data.push_str("\",\"q\":\"");
             fmt8(&mut data, qty);
-            let _ = write!(data, "\",\"T\":{t},\"m\":{buyer_maker},\"M\":true}}");
+            if self.usdm {
+                let _ = write!(data, "\",\"X\":\"MARKET\",\"T\":{t},\"m\":{buyer_maker}}}");
+            } else {
+                let _ = write!(data, "\",\"T\":{t},\"m\":{buyer_maker},\"M\":true}}");
+            }
             out.push(self.frame(
                 t,
                 "trade",
@@ -502,14 +514,19 @@ impl Sym {
         da.sort_by_key(|l| l.0);
         let mut out = Vec::new();
         if !db.is_empty() || !da.is_empty() {
-            let first = self.update_id + 1;
+            let (prev, first) = (self.update_id, self.update_id + 1);
             self.update_id += (db.len() + da.len()) as u64;
             let mut data = String::with_capacity(64 + 40 * (db.len() + da.len()));
             let _ = write!(
                 data,
-                "{{\"e\":\"depthUpdate\",\"E\":{t1},\"s\":\"{}\",\"U\":{first},\"u\":{},\"b\":[",
+                "{{\"e\":\"depthUpdate\",\"E\":{t1},\"s\":\"{}\",\"U\":{first},\"u\":{},",
                 self.symbol, self.update_id
             );
+            if self.usdm {
+                // USD-M chains its diffs by `pu`, the previous diff's `u`.
+                let _ = write!(data, "\"T\":{t1},\"pu\":{prev},");
+            }
+            data.push_str("\"b\":[");
             let levels = |data: &mut String, l: &[(i64, i64)]| {
                 for (i, (p, q)) in l.iter().enumerate() {
                     if i > 0 {
@@ -528,7 +545,11 @@ impl Sym {
             data.push_str("]}");
             out.push(self.frame(
                 t1,
-                "depth@100ms",
+                if self.usdm {
+                    "depth@0ms"
+                } else {
+                    "depth@100ms"
+                },
                 &data,
                 Event::Depth {
                     symbol: self.symbol,
@@ -542,9 +563,14 @@ impl Sym {
         let top = (bids[0].0, bids[0].1, asks[0].0, asks[0].1);
         if self.sent_top != Some(top) {
             let mut data = String::with_capacity(128);
+            if self.usdm {
+                data.push_str("{\"e\":\"bookTicker\",");
+            } else {
+                data.push('{');
+            }
             let _ = write!(
                 data,
-                "{{\"u\":{},\"s\":\"{}\",\"b\":\"",
+                "\"u\":{},\"s\":\"{}\",\"b\":\"",
                 self.update_id, self.symbol
             );
             fmt8(&mut data, top.0);
@@ -554,7 +580,11 @@ impl Sym {
             fmt8(&mut data, top.2);
             data.push_str("\",\"A\":\"");
             fmt8(&mut data, top.3);
-            data.push_str("\"}");
+            if self.usdm {
+                let _ = write!(data, "\",\"T\":{t1},\"E\":{t1}}}");
+            } else {
+                data.push_str("\"}");
+            }
             out.push(self.frame(
                 t1,
                 "bookTicker",

@@ -26,13 +26,23 @@ use super::exchange::{Fees, LatencyModel};
 use super::history::{load_csv, synthetic_for_capture, HistorySource};
 use super::klines::Klines;
 use super::market::{load_capture, Event, TapeFrame};
-use super::rest::{market, RestConfig, RestServer, VenueOpts};
+use super::rest::{market_in, MarketType, RestConfig, RestServer, VenueOpts};
 use super::stamps::{WireLog, WireStamps};
 use super::synth::{Generator, SynthConfig};
 use super::ws::{Hub, WsServer};
 
 /// Path of the WebSocket API on the WebSocket server (Binance's `/ws-api/v3`).
 pub const WS_API_PATH: &str = "/ws-api/v3";
+/// Path of the WebSocket API in USD-M mode (Binance's `/ws-fapi/v1`).
+pub const USDM_WS_API_PATH: &str = "/ws-fapi/v1";
+
+/// The WebSocket API's path on `market_type`.
+pub(crate) fn ws_api_path(market_type: MarketType) -> &'static str {
+    match market_type {
+        MarketType::Spot => WS_API_PATH,
+        MarketType::UsdM => USDM_WS_API_PATH,
+    }
+}
 
 /// How fast the tape plays.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -99,7 +109,10 @@ pub enum StartMode {
 /// Configuration of a [`SimVenue`].
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// REST side: bind address, API key/secret, limits, starting balances.
+    /// REST side: bind address, API key/secret, limits, starting balances, and the market
+    /// type (`rest.market_type`: spot or USD-M), which the whole venue follows: its REST paths,
+    /// the account, the user stream's events, the WebSocket API's path and the synthetic tape's
+    /// ticks, steps and stream shapes. Use [`Fees::USDM`] for USD-M's fee rates.
     pub rest: RestConfig,
     /// WebSocket bind address (port 0 picks one).
     pub ws_bind: SocketAddr,
@@ -179,7 +192,7 @@ impl SimVenue {
             MarketSource::Capture { path, pace, limit } => {
                 let all = load_capture(path, *limit)?;
                 let t0 = Instant::now();
-                capture_history(&all, &cfg.history, &mut klines)?;
+                capture_history(cfg.rest.market_type, &all, &cfg.history, &mut klines)?;
                 history_time = t0.elapsed();
                 // The inline snapshot seeds the book before anything is sent, so REST `depth`
                 // answers (with the snapshot's `lastUpdateId`) even before the stream starts.
@@ -187,6 +200,11 @@ impl SimVenue {
                 (Box::new(all.into_iter()), *pace, seeds)
             }
             MarketSource::Synthetic { config, pace } => {
+                // The tape is of the venue's market: its ticks, steps and stream shapes.
+                let config = &SynthConfig {
+                    market_type: cfg.rest.market_type,
+                    ..config.clone()
+                };
                 let t0 = Instant::now();
                 let mut gen = match cfg.history.synthetic_ms() {
                     Some(ms) => Generator::with_history(config, ms),
@@ -199,7 +217,10 @@ impl SimVenue {
                     let symbols: Vec<&'static str> = config
                         .symbols
                         .iter()
-                        .filter_map(|s| market(&s.to_ascii_uppercase()).map(|m| m.symbol))
+                        .filter_map(|s| {
+                            market_in(cfg.rest.market_type, &s.to_ascii_uppercase())
+                                .map(|m| m.symbol)
+                        })
                         .collect();
                     load_csv(&mut klines, dir, &symbols, config.start_ms)?;
                 }
@@ -282,9 +303,31 @@ impl SimVenue {
         format!("ws://{}", self.ws.addr)
     }
 
-    /// `ws://127.0.0.1:PORT/ws-api/v3`: the WebSocket API (order entry over one connection).
+    /// `ws://127.0.0.1:PORT/ws-api/v3` (USD-M: `/ws-fapi/v1`): the WebSocket API (order
+    /// entry over one connection).
     pub fn ws_api_url(&self) -> String {
-        format!("ws://{}{WS_API_PATH}", self.ws.addr)
+        let path = ws_api_path(self.rest.shared().cfg.market_type);
+        format!("ws://{}{path}", self.ws.addr)
+    }
+
+    /// Spot or USD-M.
+    pub fn market_type(&self) -> MarketType {
+        self.rest.shared().cfg.market_type
+    }
+
+    /// USD-M: `(positionAmt, entryPrice)` of `symbol`, scale 8 (flat: `(0, 0)`).
+    pub fn position(&self, symbol: &str) -> (i64, i64) {
+        let st = self.rest.shared().state();
+        st.ex.futures.as_ref().map_or((0, 0), |f| {
+            let p = f.position(symbol);
+            (p.amt, p.entry)
+        })
+    }
+
+    /// USD-M: the USDT `walletBalance`, scale 8.
+    pub fn wallet_balance(&self) -> i64 {
+        let st = self.rest.shared().state();
+        st.ex.futures.as_ref().map_or(0, |f| f.wallet)
     }
 
     /// The REST address.
@@ -380,6 +423,7 @@ impl Drop for SimVenue {
 /// Anchor a capture's klines: the event clock (the capture's receive times are the recorder's
 /// clock, the venue's candles are on its event times), and the history before its first event.
 fn capture_history(
+    market_type: MarketType,
     frames: &[TapeFrame],
     history: &HistorySource,
     klines: &mut Klines,
@@ -409,7 +453,8 @@ fn capture_history(
         (HistorySource::Synthetic { .. }, Some(symbol)) => {
             // Rescaled to the first trade's price; without a trade there is nothing to meet.
             if let (Some(ms), Some(price)) = (history.synthetic_ms(), first_trade) {
-                klines.insert(symbol, synthetic_for_capture(symbol, first_ms, ms, price));
+                let series = synthetic_for_capture(market_type, symbol, first_ms, ms, price);
+                klines.insert(symbol, series);
             }
         }
         (HistorySource::Klines { dir }, Some(symbol)) => {

@@ -315,7 +315,7 @@ fn serve(mut s: TcpStream, hub: &Arc<Hub>) -> io::Result<()> {
         }
     };
     let path = target.split('?').next().unwrap_or("");
-    let (kind, subs) = if path == super::venue::WS_API_PATH {
+    let (kind, subs) = if path == super::venue::ws_api_path(hub.rest.cfg.market_type) {
         (Kind::Api, Vec::new())
     } else if path == "/stream" {
         (Kind::Market { combined: true }, combined_streams(&target))
