@@ -75,6 +75,11 @@ fn count_before(line: &str, label: &str) -> u64 {
 
 /// A signed `GET` to the venue.
 fn signed_get(v: &SimVenue, path: &str, query: &str) -> Value {
+    signed(v, "GET", path, query)
+}
+
+/// A signed request to the venue (parameters in the query string); the JSON answer.
+fn signed(v: &SimVenue, method: &str, path: &str, query: &str) -> Value {
     let ts = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -86,20 +91,20 @@ fn signed_get(v: &SimVenue, path: &str, query: &str) -> Value {
     let mut s = TcpStream::connect(v.rest_addr()).unwrap();
     write!(
         s,
-        "GET {path}?{q}&signature={} HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path}?{q}&signature={} HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         std::str::from_utf8(&sig).unwrap(),
         v.api_key()
     )
     .unwrap();
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "GET {path}: {resp}");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{method} {path}: {resp}");
     serde_json::from_str(&resp[resp.find("\r\n\r\n").unwrap() + 4..]).unwrap()
 }
 
-#[test]
-fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
-    let venue = SimVenue::start(SimConfig {
+/// The simulator as a USD-M venue: synthetic BTCUSDT perpetual at 300x, USD-M fees.
+fn start_venue() -> SimVenue {
+    SimVenue::start(SimConfig {
         rest: RestConfig {
             market_type: MarketType::UsdM,
             // The test's own queries share 127.0.0.1's weight counter with the engine.
@@ -121,13 +126,17 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         close_at_end: false,
         ..SimConfig::default()
     })
-    .expect("start the simulator");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    assert_eq!(venue.market_type(), MarketType::UsdM);
-    let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, engine_config(&venue.rest_url(), &venue.ws_url())).unwrap();
-    let journal = dir.join("j");
+    .expect("start the simulator")
+}
+
+/// `algo-engine run` on `journal` against `venue` for `secs` seconds; its stdout (the run must
+/// end cleanly).
+fn run_engine(
+    venue: &SimVenue,
+    cfg: &std::path::Path,
+    journal: &std::path::Path,
+    secs: u32,
+) -> String {
     let run = common::engine_command(&[
         "run",
         "--config",
@@ -135,7 +144,7 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         "--journal",
         journal.to_str().unwrap(),
         "--duration",
-        "25",
+        &secs.to_string(),
     ])
     .env("BINANCE_API_KEY", venue.api_key())
     .env("BINANCE_API_SECRET", venue.api_secret())
@@ -143,12 +152,30 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
     .expect("run algo-engine");
     let (out, err) = (common::text(&run.stdout), common::text(&run.stderr));
     let tail: Vec<&str> = err.lines().rev().take(40).collect();
-    let context = format!(
-        "--- stdout\n{out}\n--- stderr (last lines, newest first)\n{}",
+    assert!(
+        run.status.success(),
+        "{}\n--- stdout\n{out}\n--- stderr (last lines, newest first)\n{}",
+        run.status,
         tail.join("\n")
     );
-    let status = run.status;
-    assert!(status.success(), "{status}\n{context}");
+    out
+}
+
+/// The tests of this file run one at a time: each drives a 300x market and an engine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let venue = start_venue();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    assert_eq!(venue.market_type(), MarketType::UsdM);
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, engine_config(&venue.rest_url(), &venue.ws_url())).unwrap();
+    let journal = dir.join("j");
+    let out = run_engine(&venue, &cfg, &journal, 25);
+    let context = format!("--- stdout\n{out}");
 
     // Reconciliation ran at start against the USD-M account (nothing open yet).
     let recon = out
@@ -234,4 +261,96 @@ fn run_trades_usdm_futures_against_the_simulator_end_to_end() {
         // A position still open holds the fees of its entries, not yet in a closed trade.
         assert_ne!(change, 0, "{acct}");
     }
+}
+
+/// Every fill the gateway journaled (`<journal>/gateway`): (client order id, signed quantity
+/// mantissa).
+fn journal_fills(journal: &std::path::Path) -> Vec<(u64, i64)> {
+    use hotpath::codec::{self, RecordKind};
+    use hotpath::event::{ExecEvent, ExecKind};
+    let mut t = codec::open_tailer(&journal.join("gateway")).expect("gateway journal");
+    let mut out = Vec::new();
+    while let Some(r) = t.next().expect("gateway journal readable") {
+        if r.kind == RecordKind::Exec.as_u16() {
+            let x: ExecEvent = codec::decode(r.payload).expect("execution");
+            if matches!(x.kind, ExecKind::Fill | ExecKind::PartialFill) {
+                out.push((x.client_order_id, x.last_qty.0 * x.side.sign()));
+            }
+        }
+    }
+    out
+}
+
+/// The `position` findings of every start's reconciliation (`<journal>/reconcile`).
+fn position_findings(journal: &std::path::Path) -> Vec<Value> {
+    use hotpath::codec::{self, RecordKind};
+    let mut t = codec::open_tailer(&journal.join("reconcile")).expect("reconcile journal");
+    let mut out = Vec::new();
+    while let Some(r) = t.next().expect("reconcile journal readable") {
+        if r.kind == RecordKind::Reconcile.as_u16() {
+            let v: Value = serde_json::from_slice(r.payload).expect("finding JSON");
+            if v["finding"] == "position" {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// On USD-M the venue states positions, and they win: a trade made at the venue while no
+/// engine ran (by hand, or by another client) leaves the venue holding more than the journal's
+/// fills say. The next start journals a `position` finding, the gateway journals correcting
+/// fills of no order so that the journal's fills add up to the venue's position again, and the
+/// strategy holds (and manages) the venue's position; the start after that finds nothing.
+#[test]
+fn the_venues_position_wins_over_the_journals_at_start() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let venue = start_venue();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, engine_config(&venue.rest_url(), &venue.ws_url())).unwrap();
+    let journal = dir.join("j");
+    // The venue prints positions at 8 decimals, the journal holds BTCUSDT at its step (0.001).
+    let venue_qty = || venue.position("BTCUSDT").0 / 100_000;
+
+    // (A run's journal may lack the fills of orders in flight when it stopped: the next start
+    // recovers them from the venue before comparing positions, so only the trade by hand is
+    // a difference.)
+    run_engine(&venue, &cfg, &journal, 6);
+    let before_manual = venue_qty();
+    // A trade the journal never sees.
+    let manual = signed(
+        &venue,
+        "POST",
+        "/fapi/v1/order",
+        "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.005&newClientOrderId=by-hand-1&newOrderRespType=RESULT",
+    );
+    assert_eq!(manual["status"], "FILLED", "{manual}");
+    let at_venue = venue_qty();
+    assert_eq!(at_venue - before_manual, 5, "the venue holds 0.005 more");
+
+    let out = run_engine(&venue, &cfg, &journal, 6);
+    let findings = position_findings(&journal);
+    assert_eq!(findings.len(), 1, "{findings:?}\n{out}");
+    let d = |q: i64| hotpath::fixed::Decimal::new(q, 3).to_string();
+    assert_eq!(findings[0]["journal"], d(before_manual), "{findings:?}");
+    assert_eq!(findings[0]["venue"], d(at_venue), "{findings:?}");
+    // The correcting fills (no order: client id 0) make up the difference.
+    let corrections: Vec<i64> = journal_fills(&journal)
+        .iter()
+        .filter(|f| f.0 == 0)
+        .map(|f| f.1)
+        .collect();
+    assert_eq!(corrections.iter().sum::<i64>(), 5, "{corrections:?}");
+
+    // The next start finds the journal's fills (with whatever run 2 traded) adding up to the
+    // venue's position again.
+    run_engine(&venue, &cfg, &journal, 3);
+    assert_eq!(
+        position_findings(&journal).len(),
+        1,
+        "a clean start after the correction"
+    );
+    venue.shutdown();
 }
