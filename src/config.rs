@@ -92,6 +92,12 @@ pub struct VenueSection {
     /// on the same server). Default: Binance's production host of `kind`.
     #[serde(default)]
     pub ws_endpoint: Option<String>,
+    /// Live WebSocket API URL, path included (`wss://ws-api.binance.com/ws-api/v3`), used with
+    /// `[gateway] transport = "ws"`. Default: with `ws_endpoint` set, the same server at the
+    /// market's WebSocket API path (`/ws-api/v3`, USD-M `/ws-fapi/v1`), as the simulator
+    /// serves it; otherwise Binance's production host of `kind`.
+    #[serde(default)]
+    pub ws_api_endpoint: Option<String>,
 }
 
 /// `[sim]`.

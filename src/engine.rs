@@ -265,9 +265,28 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         None => live_credentials.take().context("live credentials")?,
     };
     if cfg.gateway.transport == crate::config::OrderTransport::Ws {
-        gw_cfg.ws_api = Some(match &sim {
-            Some(s) => WsApiConfig::plain(s.ws_addr()),
-            None => WsApiConfig::tls(market)?,
+        let path = WsApiConfig::path_of(market);
+        gw_cfg.ws_api = Some(match (&sim, &cfg.venue.ws_api_endpoint) {
+            (Some(s), _) => {
+                let mut c = WsApiConfig::plain(s.ws_addr());
+                c.path = path.into();
+                c
+            }
+            (None, Some(url)) => WsApiConfig::endpoint(url)?,
+            // A configured market-data server (a testnet, a simulator) serves the WebSocket API
+            // too, at the market's path.
+            (None, None) if cfg.venue.ws_endpoint.is_some() => {
+                let stream = hotpath::live::Endpoint::parse(&ws_endpoint)
+                    .map_err(|e| anyhow::anyhow!("[venue] ws_endpoint: {e}"))?;
+                let scheme = if stream.tls { "wss" } else { "ws" };
+                let host = if stream.host.contains(':') {
+                    format!("[{}]", stream.host)
+                } else {
+                    stream.host.clone()
+                };
+                WsApiConfig::endpoint(&format!("{scheme}://{host}:{}{path}", stream.port))?
+            }
+            (None, None) => WsApiConfig::tls(market)?,
         });
     }
     let mut gateway = GatewayStage::connect(

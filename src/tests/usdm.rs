@@ -354,3 +354,38 @@ fn the_venues_position_wins_over_the_journals_at_start() {
     );
     venue.shutdown();
 }
+
+/// The same engine with `[gateway] transport = "ws"`: its orders go over the venue's USD-M
+/// WebSocket API (`/ws-fapi/v1` on the configured `ws_endpoint`'s server), and they fill.
+#[test]
+fn run_trades_usdm_over_the_websocket_api() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let venue = start_venue();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n[gateway]\ntransport = \"ws\"\n",
+            engine_config(&venue.rest_url(), &venue.ws_url())
+        ),
+    )
+    .unwrap();
+    let journal = tmp.path().join("j");
+    let out = run_engine(&venue, &cfg, &journal, 15);
+    let line = |p: &str| {
+        out.lines()
+            .find(|l| l.starts_with(p))
+            .unwrap_or_else(|| panic!("no {p} line\n{out}"))
+    };
+    let (gateway, strategy) = (line("gateway:"), line("strategy:"));
+    let sent = count_before(gateway, "orders sent");
+    assert!(sent > 0, "{out}");
+    assert_eq!(count_before(gateway, "venue rejects"), 0, "{out}");
+    assert!(count_before(strategy, "executions") > 0, "{out}");
+    // Every order the gateway sent reached the venue: over the WebSocket API, since with it
+    // the gateway opens no REST order connections (and would not start without it).
+    let all = signed_get(&venue, "/fapi/v1/allOrders", "symbol=BTCUSDT");
+    assert_eq!(all.as_array().unwrap().len() as u64, sent, "{all}");
+    venue.shutdown();
+}

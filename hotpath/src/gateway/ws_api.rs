@@ -110,10 +110,11 @@ impl WsApiConfig {
     /// Binance's WebSocket API over TLS for `market`, its host resolved now.
     pub fn tls(market: Market) -> Result<Self, GatewayError> {
         use std::net::ToSocketAddrs;
-        let (host, path) = match market {
-            Market::Spot => ("ws-api.binance.com", "/ws-api/v3"),
-            Market::UsdM => ("ws-fapi.binance.com", "/ws-fapi/v1"),
+        let host = match market {
+            Market::Spot => "ws-api.binance.com",
+            Market::UsdM => "ws-fapi.binance.com",
         };
+        let path = Self::path_of(market);
         let addr = (host, 443)
             .to_socket_addrs()
             .map_err(|e| GatewayError::Config(format!("cannot resolve {host}: {e}")))?
@@ -124,6 +125,28 @@ impl WsApiConfig {
         c.target.tls =
             Some(super::tls_connector(host).map_err(|e| GatewayError::Config(e.to_string()))?);
         c.path = path.into();
+        Ok(c)
+    }
+
+    /// The WebSocket API's request path on `market`'s venue (Binance's and the simulator's).
+    pub fn path_of(market: Market) -> &'static str {
+        match market {
+            Market::Spot => "/ws-api/v3",
+            Market::UsdM => "/ws-fapi/v1",
+        }
+    }
+
+    /// The WebSocket API at `url`, path included (`wss://ws-api.testnet.binance.vision/ws-api/v3`,
+    /// a simulator's `ws://127.0.0.1:9001/ws-fapi/v1`): host, port, TLS and path from the URL,
+    /// the other settings at their defaults.
+    pub fn endpoint(url: &str) -> Result<Self, GatewayError> {
+        let config = |e: &dyn std::fmt::Display| GatewayError::Config(e.to_string());
+        let e = crate::live::Endpoint::parse(url).map_err(|e| config(&e))?;
+        let target =
+            Target::resolve(&e.host, e.port, e.tls, e.host_header()).map_err(|e| config(&e))?;
+        let mut c = WsApiConfig::plain(target.addr);
+        c.target = target;
+        c.path = e.path;
         Ok(c)
     }
 }
