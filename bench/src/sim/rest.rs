@@ -1667,6 +1667,8 @@ fn depth(shared: &Shared, params: &Params) -> Result<Value, ApiError> {
             .parse::<usize>()
             .map_err(|_| mandatory("limit"))?
             .clamp(1, 5000),
+        // Binance's defaults: spot 100 levels, USD-M 500.
+        None if shared.cfg.market_type == MarketType::UsdM => 500,
         None => 100,
     };
     let st = shared.state();
