@@ -4,15 +4,17 @@
 //! wallet), `reduceOnly` and the margin check, the user stream's `ORDER_TRADE_UPDATE` decoded by
 //! the engine's own decoder, and ccxt's `binanceusdm`, a client nobody here wrote.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+mod common;
 
 use bench::sim::{
-    Fees, HistorySource, MarketSource, MarketType, Pace, RestConfig, RestServer, SimConfig,
-    SimVenue, StartMode,
+    Fees, HistorySource, MarketSource, MarketType, Pace, RestConfig, RestServer, SimClient,
+    SimConfig, SimVenue, StartMode,
 };
+use common::ws_client::Ws;
 use hotpath::fixed::{parse_mantissa, Price, Qty};
 use hotpath::venue::binance::orders::OrderStatus;
 use hotpath::venue::binance::sign::Signer;
@@ -30,113 +32,27 @@ fn usdm_rest() -> RestConfig {
     }
 }
 
-/// A signed REST client (one connection per request).
-struct Rest {
-    addr: SocketAddr,
-    key: String,
-    signer: Signer,
-}
+/// The simulator's signed REST client, answers unwrapped (a test fails on a broken socket).
+struct Rest(SimClient);
 
 impl Rest {
     fn new(addr: SocketAddr, key: &str, secret: &str) -> Rest {
-        Rest {
-            addr,
-            key: key.into(),
-            signer: Signer::from_secret_bytes(secret.as_bytes()),
-        }
+        Rest(SimClient::new(addr, key, secret))
     }
 
     /// `method path?query` (signed with a fresh `timestamp` when `signed`).
     fn call(&self, method: &str, path: &str, query: &str, signed: bool) -> (u16, Value) {
-        let q = if signed {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let sep = if query.is_empty() { "" } else { "&" };
-            let q = format!("{query}{sep}timestamp={ts}");
-            let mut sig = [0u8; 64];
-            self.signer.sign_into(&[q.as_bytes()], &mut sig);
-            format!("{q}&signature={}", std::str::from_utf8(&sig).unwrap())
-        } else {
-            query.to_owned()
-        };
-        self.raw(method, &format!("{path}?{q}"))
+        self.0.call(method, path, query, signed).unwrap()
     }
 
+    /// `method target` exactly as given.
     fn raw(&self, method: &str, target: &str) -> (u16, Value) {
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        write!(
-            s,
-            "{method} {target} HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.key
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
-        (status, serde_json::from_str(body).unwrap())
+        let (status, body) = self.0.request(method, target).unwrap();
+        (status, serde_json::from_str(&body).unwrap())
     }
 
     fn order(&self, q: &str) -> (u16, Value) {
         self.call("POST", "/fapi/v1/order", q, true)
-    }
-}
-
-/// A minimal blocking RFC 6455 client for the user data stream (reads server frames only).
-struct UserStream {
-    s: BufReader<TcpStream>,
-}
-
-impl UserStream {
-    fn connect(addr: SocketAddr, path: &str) -> UserStream {
-        let mut s = TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut r = BufReader::new(s);
-        let mut head = String::new();
-        loop {
-            let mut l = String::new();
-            r.read_line(&mut l).unwrap();
-            head.push_str(&l);
-            if l == "\r\n" {
-                break;
-            }
-        }
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        UserStream { s: r }
-    }
-
-    /// The next text frame's payload.
-    fn next(&mut self) -> Vec<u8> {
-        loop {
-            let mut h = [0u8; 2];
-            self.s.read_exact(&mut h).unwrap();
-            let len = match h[1] & 0x7f {
-                126 => {
-                    let mut b = [0u8; 2];
-                    self.s.read_exact(&mut b).unwrap();
-                    u16::from_be_bytes(b) as usize
-                }
-                127 => {
-                    let mut b = [0u8; 8];
-                    self.s.read_exact(&mut b).unwrap();
-                    u64::from_be_bytes(b) as usize
-                }
-                n => n as usize,
-            };
-            let mut p = vec![0u8; len];
-            self.s.read_exact(&mut p).unwrap();
-            if h[0] & 0x0f == 1 {
-                return p;
-            }
-        }
     }
 }
 
@@ -367,7 +283,7 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
         c.call("PUT", "/fapi/v1/listenKey", "", false).1["listenKey"],
         key
     );
-    let mut user = UserStream::connect(v.ws_addr(), &format!("/ws/{key}"));
+    let mut user = Ws::connect(v.ws_addr(), &format!("/ws/{key}"));
     let market = |side: &str, qty: &str, extra: &str| {
         let (s, o) = c.order(&format!(
             "symbol=BTCUSDT&side={side}&type=MARKET&quantity={qty}&newOrderRespType=RESULT{extra}"
@@ -384,7 +300,7 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
     );
     assert_eq!(v.position("BTCUSDT"), (d8("0.004"), d8("60010")));
     // Book B: buy 0.002 at 60060: the entry is the quantity-weighted average.
-    let _md = UserStream::connect(v.ws_addr(), "/ws/btcusdt@depth@0ms");
+    let _md = Ws::connect(v.ws_addr(), "/ws/btcusdt@depth@0ms");
     assert!(v.wait_finished(Duration::from_secs(10)));
     market("BUY", "0.002", "");
     // (0.004 * 60010 + 0.002 * 60060) / 0.006 = 60026.666..., truncated to 8 decimals.
@@ -423,7 +339,7 @@ fn fills_move_the_position_wallet_and_user_stream_as_on_usdm() {
     let mut trades = Vec::new();
     let mut positions = Vec::new();
     loop {
-        let frame = user.next();
+        let frame = user.next_text();
         let v: Value = serde_json::from_slice(&frame).unwrap();
         if v["e"] == "ACCOUNT_UPDATE" {
             let p = &v["a"]["P"][0];

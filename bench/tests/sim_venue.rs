@@ -3,17 +3,19 @@
 //! fees and balances, the latency model, the user data stream, the synthetic generator, and
 //! ccxt trading on it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod common;
+
 use bench::sim::exchange::commission;
 use bench::sim::{
-    Generator, LatencyModel, MarketSource, Pace, SimConfig, SimVenue, StartMode, SynthConfig,
+    Generator, LatencyModel, MarketSource, Pace, SimClient, SimConfig, SimVenue, StartMode,
+    SynthConfig,
 };
+use common::ws_client::{Msg, Ws};
 use hotpath::fixed::parse_mantissa;
-use hotpath::venue::binance::sign::Signer;
 use serde_json::Value;
 
 const LIMIT: usize = 20_000;
@@ -42,135 +44,16 @@ fn d8(s: &str) -> i64 {
     parse_mantissa(s.as_bytes(), 8).unwrap()
 }
 
-/// A minimal blocking RFC 6455 client (masks its frames, as clients must).
-struct Ws {
-    s: BufReader<TcpStream>,
-}
-
-enum Msg {
-    Text(Vec<u8>),
-    Close(u16),
-}
-
-impl Ws {
-    fn connect(addr: SocketAddr, path: &str) -> Ws {
-        let mut s = TcpStream::connect(addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut r = BufReader::new(s);
-        let mut head = String::new();
-        loop {
-            let mut l = String::new();
-            r.read_line(&mut l).unwrap();
-            head.push_str(&l);
-            if l == "\r\n" {
-                break;
-            }
-        }
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-        Ws { s: r }
-    }
-
-    fn send(&mut self, op: u8, payload: &[u8], masked: bool) {
-        let mut f = vec![0x80 | op];
-        let m = if masked { 0x80 } else { 0 };
-        f.push(m | payload.len() as u8);
-        let key = [1u8, 2, 3, 4];
-        if masked {
-            f.extend_from_slice(&key);
-        }
-        f.extend(
-            payload
-                .iter()
-                .enumerate()
-                .map(|(i, b)| if masked { b ^ key[i % 4] } else { *b }),
-        );
-        self.s.get_mut().write_all(&f).unwrap();
-    }
-
-    fn recv(&mut self) -> Msg {
-        loop {
-            let mut h = [0u8; 2];
-            self.s.read_exact(&mut h).unwrap();
-            assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
-            let len = match h[1] & 0x7f {
-                126 => {
-                    let mut b = [0u8; 2];
-                    self.s.read_exact(&mut b).unwrap();
-                    u16::from_be_bytes(b) as usize
-                }
-                127 => {
-                    let mut b = [0u8; 8];
-                    self.s.read_exact(&mut b).unwrap();
-                    u64::from_be_bytes(b) as usize
-                }
-                n => n as usize,
-            };
-            let mut p = vec![0u8; len];
-            self.s.read_exact(&mut p).unwrap();
-            match h[0] & 0x0f {
-                1 => return Msg::Text(p),
-                8 => return Msg::Close(u16::from_be_bytes([p[0], p[1]])),
-                _ => continue,
-            }
-        }
-    }
-
-    fn text(&mut self) -> Value {
-        match self.recv() {
-            Msg::Text(t) => serde_json::from_slice(&t).unwrap(),
-            Msg::Close(c) => panic!("closed {c}"),
-        }
-    }
-}
-
-/// A signed REST client.
-struct Rest {
-    addr: SocketAddr,
-    key: String,
-    signer: Signer,
-}
+/// The simulator's signed REST client, answers unwrapped (a test fails on a broken socket).
+struct Rest(SimClient);
 
 impl Rest {
     fn new(v: &SimVenue) -> Rest {
-        Rest {
-            addr: v.rest_addr(),
-            key: v.api_key().into(),
-            signer: Signer::from_secret_bytes(v.api_secret().as_bytes()),
-        }
+        Rest(SimClient::for_venue(v))
     }
 
     fn call(&self, method: &str, path: &str, query: &str, signed: bool) -> (u16, Value) {
-        let q = if signed {
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let sep = if query.is_empty() { "" } else { "&" };
-            let q = format!("{query}{sep}timestamp={ts}");
-            let mut sig = [0u8; 64];
-            self.signer.sign_into(&[q.as_bytes()], &mut sig);
-            format!("{q}&signature={}", std::str::from_utf8(&sig).unwrap())
-        } else {
-            query.to_owned()
-        };
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        write!(
-            s,
-            "{method} {path}?{q} HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-            self.key
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
-        let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
-        (status, serde_json::from_str(body).unwrap())
+        self.0.call(method, path, query, signed).unwrap()
     }
 
     fn order(&self, q: &str) -> (u16, Value) {
@@ -249,7 +132,7 @@ fn ws_server_answers_pings_and_rejects_unmasked_frames() {
     let mut ws = Ws::connect(v.ws_addr(), "/ws");
     ws.send(9, b"hi", true);
     let mut h = [0u8; 4];
-    ws.s.read_exact(&mut h).unwrap();
+    ws.read_raw(&mut h);
     assert_eq!(h, [0x8a, 2, b'h', b'i'], "pong echoes the ping");
     ws.send(
         1,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
+use common::count_before;
 use common::{engine, text};
 
 /// Errors are one line on stderr starting with `error:`, exit status 2, and never a panic.
@@ -369,20 +370,6 @@ fn capture_config(dir: &Path) -> std::path::PathBuf {
     let cfg = dir.join("capture.toml");
     std::fs::write(&cfg, "[sim]\nmarket = \"capture\"\n").unwrap();
     cfg
-}
-
-/// The number after `label` in a summary line such as `..., 7 intents, 3 closed trades`.
-fn count_before(line: &str, label: &str) -> u64 {
-    let at = line
-        .find(label)
-        .unwrap_or_else(|| panic!("{label:?} in {line}"));
-    line[..at]
-        .trim_end()
-        .rsplit([' ', '('])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{label:?} in {line}"))
 }
 
 /// The embedded default trades: the strategy warms up from the simulator's klines, enters on

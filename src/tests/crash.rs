@@ -18,8 +18,10 @@
 //! next start's reconciliation and the journals against that. Every check is evaluated and the
 //! test fails with the full list of violations and a table of the runs.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,12 +29,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bench::sim::{
-    HistorySource, LatencyModel, MarketSource, Pace, RestConfig, SimConfig, SimVenue, StartMode,
-    SynthConfig,
+    HistorySource, LatencyModel, MarketSource, Pace, RestConfig, SimClient, SimConfig, SimVenue,
+    StartMode, SynthConfig,
 };
 use hotpath::codec::{self, RecordKind};
 use hotpath::gateway::{parse_client_id, OrderState, OrderUpdate};
-use hotpath::venue::binance::sign::{Credentials, Signer, SIGNATURE_HEX_LEN};
 use serde_json::Value;
 
 /// Runs killed with SIGKILL before the final, clean one.
@@ -50,51 +51,13 @@ fn engine_config(rest: &str, ws: &str) -> String {
     format!("{}{TRADING}{NO_RISK}", venue_config(rest, ws, 110))
 }
 
-/// The simulator as a live Binance spot venue, nothing but the feed, the strategy (with its
-/// default thresholds) and the gateway running.
+/// The simulator as a live Binance spot venue (see `common::venue_config`).
 fn venue_config(rest: &str, ws: &str, warmup_candles: u32) -> String {
-    format!(
-        r#"[engine]
-status_interval_secs = 0
-warmup_candles = {warmup_candles}
-
-[venue]
-kind = "binance-spot"
-symbols = ["BTCUSDT"]
-rest_endpoint = "{rest}"
-ws_endpoint = "{ws}"
-
-[metrics]
-enabled = false
-
-[admin]
-enabled = false
-
-[export]
-enabled = false
-"#
-    )
+    common::venue_config("binance-spot", rest, ws, warmup_candles)
 }
 
 /// A strategy that enters every few seconds of wall time.
-const TRADING: &str = r#"
-# Every level that a threshold can open is opened: the regime needs only two 15m candles of
-# structure, any profile level is "at the zone", any ordered cascade and any up/down candle
-# triggers. What remains (structure, the cascade's order, the candle's direction) lets about
-# one closed 1m candle in ten enter: at 300x an entry every few seconds of wall time.
-[strategy]
-structure_candles = 2
-adx_min = 0.0
-hurst_min = 0.0
-mean_reversion_max = 1000.0
-atr_floor_frac = 0.0
-value_area_tolerance = 1.0
-cascade_long_min = -1000.0
-cascade_short_max = 1000.0
-bounce_min = -1.0
-volume_spike_min = 0.0
-min_confluence = 0.0
-"#;
+use common::LOOSE_STRATEGY as TRADING;
 
 /// Entries straight to the gateway (no chain, no exit monitor): every entry is an order.
 const NO_RISK: &str = r#"
@@ -204,44 +167,20 @@ fn cid_text(cid: u64) -> String {
 // ---------------------------------------------------------------------------------------------
 // The venue, asked directly
 
-/// Signed `GET`s against the simulator's REST API, over plain HTTP/1.1 (no client crate).
-struct VenueClient {
-    addr: String,
-    key: String,
-    signer: Signer,
-}
+/// Signed `GET`s against the simulator's REST API (`SimClient`), with the checks below.
+struct VenueClient(SimClient);
 
 impl VenueClient {
     fn new(venue: &SimVenue) -> Self {
-        let creds = Credentials::new(venue.api_key(), venue.api_secret()).expect("credentials");
-        VenueClient {
-            addr: venue.rest_addr().to_string(),
-            key: venue.api_key().to_string(),
-            signer: Signer::new(&creds.secret),
-        }
-    }
-
-    /// The signed target `path?params&recvWindow&timestamp&signature`.
-    fn signed(&self, path: &str, params: &str) -> String {
-        let query = format!(
-            "{params}{}recvWindow=60000&timestamp={}",
-            if params.is_empty() { "" } else { "&" },
-            now_ms()
-        );
-        let mut hex = [0u8; SIGNATURE_HEX_LEN];
-        self.signer.sign_into(&[query.as_bytes()], &mut hex);
-        format!(
-            "{path}?{query}&signature={}",
-            std::str::from_utf8(&hex).unwrap()
-        )
+        VenueClient(SimClient::for_venue(venue))
     }
 
     fn get(&self, path: &str, params: &str) -> Value {
         let mut last = String::new();
         // A loaded machine may be slow to answer: a few attempts, then fail with the last error.
         for _ in 0..5 {
-            let target = self.signed(path, params);
-            match http(&self.addr, "GET", &target, &self.key) {
+            let target = format!("{path}?{}", self.0.sign(params));
+            match self.0.request("GET", &target) {
                 Ok((200, body)) => return serde_json::from_str(&body).expect("venue JSON"),
                 Ok((status, body)) => last = format!("HTTP {status}: {body}"),
                 Err(e) => last = e.to_string(),
@@ -253,9 +192,8 @@ impl VenueClient {
 
     /// One signed `POST`/`DELETE` (not repeated: it is not idempotent); the venue's answer.
     fn send(&self, method: &str, path: &str, params: &str) -> Value {
-        let target = self.signed(path, params);
-        match http(&self.addr, method, &target, &self.key) {
-            Ok((200, body)) => serde_json::from_str(&body).expect("venue JSON"),
+        match self.0.call(method, path, params, true) {
+            Ok((200, body)) => body,
             other => panic!("{method} {path}?{params}: {other:?}"),
         }
     }
@@ -293,30 +231,6 @@ impl VenueClient {
             all_orders: self.all_orders(),
         }
     }
-}
-
-/// `method target` on `addr` with the API key; (status, body).
-fn http(addr: &str, method: &str, target: &str, key: &str) -> std::io::Result<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let length = if method == "GET" {
-        ""
-    } else {
-        "Content-Length: 0\r\n"
-    };
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nX-MBX-APIKEY: {key}\r\n{length}Connection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_string()))
 }
 
 /// The venue's state while no engine runs.
@@ -1255,14 +1169,10 @@ fn a_restart_takes_what_became_of_orders_a_crash_left_open_from_the_venue_and_re
     // A book to trade against.
     let deadline = Instant::now() + Duration::from_secs(30);
     let best_bid = loop {
-        let (_, body) = http(
-            &client.addr,
-            "GET",
-            "/api/v3/depth?symbol=BTCUSDT&limit=5",
-            &client.key,
-        )
-        .expect("depth");
-        let v: Value = serde_json::from_str(&body).expect("depth JSON");
+        let (_, v) = client
+            .0
+            .call("GET", "/api/v3/depth", "symbol=BTCUSDT&limit=5", false)
+            .expect("depth");
         let bid = v["bids"][0][0].as_str().map(dec8);
         if let (Some(bid), false) = (bid, v["asks"].as_array().is_none_or(|a| a.is_empty())) {
             break bid;
@@ -1492,7 +1402,7 @@ fn a_position_open_at_a_kill_is_managed_and_closed_by_the_next_run() {
     );
     let deadline = Instant::now() + Duration::from_secs(90);
     let close = loop {
-        let closes = journal_closes(&journal);
+        let closes = common::journal_closes(&journal);
         if let Some(c) = closes.into_iter().find(|c| c.entry_cid == opened_by) {
             break c;
         }
@@ -1547,16 +1457,4 @@ impl FillBook {
             self.qty_scale = x.qty_scale;
         }
     }
-}
-
-/// The run's closed trades (`<journal>/strategy`).
-fn journal_closes(journal: &Path) -> Vec<hotpath::risk::TradeClose> {
-    let mut t = codec::open_tailer(&journal.join("strategy")).expect("strategy journal");
-    let mut out = Vec::new();
-    while let Some(r) = t.next().expect("strategy journal readable") {
-        if r.kind == RecordKind::TradeClose.as_u16() {
-            out.push(codec::decode(r.payload).expect("trade close"));
-        }
-    }
-    out
 }

@@ -6,71 +6,24 @@
 //! `ORDER_TRADE_UPDATE`. The venue runs inside this test process (synthetic BTCUSDT perpetual at
 //! 300x, as in `crash.rs`), so the test can ask it afterwards what it holds.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 mod common;
+use common::count_before;
 
 use bench::sim::{
-    Fees, HistorySource, MarketSource, MarketType, Pace, RestConfig, SimConfig, SimVenue,
-    StartMode, SynthConfig,
+    Fees, HistorySource, MarketSource, MarketType, Pace, RestConfig, SimClient, SimConfig,
+    SimVenue, StartMode, SynthConfig,
 };
 use hotpath::fixed::parse_mantissa;
-use hotpath::venue::binance::sign::Signer;
 use serde_json::Value;
 
 /// The simulator as a live USD-M venue, and a strategy loosened (as in `crash.rs`) so that it
 /// enters every few seconds of wall time at 300x; risk (sizing, exits) as configured by default.
 fn engine_config(rest: &str, ws: &str) -> String {
     format!(
-        r#"[engine]
-status_interval_secs = 0
-warmup_candles = 110
-
-[venue]
-kind = "binance-usdm"
-symbols = ["BTCUSDT"]
-rest_endpoint = "{rest}"
-ws_endpoint = "{ws}"
-
-[metrics]
-enabled = false
-
-[admin]
-enabled = false
-
-[export]
-enabled = false
-
-[strategy]
-structure_candles = 2
-adx_min = 0.0
-hurst_min = 0.0
-mean_reversion_max = 1000.0
-atr_floor_frac = 0.0
-value_area_tolerance = 1.0
-cascade_long_min = -1000.0
-cascade_short_max = 1000.0
-bounce_min = -1.0
-volume_spike_min = 0.0
-min_confluence = 0.0
-"#
+        "{}{}",
+        common::venue_config("binance-usdm", rest, ws, 110),
+        common::LOOSE_STRATEGY
     )
-}
-
-/// The number just before `label` in a summary line (`"... 12 orders sent, ..."`).
-fn count_before(line: &str, label: &str) -> u64 {
-    let at = line
-        .find(label)
-        .unwrap_or_else(|| panic!("{label:?} in {line}"));
-    line[..at]
-        .trim_end()
-        .rsplit([' ', '('])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("{label:?} in {line}"))
 }
 
 /// A signed `GET` to the venue.
@@ -80,26 +33,11 @@ fn signed_get(v: &SimVenue, path: &str, query: &str) -> Value {
 
 /// A signed request to the venue (parameters in the query string); the JSON answer.
 fn signed(v: &SimVenue, method: &str, path: &str, query: &str) -> Value {
-    let ts = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let sep = if query.is_empty() { "" } else { "&" };
-    let q = format!("{query}{sep}timestamp={ts}");
-    let mut sig = [0u8; 64];
-    Signer::from_secret_bytes(v.api_secret().as_bytes()).sign_into(&[q.as_bytes()], &mut sig);
-    let mut s = TcpStream::connect(v.rest_addr()).unwrap();
-    write!(
-        s,
-        "{method} {path}?{q}&signature={} HTTP/1.1\r\nHost: x\r\nX-MBX-APIKEY: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        std::str::from_utf8(&sig).unwrap(),
-        v.api_key()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"), "{method} {path}: {resp}");
-    serde_json::from_str(&resp[resp.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+    let (status, body) = SimClient::for_venue(v)
+        .call(method, path, query, true)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    assert_eq!(status, 200, "{method} {path}: {body}");
+    body
 }
 
 /// The simulator as a USD-M venue: synthetic BTCUSDT perpetual at 300x, USD-M fees.

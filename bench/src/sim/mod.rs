@@ -35,9 +35,13 @@
 //! * [`stamps`]: TSC wire stamps of frame writes and order reads for the wire-to-wire
 //!   benchmark.
 //!
+//! * [`client`]: [`SimClient`], a signed blocking REST client for tests that ask the venue
+//!   what it holds.
+//!
 //! A bare [`RestServer`] (no market) still works on its own: its books are a fixed synthetic
 //! ladder, so limit orders away from it rest and marketable ones fill against it.
 
+pub mod client;
 pub mod exchange;
 mod futures;
 pub mod history;
@@ -50,6 +54,7 @@ pub mod venue;
 mod ws;
 mod ws_api;
 
+pub use client::SimClient;
 pub use exchange::{Fees, LatencyModel};
 pub use history::{HistorySource, DEFAULT_HISTORY_HOURS};
 pub use rest::{MarketType, RestConfig, RestServer};

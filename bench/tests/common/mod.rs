@@ -1,5 +1,10 @@
-//! Helpers shared by the gateway tests over REST (`gateway_rest.rs`) and over the WebSocket
-//! API (`gateway_ws_api.rs`): the same checks, whichever transport carries the orders.
+//! Helpers shared by the bench crate's tests: the gateway checks run over REST
+//! (`gateway_rest.rs`) and over the WebSocket API (`gateway_ws_api.rs`), whichever transport
+//! carries the orders, and a plain WebSocket client for the simulator's tests ([`ws_client`]).
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod ws_client;
 
 use std::time::{Duration, Instant};
 
