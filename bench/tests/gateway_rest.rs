@@ -482,6 +482,41 @@ fn lost_response_is_resolved_by_query_without_a_resend() {
         && u.cause == UpdateCause::Query));
 }
 
+/// A stop while an order is in flight (its response lost) sees it through before closing: the
+/// gateway times the request out, asks the venue, and journals the venue's answer; it takes no
+/// new intent meanwhile.
+#[test]
+fn a_stop_sees_the_order_in_flight_through_and_sends_nothing_new() {
+    let server = RestServer::start(sim_config()).unwrap();
+    let p = proxy(server.addr(), true);
+    let mut r = rig(p.addr, |c| c.request_timeout = Duration::from_millis(300));
+    r.send(r.limit_buy(51, 100));
+    let deadline = Instant::now() + T;
+    while r.gw.report().orders_sent == 0 {
+        r.gw.poll();
+        assert!(Instant::now() < deadline, "the order was never sent");
+    }
+    // Another intent arrives as the engine is told to stop.
+    r.send(r.limit_buy(52, 100));
+    r.gw.shutdown();
+    assert_eq!(r.gw.pending(), 0);
+    let rep = r.gw.report();
+    assert_eq!((rep.orders_sent, rep.queries_sent), (1, 1), "{rep:?}");
+    assert_eq!(
+        server.open_order_count(),
+        1,
+        "only the first reached the venue"
+    );
+    let (ups, _, _, _) = r.journal();
+    assert!(
+        ups.iter().any(|u| u.client_order_id == 51
+            && u.to == OrderState::Acked
+            && u.cause == UpdateCause::Query),
+        "{ups:?}"
+    );
+    assert!(ups.iter().all(|u| u.client_order_id != 52), "{ups:?}");
+}
+
 #[test]
 fn steady_state_order_entry_does_not_allocate() {
     let server = RestServer::start(sim_config()).unwrap();

@@ -501,6 +501,8 @@ pub struct GatewayStage {
     conns: Vec<Conn>,
     inflight: Vec<Option<InFlight>>,
     reopen_at: Vec<Option<Instant>>,
+    /// Stopping: no new intent is taken; requests already sent are seen through.
+    draining: bool,
     target: Target,
     timeout: Duration,
     batch: usize,
@@ -606,6 +608,7 @@ impl GatewayStage {
             conns,
             inflight: vec![None; pool],
             reopen_at: vec![None; pool],
+            draining: false,
             target: cfg.rest.clone(),
             timeout: cfg.request_timeout,
             batch: cfg.batch.max(1),
@@ -801,7 +804,7 @@ impl GatewayStage {
             }
         }
         while done < self.batch {
-            if self.input.is_empty() || self.core.sync_pending {
+            if self.draining || self.input.is_empty() || self.core.sync_pending {
                 break;
             }
             let idle = self.idle_conn();
@@ -1789,6 +1792,17 @@ impl Stage for GatewayStage {
     }
 
     fn shutdown(&mut self) {
+        // A clean stop sees the requests already sent through (their answers, and the queries
+        // that resolve a lost one) before it closes, so the journal knows what became of every
+        // order that may have reached the venue; it sends no new order. Bounded by two request
+        // timeouts: what is still unknown then is left to the next start's reconciliation.
+        self.draining = true;
+        let deadline = Instant::now() + self.timeout * 2;
+        while self.pending() > 0 && Instant::now() < deadline {
+            if self.poll() == 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
         if let Some(j) = self.core.journal.as_mut() {
             if j.flush().is_err() {
                 self.core.r.journal_errors += 1;
