@@ -417,9 +417,15 @@ pub fn run(args: &RunArgs, cfg: Config) -> Result<ExitCode> {
         }
         coldpath::reconcile::journal_findings(&journal.join("reconcile"), &findings)?;
     }
-    let held = strategy
-        .strategy_mut()
-        .inherit(&this_run_fills(&journal_orders.fills));
+    // The embedded simulator is a new venue on every run, its account fresh: what an earlier
+    // run held was held at another venue, so nothing is inherited from the journal.
+    let held = if sim.is_some() {
+        Vec::new()
+    } else {
+        strategy
+            .strategy_mut()
+            .inherit(&this_run_fills(&journal_orders.fills))
+    };
     if held.is_empty() {
         println!("inherited positions: none");
     }

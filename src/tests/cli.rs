@@ -760,6 +760,29 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
         ] {
             codec::append(&mut app, &u, 0, 1).unwrap();
         }
+        // Order 6's fill: a long position at that session's venue (BTCUSDT at the capture's
+        // scales, 8 and 8).
+        let inst = hotpath::instrument::InstrumentRef {
+            id: InstrumentId(0),
+            price_scale: 8,
+            qty_scale: 8,
+        };
+        let fill = hotpath::event::ExecEvent::new(
+            inst,
+            hotpath::event::ExecKind::Fill,
+            hotpath::event::Side::Buy,
+            6,
+            106,
+            hotpath::event::Stamps::new(1, 0),
+        )
+        .with_fill(
+            hotpath::fixed::Price(6_000_000_000_000),
+            Qty(1_000_000),
+            Qty(1_000_000),
+            Qty(0),
+            1,
+        );
+        codec::append(&mut app, &fill, 0, 1).unwrap();
         app.flush().unwrap();
     }
     let cfg = capture_config(dir.path());
@@ -784,6 +807,9 @@ fn startup_reconciliation_lets_the_venue_win_and_journals_each_discrepancy() {
         ),
         "{line}"
     );
+    // The embedded simulator is a fresh venue: the earlier session's position was held at
+    // another one, and is not taken over.
+    assert!(s.lines().any(|l| l == "inherited positions: none"), "{s}");
     let mut t = Tailer::open(&journal.join("reconcile"), Some(codec::SCHEMA_HASH)).unwrap();
     let mut bodies = Vec::new();
     while let Some(r) = t.next().unwrap() {
