@@ -3,12 +3,15 @@
 //! Binance's row shape, the aggregation of coarse intervals, consistency with the trades the
 //! stream carries, and Binance's errors.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bench::sim::{HistorySource, MarketSource, Pace, SimConfig, SimVenue, SynthConfig};
+use common::ws_client::{Msg, Ws};
 use hotpath::fixed::parse_mantissa;
 use serde_json::Value;
 
@@ -135,46 +138,14 @@ fn synthetic(seed: u64, max_events: Option<usize>, symbols: &[&str]) -> SimConfi
     }
 }
 
-/// A minimal blocking WebSocket client: text frames until the server closes.
+/// The text frames of `path` until the server closes it.
 fn stream_trades(addr: SocketAddr, path: &str) -> Vec<Value> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .unwrap();
-    let mut r = BufReader::new(s);
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).unwrap();
-        if l == "\r\n" {
-            break;
-        }
-    }
+    let mut ws = Ws::connect(addr, path);
     let mut out = Vec::new();
     loop {
-        let mut h = [0u8; 2];
-        r.read_exact(&mut h).unwrap();
-        let len = match h[1] & 0x7f {
-            126 => {
-                let mut b = [0u8; 2];
-                r.read_exact(&mut b).unwrap();
-                u16::from_be_bytes(b) as usize
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                r.read_exact(&mut b).unwrap();
-                u64::from_be_bytes(b) as usize
-            }
-            n => n as usize,
-        };
-        let mut p = vec![0u8; len];
-        r.read_exact(&mut p).unwrap();
-        match h[0] & 0x0f {
-            1 => out.push(serde_json::from_slice::<Value>(&p).unwrap()),
-            8 => return out,
-            _ => {}
+        match ws.recv() {
+            Msg::Text(p) => out.push(serde_json::from_slice::<Value>(&p).unwrap()),
+            Msg::Close(_) => return out,
         }
     }
 }

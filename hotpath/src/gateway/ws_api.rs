@@ -100,7 +100,7 @@ impl WsApiConfig {
                 tls: None,
                 socket: net::SocketConfig::default(),
             },
-            path: "/ws-api/v3".into(),
+            path: Self::path_of(Market::Spot).into(),
             max_in_flight: 64,
             request_buffer: 2048,
             max_frame: 64 << 10,

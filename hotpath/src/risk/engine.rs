@@ -1638,23 +1638,11 @@ mod tests {
 
     #[test]
     fn a_position_being_closed_counts_against_exposure_until_its_close_fills() {
-        let t = table();
-        let btc = t.instrument_ref(InstrumentId(0));
         let mut cfg = RiskConfig::default();
         // 8,000 per entry (2% of 10,000 at a 0.5% stop and 5x); room for 1.5 of them.
         cfg.chain.max_exposure = 12_000.0;
-        let mut r = engine(&t, cfg);
         let t0 = FRI + 10 * MIN;
-        r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
-        assert!(r.on_entry(
-            btc.id,
-            Side::Buy,
-            Price(5_000_000),
-            t0,
-            1,
-            Stamps::default()
-        ));
-        let e = intents(&mut r)[0];
+        let (mut r, btc, e) = long_btc_at(cfg, t0);
         assert_eq!(e.qty, Qty(16_000));
         assert_eq!(r.exposure(), 8_000.0, "in flight counts at once");
         // Filled 1% above the reference: worth what the chain approved, 8,000.
@@ -1679,6 +1667,7 @@ mod tests {
         // With room for both, the reversal goes out: the close now, the entry once the close
         // has filled; both count from the start.
         cfg.chain.max_exposure = 16_000.0;
+        let t = table();
         let reversal = |t0: u64| {
             let mut r = engine(&t, cfg);
             r.on_market(&trade(btc, t0, 5_000_000), |_| [None; 3]);
