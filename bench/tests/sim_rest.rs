@@ -355,6 +355,67 @@ fn duplicate_client_order_id_is_rejected_while_open() {
     assert_eq!(server.open_order_count(), 2);
 }
 
+/// `myTrades`: one order's trades by `orderId`, from a trade id by `fromId`, capped by `limit`;
+/// bad parameters get Binance's errors.
+#[test]
+fn my_trades_selects_by_order_and_refuses_bad_parameters() {
+    let server = RestServer::start(config()).unwrap();
+    let mut c = Client::new(&server);
+    let buy = |c: &mut Client| {
+        let r = c.signed(
+            "POST",
+            "/api/v3/order",
+            "symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.002",
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["orderId"].as_u64().unwrap()
+    };
+    let (first, second) = (buy(&mut c), buy(&mut c));
+    let all = c.signed("GET", "/api/v3/myTrades", "symbol=BTCUSDT");
+    assert_eq!(all.status, 200, "{all:?}");
+    let all = all.body.as_array().unwrap().clone();
+    let ids: Vec<u64> = all.iter().map(|t| t["id"].as_u64().unwrap()).collect();
+    assert!(
+        ids.len() >= 2 && ids.windows(2).all(|w| w[0] < w[1]),
+        "{ids:?}"
+    );
+    let r = c.signed(
+        "GET",
+        "/api/v3/myTrades",
+        &format!("symbol=BTCUSDT&orderId={second}"),
+    );
+    let of_second = r.body.as_array().unwrap();
+    assert!(!of_second.is_empty());
+    assert!(of_second
+        .iter()
+        .all(|t| t["orderId"].as_u64() == Some(second)));
+    assert!(all.iter().any(|t| t["orderId"].as_u64() == Some(first)));
+    let from = ids[1];
+    let r = c.signed(
+        "GET",
+        "/api/v3/myTrades",
+        &format!("symbol=BTCUSDT&fromId={from}&limit=1"),
+    );
+    let one = r.body.as_array().unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["id"].as_u64(), Some(from));
+    // Bad input: a clear Binance error, nothing else changes.
+    let r = c.signed(
+        "GET",
+        "/api/v3/myTrades",
+        &format!("symbol=BTCUSDT&orderId={first}&fromId=1"),
+    );
+    assert_eq!((r.status, r.code()), (400, -1106), "{r:?}");
+    let r = c.signed("GET", "/api/v3/myTrades", "symbol=BTCUSDT&limit=1001");
+    assert_eq!((r.status, r.code()), (400, -1100), "{r:?}");
+    let r = c.signed("GET", "/api/v3/myTrades", "symbol=BTCUSDT&orderId=x");
+    assert_eq!((r.status, r.code()), (400, -1102), "{r:?}");
+    let r = c.signed("GET", "/api/v3/myTrades", "symbol=NOPEUSDT");
+    assert_eq!((r.status, r.code()), (400, -1121), "{r:?}");
+    let r = c.signed("GET", "/api/v3/myTrades", "symbol=BTCUSDT");
+    assert_eq!(r.body.as_array().unwrap().len(), all.len());
+}
+
 #[test]
 fn authentication_and_validation_errors() {
     let server = RestServer::start(config()).unwrap();

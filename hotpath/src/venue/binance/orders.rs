@@ -527,6 +527,28 @@ mod tests {
         assert_eq!(fills[2].trade_id, 58);
     }
 
+    /// Trade lists as Binance documents them (spot `myTrades`, USD-M `userTrades`): trade id,
+    /// maker flag and time read; an element without a price is an error, not a fill of zero.
+    #[test]
+    fn trade_lists_of_spot_and_usdm() {
+        let spot = br#"[{"symbol":"BNBBTC","id":28457,"orderId":100234,"orderListId":-1,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012","commission":"10.10000000","commissionAsset":"BNB","time":1499865549590,"isBuyer":true,"isMaker":false,"isBestMatch":true}]"#;
+        let mut fills = Vec::new();
+        for_each_fill(spot, 8, 8, |f| fills.push(f)).unwrap();
+        assert_eq!(fills.len(), 1);
+        let f = fills[0];
+        assert_eq!((f.price, f.qty), (Price(400_000_100), Qty(1_200_000_000)));
+        assert_eq!((f.commission, f.trade_id), (1_010_000_000, 28457));
+        assert_eq!((f.maker, f.time_ms), (false, 1_499_865_549_590));
+        let usdm = br#"[{"buyer":false,"commission":"-0.07819010","commissionAsset":"USDT","id":698759,"maker":true,"orderId":25851813,"price":"7819.01","qty":"0.002","quoteQty":"15.63802","realizedPnl":"-0.91539999","side":"SELL","positionSide":"SHORT","symbol":"BTCUSDT","time":1569514978020}]"#;
+        fills.clear();
+        for_each_fill(usdm, 2, 3, |f| fills.push(f)).unwrap();
+        assert_eq!((fills[0].trade_id, fills[0].maker), (698759, true));
+        assert_eq!((fills[0].price, fills[0].qty), (Price(781_901), Qty(2)));
+        assert_eq!(fills[0].commission, -7_819_010);
+        let broken = br#"[{"id":1,"qty":"1.0","commission":"0"}]"#;
+        assert!(for_each_fill(broken, 2, 3, |_| {}).is_err());
+    }
+
     #[test]
     fn errors_times_and_malformed_input() {
         let e = decode_error(br#"{"code":-1013,"msg":"Filter failure: LOT_SIZE"}"#).unwrap();
